@@ -1,1 +1,31 @@
-//! placeholder
+//! Tandem's built-in environments: faithful Rust ports of Gymnasium's classic
+//! control tasks, drawn as sprites, plus a rasterizer to turn any sprite frame
+//! into pixels.
+//!
+//! The ports match Gymnasium's dynamics, seeding and time limits, so an episode
+//! played in Tandem can be replayed in Python and the other way round;
+//! `python/tests/test_env_parity.py` holds them to that. Nothing here does I/O,
+//! so the crate builds for `wasm32-unknown-unknown`.
+//!
+//! Layout:
+//! - `registry`: `make`, `spec` and `ids`, the built-ins by Gymnasium id.
+//! - `cartpole`: [`CartPole`], Gymnasium's `CartPole-v1`.
+//! - `mountain_car`: [`MountainCar`], Gymnasium's `MountainCar-v0`.
+//! - `raster`: [`rasterize`], sprites to RGB pixels.
+//! - `episode`: step counting, the reset guard and action checks the envs share.
+//! - `rng`: NumPy's `SeedSequence` + `PCG64`, so seeds mean what they mean in
+//!   Gymnasium.
+//! - `screen`: Gymnasium's y-up pixel coordinates to normalized sprite ones.
+
+mod cartpole;
+mod episode;
+mod mountain_car;
+mod raster;
+mod registry;
+mod rng;
+mod screen;
+
+pub use cartpole::CartPole;
+pub use mountain_car::MountainCar;
+pub use raster::rasterize;
+pub use registry::{UnknownEnv, ids, make, spec};
