@@ -1,1 +1,37 @@
-//! placeholder
+//! Tandem experiment files: one TOML file describes an experiment, and this crate
+//! turns it into validated, typed scenes or into `file:line:column: field: message`
+//! problems a researcher can act on.
+//!
+//! Layout:
+//! - `experiment`: [`Experiment`], [`parse`], [`load`] and the built-in default.
+//! - `scene`: the [`Scene`] enum and the checks on the sequence of scenes.
+//! - `info`, `game`, `survey`, `end`: one module per scene kind, each holding its
+//!   type, how it is read from the file, and its JSON for the participant page.
+//! - `keys`: key names and chords for game key maps.
+//! - `reader`: typed, span-keeping reads from the TOML document.
+//! - `error`: [`ConfigError`] and [`Problem`], with file, line and column.
+//! - `markdown`: Markdown to HTML, once, at load.
+//! - `suggest`: "did you mean" for misspelt names.
+//!
+//! The file format is documented by example in `examples/*.toml` at the
+//! repository root; `default.toml` beside this crate is the built-in experiment.
+
+mod end;
+mod error;
+mod experiment;
+mod game;
+mod info;
+mod keys;
+mod markdown;
+mod reader;
+mod scene;
+mod suggest;
+mod survey;
+
+pub use end::{EndScene, ExternalIds, Placeholder, RedirectTemplate};
+pub use error::{ConfigError, Problem};
+pub use experiment::{DEFAULT_SOURCE, Experiment, default_experiment, load, parse};
+pub use game::{GameScene, KeyBinding, RenderMode, Resolved, episode_seed};
+pub use info::InfoScene;
+pub use scene::{Scene, SceneKind};
+pub use survey::{GENERAL_ERROR_KEY, Question, QuestionKind, SurveyScene};

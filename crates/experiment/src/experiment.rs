@@ -1,0 +1,131 @@
+//! The experiment: a file's id, title and scenes, and the functions that load one.
+//!
+//! Loading is all-or-nothing: [`parse`] either returns an [`Experiment`] in which
+//! every scene, key map and template has been checked, or every problem it found.
+//! The server can then trust the experiment it holds and never re-validates.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::error::{ConfigError, Problems};
+use crate::reader::{Table, check_id};
+use crate::scene::{self, Scene};
+
+/// The built-in experiment's file text: consent, instructions, CartPole, a short
+/// survey and an end page with a completion code.
+pub const DEFAULT_SOURCE: &str = include_str!("../default.toml");
+
+/// The file name problems in [`DEFAULT_SOURCE`] would be reported against.
+const DEFAULT_FILE_NAME: &str = "<built-in default.toml>";
+
+/// Fields of the top-level table.
+const ROOT_FIELDS: &[&str] = &["id", "title", "scene"];
+
+/// A validated experiment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Experiment {
+    /// Unique among the experiments a database holds: `[a-z0-9][a-z0-9_-]*`.
+    pub id: String,
+    pub title: String,
+    /// In the order participants see them; the last is an end scene.
+    pub scenes: Vec<Scene>,
+    /// The file text, kept so the exact configuration is recorded with the data.
+    pub source: String,
+    /// The name problems were reported against, usually the path.
+    pub file_name: String,
+}
+
+impl Experiment {
+    pub fn scene_count(&self) -> usize {
+        self.scenes.len()
+    }
+
+    pub fn scene(&self, index: usize) -> Option<&Scene> {
+        self.scenes.get(index)
+    }
+
+    /// The index of the scene with this id.
+    pub fn scene_index(&self, id: &str) -> Option<usize> {
+        self.scenes.iter().position(|s| s.id() == id)
+    }
+
+    /// The `experiment` object of the `hello` message: `id` and `title`.
+    pub fn client_json(&self) -> Value {
+        json!({"id": self.id, "title": self.title})
+    }
+}
+
+/// Parses and validates an experiment file. `file_name` is only used in messages.
+pub fn parse(source: &str, file_name: &str) -> Result<Experiment, ConfigError> {
+    let mut problems = Problems::new(file_name, source);
+    let document = match toml_edit::Document::parse(source) {
+        Ok(document) => document,
+        Err(error) => {
+            let span = error.span().unwrap_or(0..0);
+            let hint = syntax_hint(error.message(), problems.lines().line_text(span.start));
+            problems.report(&span, "", format!("{}{hint}", error.message()));
+            return Err(problems.into_error());
+        }
+    };
+    let root = Table::root(document.as_table());
+    root.deny_unknown(&mut problems, "the top level", ROOT_FIELDS, |key| {
+        matches!(key, "kind" | "markdown" | "env" | "keys" | "question")
+            .then(|| "scene fields go inside a [[scene]] table, after its header".to_string())
+    });
+    let id = match root.field("id") {
+        None => Err(root.missing(
+            &mut problems,
+            "id",
+            ": the experiment's id, such as id = \"pilot-1\"",
+        )),
+        Some(field) => field
+            .text(&mut problems)
+            .and_then(|id| check_id(&mut problems, &field, &id).map(|()| id)),
+    };
+    let title = root.req_str(&mut problems, "title");
+    let scenes = scene::read_all(&mut problems, &root);
+    // Some checks (unknown fields, for one) report a problem without failing the
+    // value they sit in, so the experiment loads only if nothing was reported.
+    match (id, title, scenes) {
+        (Ok(id), Ok(title), Ok(scenes)) if problems.is_empty() => Ok(Experiment {
+            id,
+            title,
+            scenes,
+            source: source.to_string(),
+            file_name: file_name.to_string(),
+        }),
+        _ => Err(problems.into_error()),
+    }
+}
+
+/// Reads and parses the experiment file at `path`.
+pub fn load(path: &Path) -> Result<Experiment, ConfigError> {
+    let file_name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(source) => parse(&source, &file_name),
+        Err(source) => Err(ConfigError::Read {
+            file: file_name,
+            source,
+        }),
+    }
+}
+
+/// The built-in experiment, for trying Tandem without writing a file.
+pub fn default_experiment() -> Experiment {
+    // DEFAULT_SOURCE is compiled in and parsed by the tests, so this cannot fail
+    // at run time unless the tests were not run.
+    parse(DEFAULT_SOURCE, DEFAULT_FILE_NAME)
+        .unwrap_or_else(|error| panic!("the built-in default experiment is invalid:\n{error}"))
+}
+
+/// A hint for the syntax error a researcher is most likely to make: an unquoted
+/// chord such as `ArrowLeft+Space = 0` in a key map.
+fn syntax_hint(message: &str, line: &str) -> String {
+    let key = line.split('=').next().unwrap_or("").trim();
+    if message.contains("key") && key.contains('+') && !key.starts_with(['"', '\'']) {
+        format!("; a chord must be quoted: \"{key}\" = ...")
+    } else {
+        String::new()
+    }
+}

@@ -1,0 +1,320 @@
+//! Scenes: the steps a participant passes through, one after another.
+//!
+//! An experiment is a fixed sequence of scenes, each an `[[scene]]` table whose
+//! `kind` picks one of four shapes. This module holds the [`Scene`] enum, the
+//! checks that concern the sequence as a whole (unique ids, one `end` scene, last),
+//! and the dispatch to each kind's own module for the rest.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::end::{EndScene, ExternalIds};
+use crate::error::{Problems, Reported};
+use crate::game::GameScene;
+use crate::info::InfoScene;
+use crate::reader::{Field, Span, Table, article, check_id};
+use crate::suggest::did_you_mean;
+use crate::survey::SurveyScene;
+use crate::{end, game, info, survey};
+
+/// One step of an experiment.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scene {
+    /// Text to read, such as consent or instructions.
+    Info(InfoScene),
+    /// An environment to play.
+    Game(GameScene),
+    /// Questions to answer.
+    Survey(SurveyScene),
+    /// The last page: thanks, a completion code, a redirect.
+    End(EndScene),
+}
+
+/// Which of the four kinds a scene is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SceneKind {
+    Info,
+    Game,
+    Survey,
+    End,
+}
+
+impl SceneKind {
+    /// Every kind, in the order the documentation lists them.
+    pub const ALL: [SceneKind; 4] = [
+        SceneKind::Info,
+        SceneKind::Game,
+        SceneKind::Survey,
+        SceneKind::End,
+    ];
+
+    /// The name used for `kind` in the file and on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            SceneKind::Info => "info",
+            SceneKind::Game => "game",
+            SceneKind::Survey => "survey",
+            SceneKind::End => "end",
+        }
+    }
+
+    /// The kind called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        SceneKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The fields a scene of this kind may have, beyond `kind`, `id` and `title`.
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            SceneKind::Info => info::FIELDS,
+            SceneKind::Game => game::FIELDS,
+            SceneKind::Survey => survey::FIELDS,
+            SceneKind::End => end::FIELDS,
+        }
+    }
+}
+
+/// Fields every scene has.
+const COMMON_FIELDS: &[&str] = &["kind", "id", "title"];
+
+impl Scene {
+    /// The scene's id, unique within its experiment.
+    pub fn id(&self) -> &str {
+        match self {
+            Scene::Info(s) => &s.id,
+            Scene::Game(s) => &s.id,
+            Scene::Survey(s) => &s.id,
+            Scene::End(s) => &s.id,
+        }
+    }
+
+    /// The scene's title.
+    pub fn title(&self) -> &str {
+        match self {
+            Scene::Info(s) => &s.title,
+            Scene::Game(s) => &s.title,
+            Scene::Survey(s) => &s.title,
+            Scene::End(s) => &s.title,
+        }
+    }
+
+    /// The scene's kind.
+    pub fn kind(&self) -> SceneKind {
+        match self {
+            Scene::Info(_) => SceneKind::Info,
+            Scene::Game(_) => SceneKind::Game,
+            Scene::Survey(_) => SceneKind::Survey,
+            Scene::End(_) => SceneKind::End,
+        }
+    }
+
+    /// The scene as the participant page receives it (`docs/WIRE.md`, "Scenes").
+    ///
+    /// An end scene's `redirect_url` depends on who the participant is, so here it
+    /// is always null; use [`Scene::to_client_json_for`] or
+    /// [`EndScene::client_json`] to send an end scene.
+    pub fn to_client_json(&self) -> Value {
+        match self {
+            Scene::Info(s) => s.client_json(),
+            Scene::Game(s) => s.client_json(),
+            Scene::Survey(s) => s.client_json(),
+            Scene::End(s) => s.client_json_without_redirect(),
+        }
+    }
+
+    /// The scene as `participant` receives it, with an end scene's redirect
+    /// filled in from their ids.
+    pub fn to_client_json_for(&self, participant: &ExternalIds) -> Value {
+        match self {
+            Scene::End(s) => s.client_json(participant),
+            other => other.to_client_json(),
+        }
+    }
+
+    pub fn as_game(&self) -> Option<&GameScene> {
+        match self {
+            Scene::Game(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_survey(&self) -> Option<&SurveyScene> {
+        match self {
+            Scene::Survey(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_info(&self) -> Option<&InfoScene> {
+        match self {
+            Scene::Info(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_end(&self) -> Option<&EndScene> {
+        match self {
+            Scene::End(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// The `id` and `title` every scene has.
+pub(crate) struct Head {
+    pub(crate) id: String,
+    pub(crate) title: String,
+}
+
+/// Reads the `scene` array of the document root.
+pub(crate) fn read_all(problems: &mut Problems, root: &Table) -> Result<Vec<Scene>, Reported> {
+    const NEED: &str = "an experiment needs at least one [[scene]], and its last scene \
+                        must have kind = \"end\"";
+    let Some(field) = root.field("scene") else {
+        return Err(problems.report(root.span(), "scene", NEED));
+    };
+    let tables = field.tables(problems)?;
+    if tables.is_empty() {
+        return Err(field.report(problems, NEED));
+    }
+
+    let mut scenes = Ok(Vec::with_capacity(tables.len()));
+    let mut seen_ids: HashMap<String, (usize, Span)> = HashMap::new();
+    let mut kinds: Vec<Option<(SceneKind, Field)>> = Vec::with_capacity(tables.len());
+    for (index, table) in tables.iter().enumerate() {
+        let kind = read_kind(problems, table);
+        let head = read_head(problems, table, index, &mut seen_ids);
+        let scene = match &kind {
+            Ok(kind) => {
+                deny_unknown(problems, table, *kind);
+                match kind {
+                    SceneKind::Info => info::read(problems, table, head).map(Scene::Info),
+                    SceneKind::Game => game::read(problems, table, head).map(Scene::Game),
+                    SceneKind::Survey => survey::read(problems, table, head).map(Scene::Survey),
+                    SceneKind::End => end::read(problems, table, head).map(Scene::End),
+                }
+            }
+            Err(reported) => Err(*reported),
+        };
+        kinds.push(kind.ok().and_then(|k| Some((k, table.field("kind")?))));
+        match (&mut scenes, scene) {
+            (Ok(scenes), Ok(scene)) => scenes.push(scene),
+            (_, Err(reported)) => scenes = Err(reported),
+            (Err(_), Ok(_)) => {}
+        }
+    }
+    // When some element was not a table (already reported), positions in `kinds`
+    // are not scene positions, so "last" would point at the wrong scene.
+    let elements = field.item.as_array().map_or(tables.len(), |a| a.len());
+    if elements == tables.len() {
+        check_end(problems, &kinds)?;
+    }
+    scenes
+}
+
+fn read_kind(problems: &mut Problems, table: &Table) -> Result<SceneKind, Reported> {
+    let names: Vec<&str> = SceneKind::ALL.iter().map(|k| k.name()).collect();
+    let Some(field) = table.field("kind") else {
+        let hint = format!(": one of {}", names.join(", "));
+        return Err(table.missing(problems, "kind", &hint));
+    };
+    let name = field.string(problems)?;
+    SceneKind::from_name(name).ok_or_else(|| {
+        field.report(
+            problems,
+            format!(
+                "unknown scene kind {name:?}{}; kinds are {}",
+                did_you_mean(name, &names),
+                names.join(", ")
+            ),
+        )
+    })
+}
+
+fn read_head(
+    problems: &mut Problems,
+    table: &Table,
+    index: usize,
+    seen: &mut HashMap<String, (usize, Span)>,
+) -> Result<Head, Reported> {
+    let id = match table.field("id") {
+        None => Err(table.missing(problems, "id", "")),
+        Some(field) => field.text(problems).and_then(|id| {
+            check_id(problems, &field, &id)?;
+            if let Some((first, span)) = seen.get(&id) {
+                let (line, _) = problems.lines().position(span.start);
+                return Err(field.report(
+                    problems,
+                    format!(
+                        "scene id {id:?} is already used by scene[{first}] (line {line}); \
+                         scene ids must be unique"
+                    ),
+                ));
+            }
+            seen.insert(id.clone(), (index, field.span.clone()));
+            Ok(id)
+        }),
+    };
+    let title = table.req_str(problems, "title");
+    Ok(Head {
+        id: id?,
+        title: title?,
+    })
+}
+
+/// Reports fields that no scene of this kind has, naming the kind that does.
+fn deny_unknown(problems: &mut Problems, table: &Table, kind: SceneKind) {
+    let allowed: Vec<&str> = COMMON_FIELDS.iter().chain(kind.fields()).copied().collect();
+    let what = format!("{} scenes", kind.name());
+    table.deny_unknown(problems, &what, &allowed, |key| {
+        let owners: Vec<&str> = SceneKind::ALL
+            .into_iter()
+            .filter(|k| k.fields().contains(&key))
+            .map(|k| k.name())
+            .collect();
+        (!owners.is_empty()).then(|| {
+            format!(
+                "only {} scenes have it, and this is {} scene",
+                owners.join(" and "),
+                article(kind.name())
+            )
+        })
+    });
+}
+
+/// The last scene must be an end scene, and no other may be: after an end scene
+/// there is nothing a participant could do.
+fn check_end(
+    problems: &mut Problems,
+    kinds: &[Option<(SceneKind, Field)>],
+) -> Result<(), Reported> {
+    let mut result = Ok(());
+    let last = kinds.len().saturating_sub(1);
+    for (index, entry) in kinds.iter().enumerate() {
+        let Some((kind, field)) = entry else { continue };
+        if *kind == SceneKind::End && index != last {
+            result = Err(field.report(
+                problems,
+                format!(
+                    "only the last scene may be an end scene, and this is scene {} of {}; \
+                     participants cannot go on after an end scene",
+                    index + 1,
+                    kinds.len()
+                ),
+            ));
+        }
+        if *kind != SceneKind::End && index == last {
+            result = Err(field.report(
+                problems,
+                format!(
+                    "the last scene must be an end scene (kind = \"end\"), which thanks \
+                     participants and gives their completion code or redirect; this one \
+                     is {} scene",
+                    article(kind.name())
+                ),
+            ));
+        }
+    }
+    result
+}
