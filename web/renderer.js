@@ -1,0 +1,241 @@
+// Canvas renderer. Frames only update state (sprites by id, or a decoded PNG) and
+// mark the canvas dirty; drawing waits for the next animation frame, so a burst
+// costs one draw. PNG decoding keeps one slot, never a queue: a slow browser skips
+// frames rather than fall behind. It owns the animation-frame counter that inputs
+// are stamped with, so `frame` is the clock the participant sees.
+
+const INK = '#111'; // for text and lines that name no colour
+
+export class Renderer {
+  /** `onFrame` gets each applied frame's tick, episode, step, ack, reward, return. */
+  constructor(onFrame) {
+    this.onFrame = onFrame;
+    this.canvas = Object.assign(document.createElement('canvas'), { id: 'game-canvas' });
+    this.canvas.setAttribute('role', 'img');
+    this.ctx = this.canvas.getContext('2d', { alpha: false });
+    this.frame = 0; // animation frames counted while a game is on screen
+    this.raf = 0;
+    this.decoding = false;
+    this.generation = 0; // bumped per game, so a late decode cannot leak into the next
+    this.loop = this.loop.bind(this);
+    this.observer = new ResizeObserver(() => this.resize());
+    addEventListener('resize', () => this.resize());
+    this.configure({});
+  }
+
+  /** Prepares for a new game scene: its aspect and kind of frames, and nothing
+   *  kept from the previous game (each game starts with a `full` frame). */
+  configure(scene) {
+    const { width, height } = scene.canvas || {};
+    this.aspect = width > 0 && height > 0 ? width / height : 4 / 3;
+    this.mode = scene.render === 'pixels' ? 'pixels' : 'sprites';
+    this.canvas.setAttribute('aria-label', scene.title || 'Game');
+    this.generation += 1;
+    this.sprites = new Map();
+    this.order = null; // sprites sorted by z then id; null when stale
+    this.bitmap?.close();
+    this.bitmap = null;
+    this.waiting = null; // the newest pixel frame not yet decoded
+    this.stats = { frames: 0, tick: null, ack: null, dropped: 0 };
+    this.setData();
+    this.dirty = true;
+  }
+
+  /** Starts drawing; the canvas must be in the page (its parent is watched). */
+  start() {
+    this.observer.disconnect();
+    if (this.canvas.parentElement) this.observer.observe(this.canvas.parentElement);
+    this.resize();
+    if (!this.raf) this.raf = requestAnimationFrame(this.loop);
+  }
+
+  stop() {
+    cancelAnimationFrame(this.raf);
+    this.raf = 0;
+    this.observer.disconnect();
+  }
+
+  /** Applies a `frame` message: `full` replaces every sprite, otherwise upsert/remove. */
+  applyFrame(msg) {
+    if (msg.full) this.sprites.clear();
+    for (const id of msg.remove || []) this.sprites.delete(id);
+    for (const sprite of msg.upsert || []) this.sprites.set(sprite.id, sprite);
+    this.order = null;
+    this.applied(msg);
+  }
+
+  /** Takes a binary pixel frame (an ArrayBuffer); see WIRE.md for the layout. */
+  applyPixels(buffer) {
+    if (this.decoding) {
+      if (this.waiting) this.stats.dropped += 1;
+      this.waiting = buffer;
+      return;
+    }
+    this.decode(buffer);
+  }
+
+  async decode(buffer) {
+    this.decoding = true;
+    const { generation } = this;
+    try {
+      const { header, png } = parsePixelFrame(buffer);
+      const bitmap = await createImageBitmap(new Blob([png], { type: 'image/png' }));
+      if (generation === this.generation) {
+        this.bitmap?.close();
+        this.bitmap = bitmap;
+        this.applied(header);
+      } else {
+        bitmap.close(); // decoded for a game that has since been left
+      }
+    } catch (err) {
+      console.warn('tandem: bad pixel frame', err);
+    }
+    this.decoding = false;
+    const next = this.waiting;
+    this.waiting = null;
+    if (next) this.decode(next);
+  }
+
+  applied(meta) {
+    Object.assign(this.stats, { frames: this.stats.frames + 1, tick: meta.tick, ack: meta.ack });
+    this.dirty = true;
+    this.setData();
+    this.onFrame(meta);
+  }
+
+  setData() {
+    const { frames, tick, ack, dropped } = this.stats;
+    Object.assign(this.canvas.dataset, { frames, tick: tick ?? '', ack: ack ?? '', dropped });
+  }
+
+  /** Fits the scene's aspect into the container's width and the viewport height
+   *  below the container's top (the whole game visible without scrolling), with
+   *  a backing store of CSS size × devicePixelRatio. */
+  resize() {
+    const { canvas } = this;
+    const box = canvas.parentElement;
+    if (!box) return;
+    const maxHeight = Math.max(200, innerHeight - box.getBoundingClientRect().top - scrollY - 40);
+    const width = Math.max(1, Math.min(box.clientWidth, maxHeight * this.aspect));
+    const dpr = devicePixelRatio || 1;
+    canvas.style.width = `${width}px`;
+    canvas.style.height = `${width / this.aspect}px`;
+    const [w, h] = [width * dpr, (width / this.aspect) * dpr].map(Math.round);
+    if (canvas.width !== w || canvas.height !== h) {
+      Object.assign(canvas, { width: w, height: h });
+      this.dirty = true;
+    }
+  }
+
+  loop() {
+    this.frame += 1;
+    this.raf = requestAnimationFrame(this.loop);
+    if (!this.dirty) return;
+    this.dirty = false;
+    this.draw();
+  }
+
+  draw() {
+    const { ctx, canvas } = this;
+    const W = canvas.width;
+    const H = canvas.height;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = '#fff';
+    ctx.fillRect(0, 0, W, H);
+    if (this.mode === 'pixels') {
+      if (this.bitmap) {
+        ctx.imageSmoothingEnabled = false;
+        ctx.drawImage(this.bitmap, 0, 0, W, H);
+      }
+      return;
+    }
+    if (!this.order) {
+      this.order = [...this.sprites.values()].sort((a, b) => (a.z || 0) - (b.z || 0) || a.id - b.id);
+    }
+    const px = devicePixelRatio || 1;
+    for (const s of this.order) {
+      ctx.save();
+      try {
+        drawSprite(ctx, s, W, H, px);
+      } catch {
+        // A malformed sprite is skipped; the others still draw.
+      }
+      ctx.restore();
+    }
+  }
+}
+
+/** Splits a binary pixel frame into its JSON header and PNG bytes. */
+export function parsePixelFrame(buffer) {
+  const bytes = new Uint8Array(buffer);
+  if (bytes.length < 5 || bytes[0] !== 1) throw new Error('not a version 1 pixel frame');
+  const n = new DataView(buffer).getUint32(1, true);
+  if (5 + n > bytes.length) throw new Error('header runs past the end');
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(5, 5 + n)));
+  return { header, png: bytes.subarray(5 + n) };
+}
+
+function drawSprite(ctx, s, W, H, px) {
+  // Widths are fractions of the canvas width; with none given, a hairline of one
+  // CSS pixel keeps a stroked sprite visible.
+  ctx.lineWidth = s.line_width > 0 ? s.line_width * W : px;
+  ctx.lineJoin = 'round';
+  ctx.lineCap = 'round';
+  ctx.beginPath();
+  switch (s.shape) {
+    case 'rect': {
+      const w = s.w * W;
+      const h = s.h * H;
+      ctx.translate(s.x * W + w / 2, s.y * H + h / 2);
+      ctx.rotate(s.angle || 0);
+      ctx.rect(-w / 2, -h / 2, w, h);
+      return paint(ctx, s.fill, s.stroke);
+    }
+    case 'circle':
+      ctx.arc(s.x * W, s.y * H, Math.max(0, s.r * W), 0, 2 * Math.PI);
+      return paint(ctx, s.fill, s.stroke);
+    case 'line':
+      points(ctx, s.points, W, H);
+      return paint(ctx, null, s.stroke || s.fill || INK);
+    case 'polygon':
+      points(ctx, s.points, W, H);
+      ctx.closePath();
+      return paint(ctx, s.fill, s.stroke);
+    case 'text': {
+      // Anchored at its top-left corner, like a rect; text with no colour is inked.
+      const [text, x, y] = [String(s.text ?? ''), s.x * W, s.y * H];
+      ctx.font = `${Math.max(1, s.size * H)}px system-ui, sans-serif`;
+      ctx.textBaseline = 'top';
+      ctx.fillStyle = s.fill || INK;
+      if (s.fill || !s.stroke) ctx.fillText(text, x, y);
+      if (s.stroke) {
+        ctx.strokeStyle = s.stroke;
+        ctx.strokeText(text, x, y);
+      }
+      return undefined;
+    }
+    case 'image':
+      // Images are not served yet: a dashed placeholder of the right size.
+      ctx.rect(s.x * W, s.y * H, s.w * W, s.h * H);
+      ctx.setLineDash([4 * px, 4 * px]);
+      ctx.lineWidth = px;
+      return paint(ctx, '#e5e7eb', '#9ca3af');
+    default:
+      return undefined;
+  }
+}
+
+function points(ctx, list, W, H) {
+  for (const [x, y] of Array.isArray(list) ? list : []) ctx.lineTo(x * W, y * H);
+}
+
+function paint(ctx, fill, stroke) {
+  if (fill) {
+    ctx.fillStyle = fill;
+    ctx.fill();
+  }
+  if (stroke) {
+    ctx.strokeStyle = stroke;
+    ctx.stroke();
+  }
+}

@@ -1,0 +1,238 @@
+// Scene views: build each scene's DOM and turn answers into `advance`/`submit`.
+// What comes next is always the server's call, so a view that has sent waits,
+// button disabled, for a `scene`, `invalid` or `error`. The experiment's HTML is
+// trusted; every other string is set as text, never parsed.
+
+/** Builds the view for a `scene` message; `send(message)` is false if not sent. */
+export function renderScene(container, msg, send) {
+  const { scene, index } = msg;
+  const section = el('section', { class: `scene scene-${scene.kind}` });
+  const heading = el('h1', { tabindex: '-1', text: scene.title || '' });
+  section.append(heading);
+  const build = { info, game, survey, end }[scene.kind] || unknown;
+  const view = { kind: scene.kind, id: scene.id, index, heading, resume() {}, refused() {}, dispose() {} };
+  Object.assign(view, build(section, scene, index, send));
+  container.replaceChildren(section);
+  return view;
+}
+
+function info(section, scene, index, send) {
+  section.append(prose(scene.html));
+  const button = el('button', { id: 'advance', type: 'button', class: 'primary', text: scene.button || 'Continue' });
+  let box = null;
+  if (scene.checkbox != null) {
+    box = el('input', { type: 'checkbox', id: 'consent-checkbox' });
+    const hint = el('p', { class: 'hint', id: 'advance-hint', text: 'Tick the box above to continue.' });
+    button.setAttribute('aria-describedby', hint.id);
+    box.addEventListener('change', () => {
+      button.disabled = !box.checked;
+      hint.hidden = box.checked;
+    });
+    button.disabled = true;
+    section.append(el('label', { class: 'consent' }, box, el('span', { text: scene.checkbox })), hint);
+  }
+  const wait = waiting(section, button, () => !box || box.checked);
+  button.addEventListener('click', () => {
+    if (!box || box.checked) wait.send(send, { type: 'advance', scene: index, checked: !!box?.checked });
+  });
+  return wait.view;
+}
+
+function game(section, scene) {
+  const stage = el('div', { class: 'stage' });
+  const hudSlot = el('div');
+  section.append(el('div', { class: 'game-layout' }, el('div', {}, hudSlot, stage),
+    prose(scene.instructions_html, 'prose instructions')));
+  return { stage, hudSlot };
+}
+
+function survey(section, scene, index, send) {
+  section.append(prose(scene.html));
+  const form = el('form', { novalidate: '' });
+  const questions = (scene.questions || []).map(question);
+  form.append(...questions.map((q) => q.node));
+  const submit = el('button', { id: 'submit', type: 'submit', class: 'primary', text: 'Submit' });
+  section.append(form);
+  const wait = waiting(form, submit);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    // Unanswered questions are left out; the server decides what is required.
+    const answers = Object.fromEntries(questions.map((q) => [q.id, q.value()]).filter(([, v]) => v !== undefined));
+    wait.send(send, { type: 'submit', scene: index, answers });
+  });
+  const invalid = (errors) => {
+    wait.view.resume();
+    const shown = questions.filter((q) => q.error(errors[q.id]));
+    // An error for a question this page does not show still deserves a word.
+    const other = Object.keys(errors).filter((id) => !questions.some((q) => q.id === id));
+    wait.say([shown.length ? 'Please check the answers marked above.' : '', ...other.map((id) => errors[id])].join(' ').trim());
+    shown[0]?.focus();
+  };
+  return { ...wait.view, invalid };
+}
+
+/** One survey question: its DOM node, how to read its answer, where its error goes. */
+function question(q, i) {
+  const name = `q-${q.id}`;
+  const errorId = `question-${i}-error`;
+  const error = el('p', { class: 'field-error', id: errorId, hidden: '' });
+  const required = q.required ? el('span', { class: 'required', text: ' (required)' }) : '';
+  let node;
+  let inputs;
+  let value;
+  if (q.kind === 'text') {
+    const attrs = { id: `question-${i}`, name, 'aria-describedby': errorId };
+    if (q.max_length) attrs.maxlength = q.max_length;
+    if (q.required) attrs['aria-required'] = 'true';
+    const input = q.multiline ? el('textarea', { rows: 4, ...attrs }) : el('input', { type: 'text', ...attrs });
+    inputs = [input];
+    node = el('div', { class: 'question' }, el('label', { class: 'prompt', for: attrs.id }, q.prompt, required), input);
+    value = () => (input.value === '' ? undefined : input.value);
+  } else {
+    node = el('fieldset', { class: 'question', 'aria-describedby': errorId }, el('legend', { class: 'prompt' }, q.prompt, required));
+    const likert = q.kind === 'likert';
+    const type = q.kind === 'multiple' ? 'checkbox' : 'radio';
+    const scale = Math.max(2, q.scale | 0);
+    const options = likert ? Array.from({ length: scale }, (_, k) => String(k + 1)) : q.options || [];
+    const list = el('div', likert ? { class: 'likert-options', style: `--scale:${scale}` } : { class: 'options' });
+    inputs = options.map((option, k) => {
+      const input = el('input', { type, name, value: option });
+      const end = likert && (k === 0 ? q.low_label : k === scale - 1 ? q.high_label : null);
+      list.append(el('label', likert ? {} : { class: 'option' }, input, el('span', { text: option }),
+        end ? el('span', { class: 'sr-only', text: ` (${end})` }) : ''));
+      return input;
+    });
+    if (likert) {
+      node.append(el('div', { class: 'likert-labels', 'aria-hidden': 'true' },
+        el('span', { text: q.low_label || '' }), el('span', { text: q.high_label || '' })));
+    }
+    node.append(list);
+    value = () => {
+      const chosen = inputs.filter((x) => x.checked).map((x) => x.value);
+      if (!chosen.length) return undefined;
+      return type === 'checkbox' ? chosen : likert ? Number(chosen[0]) : chosen[0];
+    };
+  }
+  node.append(error);
+  return {
+    id: q.id,
+    node,
+    value,
+    focus: () => inputs[0]?.focus(),
+    /** Shows `message` (or clears it when null); true when shown. */
+    error(message) {
+      const on = !!message;
+      error.textContent = on ? message : '';
+      error.hidden = !on;
+      node.classList.toggle('has-error', on);
+      for (const input of inputs) input[on ? 'setAttribute' : 'removeAttribute']('aria-invalid', 'true');
+      return on;
+    },
+  };
+}
+
+const REDIRECT_SECONDS = 5;
+
+function end(section, scene) {
+  section.append(prose(scene.html));
+  if (scene.completion_code != null) {
+    const code = el('code', { id: 'completion-code', text: scene.completion_code });
+    const status = el('span', { class: 'copy-status', role: 'status' });
+    const copy = el('button', { type: 'button', class: 'secondary', text: 'Copy' });
+    copy.addEventListener('click', async () => {
+      status.textContent = (await copyText(code)) ? 'Copied.' : 'Selected: press Ctrl+C (⌘C on a Mac) to copy.';
+    });
+    section.append(el('div', { class: 'completion' }, el('p', { text: 'Your completion code' }),
+      el('div', { class: 'code-row' }, code, copy), status));
+  }
+  const url = safeUrl(scene.redirect_url);
+  if (!url) return {};
+  let left = REDIRECT_SECONDS;
+  const count = el('span', { text: left });
+  section.append(el('p', { class: 'redirect' }, 'You will be taken back automatically in ', count, ' s.'),
+    el('div', { class: 'actions' }, el('a', { id: 'redirect-link', class: 'button primary', href: url, text: 'Continue' })));
+  const timer = setInterval(() => {
+    left -= 1;
+    count.textContent = Math.max(0, left);
+    if (left <= 0) {
+      clearInterval(timer);
+      location.assign(url);
+    }
+  }, 1000);
+  return { dispose: () => clearInterval(timer) };
+}
+
+function unknown(section, scene) {
+  section.append(el('p', { text: `This page cannot show a "${scene.kind}" step. Please reload.` }));
+}
+
+/** Appends a notice and `button` to `parent`; the button waits out each send. */
+function waiting(parent, button, allowed = () => true) {
+  const notice = el('p', { class: 'notice', role: 'alert' });
+  parent.append(notice, el('div', { class: 'actions' }, button));
+  const say = (text) => { notice.textContent = text; };
+  let busy = false;
+  const idle = () => {
+    busy = false;
+    button.disabled = !allowed();
+    button.removeAttribute('aria-busy');
+  };
+  return {
+    say,
+    send(send, message) {
+      if (!send(message)) return say('Not connected. Please wait a moment and try again.');
+      say('');
+      busy = true;
+      button.disabled = true;
+      return button.setAttribute('aria-busy', 'true');
+    },
+    view: {
+      resume: idle,
+      // Only an answer to this view's own message: a refused stray input is not news.
+      refused(err) {
+        if (!busy) return;
+        idle();
+        say(`That did not go through${err?.message ? `: ${err.message}` : '.'}`);
+      },
+    },
+  };
+}
+
+async function copyText(node) {
+  try {
+    await navigator.clipboard.writeText(node.textContent);
+    return true;
+  } catch {
+    // No clipboard here (plain http, no permission): select the code for Ctrl+C.
+    getSelection().selectAllChildren(node);
+    return false;
+  }
+}
+
+/** The redirect address if it is http(s); anything else (javascript:…) is refused. */
+function safeUrl(raw) {
+  if (!raw) return null;
+  try {
+    const url = new URL(raw, location.href);
+    return /^https?:$/.test(url.protocol) ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function prose(html, cls = 'prose') {
+  const div = el('div', { class: cls });
+  div.innerHTML = html || '';
+  return div;
+}
+
+/** An element with attributes (`text` sets textContent) and children. */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === 'text') node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children.filter((c) => c !== '' && c != null));
+  return node;
+}

@@ -1,0 +1,100 @@
+// The WebSocket to /ws: reconnects with backoff and hands each message to the
+// handler for its `type` (binary pixel frames to "binary"). It answers nothing
+// itself, so every reply is decided in app.js, and it stops for good on the two
+// closes a retry cannot fix: 4001 (unknown browser) and 4002 (another tab).
+
+const CLOSE_UNKNOWN = 4001;
+const CLOSE_REPLACED = 4002;
+const FIRST_DELAY_MS = 250;
+const MAX_DELAY_MS = 10000;
+
+/** The /ws address on this origin, ws: or wss: to match the page. */
+export function socketUrl(location) {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/ws`;
+}
+
+export class Socket {
+  /** `onState` gets "connecting" (first try), "open", "reconnecting", and the
+   *  final "replaced" or "unknown". */
+  constructor(url, onState) {
+    this.url = url;
+    this.onState = onState;
+    this.handlers = new Map();
+    this.ws = null;
+    this.attempt = 0;
+    this.everOpened = false;
+    this.final = false;
+    this.timer = 0;
+  }
+
+  /** Registers the handler for one message type (one per type, last one wins). */
+  on(type, handler) {
+    this.handlers.set(type, handler);
+    return this;
+  }
+
+  connect() {
+    if (this.final) return;
+    this.onState(this.everOpened ? 'reconnecting' : 'connecting');
+    const ws = new WebSocket(this.url);
+    ws.binaryType = 'arraybuffer';
+    ws.onopen = () => {
+      this.everOpened = true;
+      this.onState('open');
+    };
+    ws.onmessage = (event) => {
+      this.attempt = 0; // the server talks to us: back off from scratch next time
+      this.dispatch(event.data);
+    };
+    // An error is always followed by a close, so the close decides what happens.
+    ws.onclose = (event) => {
+      if (this.ws !== ws) return undefined;
+      this.ws = null;
+      if (event.code === CLOSE_REPLACED) return this.stop('replaced');
+      if (event.code === CLOSE_UNKNOWN) return this.stop('unknown');
+      // Exponential backoff with jitter, so a restarted server is not hit by
+      // every participant in the same millisecond.
+      const delay = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** this.attempt) * (0.8 + Math.random() * 0.4);
+      this.attempt += 1;
+      this.onState(this.everOpened ? 'reconnecting' : 'connecting');
+      this.timer = setTimeout(() => this.connect(), delay);
+      return undefined;
+    };
+    this.ws = ws;
+  }
+
+  /** Sends a JSON message; false when there is no open socket to send it on. */
+  send(message) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify(message));
+    return true;
+  }
+
+  /** Stops for good: no more reconnects, the socket (if any) is closed. */
+  stop(state) {
+    if (this.final) return;
+    this.final = true;
+    clearTimeout(this.timer);
+    const ws = this.ws;
+    this.ws = null;
+    if (ws && ws.readyState <= WebSocket.OPEN) ws.close();
+    this.onState(state);
+  }
+
+  dispatch(data) {
+    if (data instanceof ArrayBuffer) {
+      this.handlers.get('binary')?.(data);
+      return;
+    }
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return console.warn('tandem: unreadable message', data);
+    }
+    const handler = this.handlers.get(message?.type);
+    return handler ? handler(message) : console.warn('tandem: unhandled message', message);
+  }
+}
