@@ -1,0 +1,57 @@
+//! [`StoreError`]: everything that can go wrong in the store, by kind.
+//!
+//! Callers mostly log these; the variants exist for the few that a caller handles
+//! differently (a duplicate participant is looked up instead; a closed recorder
+//! means the server is shutting down).
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL names a backend this build cannot use, such as PostgreSQL.
+    #[error("unsupported database: {0}")]
+    Unsupported(String),
+    /// SQLite refused or failed a statement (I/O error, disk full, locked too long).
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// A row would break a uniqueness rule: a participant with this token, public id
+    /// or external id already exists, or an episode index is already taken.
+    #[error("already exists: {0}")]
+    Duplicate(String),
+    /// The schema migrations could not be applied (for example, the file was
+    /// written by a newer Tandem).
+    #[error("could not migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be read back: a malformed observation blob, JSON
+    /// that does not parse, or a number out of range.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The recorder could not commit this yet (disk full, I/O error). Nothing is
+    /// lost: the writer keeps the data and retries at its next flush, so there is
+    /// nothing to resend. Carries the database's message.
+    #[error("not written yet, will retry: {0}")]
+    WriteDeferred(String),
+    /// The recorder's writer task has stopped (shut down or never started), so the
+    /// request was not carried out.
+    #[error("the recorder has stopped")]
+    RecorderClosed,
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// Unique-constraint violations become [`StoreError::Duplicate`], so callers can
+    /// tell "already there" from "the database is broken".
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err
+            && db.kind() == sqlx::error::ErrorKind::UniqueViolation
+        {
+            return StoreError::Duplicate(db.message().to_string());
+        }
+        StoreError::Database(err)
+    }
+}
+
+impl StoreError {
+    /// A [`StoreError::Corrupt`] for a column that could not be interpreted.
+    pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
+        StoreError::Corrupt(what.to_string())
+    }
+}

@@ -1,0 +1,390 @@
+//! The recorder: what game loops hold to record episodes, steps and events.
+//!
+//! A [`Recorder`] is a cheap, cloneable sender. Everything it is given goes, in
+//! order, through one channel to one writer task per database (see `writer.rs`),
+//! which batches steps into large transactions. Sending a step never blocks and
+//! never fails the game loop: a real-time game must not stall on the disk, and a
+//! step the writer cannot take is counted and logged rather than raised.
+//!
+//! The calls that need an answer (an episode's id, "is everything written?") are
+//! async and wait for the writer; the writer commits every step sent before them
+//! first, so an episode is never marked complete before its steps are stored.
+//!
+//! Shutdown: when every `Recorder` is dropped, or [`RecorderHandle::shutdown`] is
+//! called, the writer commits what it holds and exits; `shutdown` waits for that.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tandem_env::{Action, Observation};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::error;
+
+use crate::clock::now_us;
+use crate::writer::Writer;
+use crate::{Outcome, Store, StoreError};
+
+/// How the writer batches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecorderConfig {
+    /// Commit once this many step rows (one per agent per step) are buffered.
+    pub batch_rows: usize,
+    /// Commit when the oldest buffered record is this old, however few there are:
+    /// the most a crash can lose.
+    pub flush_interval: Duration,
+    /// If commits keep failing (disk full), the writer keeps what it could not
+    /// write and retries; past this many buffered bytes it drops new steps
+    /// (counted in [`RecorderStats::steps_dropped`]) rather than exhaust memory.
+    pub max_buffered_bytes: usize,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        RecorderConfig {
+            batch_rows: 2000,
+            flush_interval: Duration::from_secs(1),
+            max_buffered_bytes: 256 << 20,
+        }
+    }
+}
+
+/// The start of an episode.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpisodeStart {
+    pub game_id: i64,
+    /// 0-based index within the game (unique per game).
+    pub idx: u32,
+    pub seed: u64,
+    pub env_id: String,
+    pub env_version: u32,
+    pub started_us: i64,
+    /// One per agent, in the environment's agent order.
+    pub agents: Vec<EpisodeAgent>,
+}
+
+/// One agent at the start of an episode.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpisodeAgent {
+    pub agent_name: String,
+    /// Who plays the agent: `"participant:12"`, `"policy:random"`.
+    pub actor: String,
+    /// The observation `reset` returned.
+    pub reset_obs: Observation,
+}
+
+/// One joint step: what every agent did and got.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepRecord {
+    pub episode_id: i64,
+    /// 1-based: the first step after reset is 1.
+    pub t: u32,
+    /// When the server applied the step.
+    pub server_us: i64,
+    /// One per agent, in the environment's agent order.
+    pub agents: Vec<AgentStep>,
+}
+
+/// One agent's part of a step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentStep {
+    /// The action applied.
+    pub action: Action,
+    /// Who chose it: `"participant:12"`, `"policy:random"`.
+    pub actor: String,
+    pub source: ActionSource,
+    /// The key chord that matched, such as `"ArrowLeft+Space"`.
+    pub keys: Option<String>,
+    pub reward: f64,
+    pub terminated: bool,
+    pub truncated: bool,
+    /// The observation after the step (encoded by the writer, not the caller).
+    pub obs: Observation,
+    /// The sequence number of the input message the action came from.
+    pub input_seq: Option<u64>,
+    /// The frame the browser showed when the input was made.
+    pub client_frame: Option<u64>,
+    /// The browser's clock at the input, in milliseconds.
+    pub client_ts: Option<f64>,
+}
+
+/// How an action was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionSource {
+    /// Held keys matched a chord in the key map.
+    Keys,
+    /// No input: the scene's default (no-op) action.
+    Default,
+    /// An AI policy holding the seat.
+    Policy,
+    /// An AI policy standing in for a participant who left or stalled.
+    Fallback,
+    /// The server replaced an invalid action.
+    Correction,
+}
+
+impl ActionSource {
+    /// The name stored in `steps.source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionSource::Keys => "keys",
+            ActionSource::Default => "default",
+            ActionSource::Policy => "policy",
+            ActionSource::Fallback => "fallback",
+            ActionSource::Correction => "correction",
+        }
+    }
+}
+
+/// The end of an episode.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpisodeEnd {
+    pub ended_us: i64,
+    /// Steps taken (the last `t`).
+    pub steps: u32,
+    pub outcome: Outcome,
+    /// Each agent's return, in agent order; their sum is stored as the episode's.
+    pub returns: Vec<f64>,
+}
+
+/// The recorder's counters, for benchmarks, tests and health checks.
+///
+/// Steps are joint steps ([`StepRecord`]s), not rows. In steady state
+/// `received == written + dropped + (in flight)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecorderStats {
+    /// Steps handed to [`Recorder::record_step`] and accepted by the channel.
+    pub steps_received: u64,
+    /// Steps committed to the database.
+    pub steps_written: u64,
+    /// Transactions committed that held at least one step.
+    pub batches_written: u64,
+    /// Commits that failed (each is logged with its cause, and retried).
+    pub write_errors: u64,
+    /// Steps lost: sent after the writer stopped, over the memory bound while
+    /// commits were failing, rejected by the database (a duplicate step), or
+    /// still unwritten when the writer gave up at shutdown.
+    pub steps_dropped: u64,
+}
+
+/// The shared counters behind [`RecorderStats`]; relaxed atomics, since they are
+/// only ever read as a snapshot for reporting.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) steps_received: AtomicU64,
+    pub(crate) steps_written: AtomicU64,
+    pub(crate) batches_written: AtomicU64,
+    pub(crate) write_errors: AtomicU64,
+    pub(crate) steps_dropped: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) -> u64 {
+        counter.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    fn snapshot(&self) -> RecorderStats {
+        RecorderStats {
+            steps_received: self.steps_received.load(Ordering::Relaxed),
+            steps_written: self.steps_written.load(Ordering::Relaxed),
+            batches_written: self.batches_written.load(Ordering::Relaxed),
+            write_errors: self.write_errors.load(Ordering::Relaxed),
+            steps_dropped: self.steps_dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What a [`Recorder`] sends its writer. The writer handles commands strictly in
+/// order; a command with a reply channel is answered once what it asks for is
+/// committed (or has failed), and every record sent before it is committed in the
+/// same or an earlier transaction.
+pub(crate) enum Command {
+    /// Buffer a step; no reply.
+    Step(StepRecord),
+    /// Insert an episode and its agents; reply with its id.
+    StartEpisode(EpisodeStart, oneshot::Sender<Result<i64, StoreError>>),
+    /// Mark an episode ended; reply once committed.
+    EndEpisode(i64, EpisodeEnd, oneshot::Sender<Result<(), StoreError>>),
+    /// Buffer an event; no reply.
+    Event(QueuedEvent),
+    /// Commit everything buffered; reply once done.
+    Flush(oneshot::Sender<Result<(), StoreError>>),
+    /// Stop taking commands, commit everything buffered and exit.
+    Shutdown,
+}
+
+/// An event on its way to the writer, stamped when it was recorded.
+#[derive(Debug)]
+pub(crate) struct QueuedEvent {
+    pub(crate) at_us: i64,
+    pub(crate) participant_id: Option<i64>,
+    pub(crate) game_id: Option<i64>,
+    pub(crate) kind: String,
+    pub(crate) detail: Value,
+}
+
+/// Records episodes, steps and events through the database's writer task. Cheap
+/// to clone; each game loop holds one.
+#[derive(Clone)]
+pub struct Recorder {
+    /// Unbounded so that `record_step` never waits: the writer drains it far
+    /// faster than games fill it, and `RecorderStats` shows a backlog if not.
+    tx: mpsc::UnboundedSender<Command>,
+    counters: Arc<Counters>,
+}
+
+/// Owns the writer task: ask it to stop and wait for it with
+/// [`RecorderHandle::shutdown`]. Dropping the handle leaves the writer running
+/// until every [`Recorder`] is dropped.
+pub struct RecorderHandle {
+    /// Weak, so that the writer still stops when the last `Recorder` goes even if
+    /// the handle is kept.
+    tx: mpsc::WeakUnboundedSender<Command>,
+    task: JoinHandle<Result<(), StoreError>>,
+    counters: Arc<Counters>,
+}
+
+impl Store {
+    /// Starts this database's writer task and returns a recorder feeding it.
+    ///
+    /// Start one per database (clone the `Recorder` for each game): one writer is
+    /// what keeps batches large and SQLite's single write lock uncontended. Must be
+    /// called within a Tokio runtime.
+    pub fn recorder(&self, config: RecorderConfig) -> (Recorder, RecorderHandle) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
+        let writer = Writer::new(self.pool().clone(), config, counters.clone());
+        let task = tokio::spawn(writer.run(rx));
+        let handle = RecorderHandle {
+            tx: tx.downgrade(),
+            task,
+            counters: counters.clone(),
+        };
+        (Recorder { tx, counters }, handle)
+    }
+}
+
+impl Recorder {
+    /// Records the start of an episode and returns its id, once it is committed.
+    pub async fn start_episode(&self, start: EpisodeStart) -> Result<i64, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::StartEpisode(start, reply))?;
+        answer.await.map_err(|_| StoreError::RecorderClosed)?
+    }
+
+    /// Queues a step; it is committed within the flush interval. Never blocks. If
+    /// the writer has stopped, the step is dropped, counted and logged.
+    pub fn record_step(&self, step: StepRecord) {
+        let (episode_id, t) = (step.episode_id, step.t);
+        match self.tx.send(Command::Step(step)) {
+            Ok(()) => {
+                Counters::add(&self.counters.steps_received, 1);
+            }
+            Err(_) => {
+                let dropped = Counters::add(&self.counters.steps_dropped, 1);
+                // Once, then every 1000th: a stopped writer sees every step of every
+                // running game.
+                if dropped == 1 || dropped.is_multiple_of(1000) {
+                    error!(
+                        episode_id,
+                        t, dropped, "the recorder has stopped: dropping steps"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Records the end of an episode, after every step sent before it; returns
+    /// once all of them are committed.
+    ///
+    /// On [`StoreError::WriteDeferred`] the end and the steps are kept and retried
+    /// with the next flush: there is nothing to resend.
+    pub async fn end_episode(&self, episode_id: i64, end: EpisodeEnd) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::EndEpisode(episode_id, end, reply))?;
+        answer.await.map_err(|_| StoreError::RecorderClosed)?
+    }
+
+    /// Queues an event, stamped now, behind the steps already sent. Never blocks;
+    /// if the writer has stopped, the event is logged instead.
+    pub fn record_event(
+        &self,
+        participant_id: Option<i64>,
+        game_id: Option<i64>,
+        kind: &str,
+        detail: Value,
+    ) {
+        let event = QueuedEvent {
+            at_us: now_us(),
+            participant_id,
+            game_id,
+            kind: kind.to_owned(),
+            detail,
+        };
+        if let Err(mpsc::error::SendError(Command::Event(event))) =
+            self.tx.send(Command::Event(event))
+        {
+            error!(?event, "the recorder has stopped: event not stored");
+        }
+    }
+
+    /// Waits until everything sent before this call is committed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Flush(reply))?;
+        answer.await.map_err(|_| StoreError::RecorderClosed)?
+    }
+
+    /// The counters as of now.
+    pub fn stats(&self) -> RecorderStats {
+        self.counters.snapshot()
+    }
+
+    fn send(&self, command: Command) -> Result<(), StoreError> {
+        self.tx
+            .send(command)
+            .map_err(|_| StoreError::RecorderClosed)
+    }
+}
+
+impl RecorderHandle {
+    /// Asks the writer to commit everything sent so far and stop, and waits until
+    /// it has. Anything recorded afterwards is refused ([`StoreError::RecorderClosed`]
+    /// or a dropped step). Returns the error of the final commit if it failed,
+    /// in which case the steps it held are lost (and counted as dropped).
+    pub async fn shutdown(self) -> Result<(), StoreError> {
+        if let Some(tx) = self.tx.upgrade() {
+            // The writer may stop between upgrade and send; then it is stopping anyway.
+            let _ = tx.send(Command::Shutdown);
+        }
+        self.task.await.map_err(|e| {
+            error!(cause = %e, "the recorder's writer task failed");
+            StoreError::RecorderClosed
+        })?
+    }
+
+    /// The counters as of now.
+    pub fn stats(&self) -> RecorderStats {
+        self.counters.snapshot()
+    }
+}
+
+impl fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recorder")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl fmt::Debug for RecorderHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecorderHandle")
+            .field("stats", &self.stats())
+            .field("finished", &self.task.is_finished())
+            .finish()
+    }
+}

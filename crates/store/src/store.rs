@@ -1,0 +1,89 @@
+//! [`Store`]: an open database, its connection settings and its migrations.
+//!
+//! Every other module adds methods to `Store` for the tables it owns; this one only
+//! decides how the file is opened, because durability is decided there.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::StoreError;
+
+/// The schema, embedded at compile time from `crates/store/migrations/`.
+static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// How long a statement waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections in the pool. SQLite has one writer at a time however many there
+/// are; the rest serve readers (admin pages, exports) alongside the recorder.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// An open Tandem database. Cheap to clone: clones share one connection pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `db` and brings its schema up to
+    /// date.
+    ///
+    /// `db` is a file path such as `tandem.db` or a `sqlite:` URL
+    /// (`sqlite://data/tandem.db`, `sqlite::memory:`). A `postgres://` URL is
+    /// recognised but not supported yet. Re-opening an up-to-date file is a no-op
+    /// apart from the connection.
+    pub async fn open(db: &str) -> Result<Store, StoreError> {
+        let options = if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            return Err(StoreError::Unsupported(
+                "PostgreSQL support is not built yet".into(),
+            ));
+        } else if db.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(db)?
+        } else if let Some((scheme, _)) = db.split_once("://") {
+            return Err(StoreError::Unsupported(format!(
+                "{scheme}:// URLs (use a file path, a sqlite: URL or a postgres:// URL)"
+            )));
+        } else {
+            SqliteConnectOptions::new().filename(db)
+        };
+
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Our promise is that a crash loses at most the last flush interval.
+            // With WAL, NORMAL already survives a crash of this process (a commit is
+            // in the OS's hands once written), but it only syncs the log at
+            // checkpoints, so an OS crash or power cut could lose every commit since
+            // the last checkpoint: a minute or more of a quiet study. FULL syncs the
+            // log at each commit. Because the recorder commits steps in batches, that
+            // is about one sync per second plus one per participant action, which
+            // is cheap next to breaking the promise.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// The connection pool, for tests and for queries this crate does not offer.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes every connection, waiting for those in use to be returned. SQLite
+    /// checkpoints the log into the main file when the last one closes. Call it
+    /// after the recorder has shut down.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
