@@ -1,1 +1,131 @@
-fn main() {}
+//! The `tandem` command: serve an experiment, or check an experiment file.
+//!
+//! Thin by design: it parses flags, opens the database, binds the listener and
+//! hands over to `tandem_server::run`, which the tests call the same way.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about = "Human–AI reinforcement-learning experiments in the browser"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server on an experiment file (or the built-in default experiment).
+    Serve {
+        /// The experiment file (TOML). Without it, the built-in default experiment runs.
+        file: Option<PathBuf>,
+        /// Where to record: a SQLite file path or a sqlite: URL. Created on first run.
+        #[arg(long, default_value = "tandem.db")]
+        db: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+    },
+    /// Validate an experiment file and report every problem with file, line and column.
+    Check {
+        /// The experiment file (TOML).
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { file } => check(&file),
+        Command::Serve { file, db, addr } => tokio::runtime::Runtime::new()
+            .context("could not start the async runtime")
+            .and_then(|rt| rt.block_on(serve(file, db, addr))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match tandem_experiment::load(file) {
+        Ok(experiment) => {
+            println!(
+                "{}: ok: experiment {:?} with {} scenes",
+                file.display(),
+                experiment.id,
+                experiment.scenes.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+async fn serve(file: Option<PathBuf>, db: String, addr: SocketAddr) -> anyhow::Result<ExitCode> {
+    let experiment = match &file {
+        Some(path) => match tandem_experiment::load(path) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => tandem_experiment::default_experiment(),
+    };
+    let store = tandem_store::Store::open(&db)
+        .await
+        .with_context(|| format!("could not open the database {db}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("could not listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    println!(
+        "Tandem is serving {:?} ({}) on http://{local}/ — recording to {db}. Ctrl-C stops.",
+        experiment.title, experiment.id
+    );
+    tandem_server::run(listener, experiment, store, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

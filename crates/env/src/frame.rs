@@ -39,7 +39,12 @@ pub enum Shape {
     /// A closed polygon through `points`.
     Polygon { points: Vec<[f32; 2]> },
     /// Text anchored at `(x, y)`; `size` is a fraction of the canvas height.
-    Text { x: f32, y: f32, text: String, size: f32 },
+    Text {
+        x: f32,
+        y: f32,
+        text: String,
+        size: f32,
+    },
     /// A named image (served by the environment's assets) in a rectangle.
     Image {
         x: f32,

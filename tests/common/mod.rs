@@ -1,0 +1,293 @@
+//! Shared harness for the integration tests: a real server on a random port with
+//! its own SQLite file, and a participant that speaks HTTP and the WebSocket.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use sqlx::sqlite::SqlitePool;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for any one expected message before failing.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A short experiment that exercises every scene kind quickly.
+pub const QUICK_EXPERIMENT: &str = r#"
+id = "quick"
+title = "Quick test"
+
+[[scene]]
+kind = "info"
+id = "consent"
+title = "Consent"
+markdown = "Do you agree?"
+checkbox = "I agree"
+
+[[scene]]
+kind = "info"
+id = "instructions"
+title = "Instructions"
+markdown = "Use the **arrow keys**."
+
+[[scene]]
+kind = "game"
+id = "play"
+title = "Play"
+env = "CartPole-v1"
+fps = 60
+episodes = 2
+max_steps = 30
+default_action = 0
+instructions = "Keep the pole up."
+[scene.keys]
+ArrowLeft = 0
+ArrowRight = 1
+
+[[scene]]
+kind = "survey"
+id = "survey"
+title = "Survey"
+[[scene.question]]
+id = "difficulty"
+prompt = "How hard was it?"
+kind = "likert"
+scale = 5
+[[scene.question]]
+id = "hand"
+prompt = "Which hand did you use?"
+kind = "single"
+options = ["left", "right"]
+[[scene.question]]
+id = "comments"
+prompt = "Anything else?"
+kind = "text"
+required = false
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Thank you"
+markdown = "All done."
+completion_code = "C0DE42"
+redirect = "https://example.org/done?cc={completion_code}&pid={PROLIFIC_PID}"
+"#;
+
+/// A server running in this process on 127.0.0.1 with a fresh database file.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub db_path: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// Starts a server for `experiment` (TOML text) recording to `db_path`.
+    pub async fn start_at(experiment: &str, db_path: &Path) -> TestServer {
+        let experiment =
+            tandem_experiment::parse(experiment, "test.toml").expect("test experiment parses");
+        let store = tandem_store::Store::open(db_path.to_str().expect("utf-8 path"))
+            .await
+            .expect("database opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(tandem_server::run(listener, experiment, store, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            db_path: db_path.to_path_buf(),
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.addr, path_and_query)
+    }
+
+    /// Shuts the server down as Ctrl-C would, and waits until it has exited.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            tokio::time::timeout(Duration::from_secs(30), handle)
+                .await
+                .expect("server stops within 30 s")
+                .expect("server task did not panic")
+                .expect("server exits cleanly");
+        }
+    }
+
+    /// A connection to the server's database file, for checking what was recorded.
+    pub async fn db(&self) -> SqlitePool {
+        SqlitePool::connect(&format!("sqlite://{}", self.db_path.display()))
+            .await
+            .expect("open database for checks")
+    }
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A participant: the cookie from `GET /`, and a WebSocket opened with it.
+pub struct Client {
+    pub cookie: String,
+    pub ws: Socket,
+    pub seq: u64,
+}
+
+/// `GET /` with `query`, returning the participant cookie (`name=value`).
+pub async fn visit(server: &TestServer, query: &str, cookie: Option<&str>) -> String {
+    let client = reqwest::Client::new();
+    let mut request = client.get(server.url(&format!("/{query}")));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = request.send().await.expect("GET / answers");
+    assert!(
+        response.status().is_success(),
+        "GET / status {}",
+        response.status()
+    );
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("tandem_participant="))
+        .and_then(|v| v.split(';').next())
+        .expect("participant cookie is set")
+        .to_string();
+    let body = response.text().await.expect("page body");
+    assert!(body.contains("<html") || body.contains("<!doctype") || body.contains("<!DOCTYPE"));
+    cookie
+}
+
+/// Opens the participant socket with `cookie` (or none).
+pub async fn open_socket(addr: SocketAddr, cookie: Option<&str>) -> Socket {
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    if let Some(cookie) = cookie {
+        request
+            .headers_mut()
+            .insert("cookie", cookie.parse().expect("cookie header"));
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("socket opens");
+    ws
+}
+
+impl Client {
+    /// A new participant arriving with `query` (e.g. `?PROLIFIC_PID=abc`).
+    pub async fn arrive(server: &TestServer, query: &str) -> Client {
+        let cookie = visit(server, query, None).await;
+        Client::connect(server, &cookie).await
+    }
+
+    /// Opens a (new) socket for an existing cookie.
+    pub async fn connect(server: &TestServer, cookie: &str) -> Client {
+        let ws = open_socket(server.addr, Some(cookie)).await;
+        Client {
+            cookie: cookie.to_string(),
+            ws,
+            seq: 0,
+        }
+    }
+
+    /// Wraps a socket opened some other way (no cookie, a forged one).
+    pub fn from_socket(ws: Socket) -> Client {
+        Client {
+            cookie: String::new(),
+            ws,
+            seq: 0,
+        }
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        self.ws
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send raw");
+    }
+
+    /// Sends the set of held keys as the next input.
+    pub async fn hold(&mut self, keys: &[&str]) {
+        self.seq += 1;
+        let seq = self.seq;
+        self.send(
+            json!({"type": "input", "seq": seq, "frame": seq, "ts": seq as f64, "keys": keys}),
+        )
+        .await;
+    }
+
+    /// The next message of any kind, as JSON (binary frames as `{"type":"binary"}`).
+    pub async fn next(&mut self) -> Option<Value> {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a message within the wait")?;
+            match message {
+                Ok(Message::Text(text)) => {
+                    return Some(serde_json::from_str(text.as_str()).expect("server sends JSON"));
+                }
+                Ok(Message::Binary(bytes)) => {
+                    return Some(json!({"type": "binary", "len": bytes.len(), "byte0": bytes[0]}));
+                }
+                Ok(Message::Close(frame)) => {
+                    let code = frame.map(|f| u16::from(f.code)).unwrap_or(0);
+                    return Some(json!({"type": "closed", "code": code}));
+                }
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Skips messages until one of type `kind` arrives.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        loop {
+            let message = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("socket closed waiting for {kind}"));
+            if message["type"] == kind {
+                return message;
+            }
+            assert_ne!(
+                message["type"], "closed",
+                "socket closed waiting for {kind}: {message}"
+            );
+        }
+    }
+
+    /// Skips messages until a `scene` message arrives, and returns its scene.
+    pub async fn expect_scene(&mut self) -> Value {
+        self.expect("scene").await
+    }
+}
+
+/// Runs a query returning one integer.
+pub async fn count(db: &SqlitePool, sql: &'static str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(db)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
