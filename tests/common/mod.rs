@@ -150,8 +150,13 @@ pub struct Client {
 
 /// `GET /` with `query`, returning the participant cookie (`name=value`).
 pub async fn visit(server: &TestServer, query: &str, cookie: Option<&str>) -> String {
+    visit_addr(server.addr, query, cookie).await
+}
+
+/// `GET /` on the server at `addr`; see [`visit`].
+pub async fn visit_addr(addr: SocketAddr, query: &str, cookie: Option<&str>) -> String {
     let client = reqwest::Client::new();
-    let mut request = client.get(server.url(&format!("/{query}")));
+    let mut request = client.get(format!("http://{addr}/{query}"));
     if let Some(cookie) = cookie {
         request = request.header("cookie", cookie);
     }
@@ -200,7 +205,12 @@ impl Client {
 
     /// Opens a (new) socket for an existing cookie.
     pub async fn connect(server: &TestServer, cookie: &str) -> Client {
-        let ws = open_socket(server.addr, Some(cookie)).await;
+        Client::connect_addr(server.addr, cookie).await
+    }
+
+    /// Opens a socket for `cookie` on the server at `addr`.
+    pub async fn connect_addr(addr: SocketAddr, cookie: &str) -> Client {
+        let ws = open_socket(addr, Some(cookie)).await;
         Client {
             cookie: cookie.to_string(),
             ws,

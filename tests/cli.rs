@@ -1,0 +1,116 @@
+//! The `tandem` binary itself: `check` reports problems with file, line and column,
+//! and `serve` on the default experiment records a game and, on SIGTERM, stops
+//! with the running episode stored as interrupted and every step flushed.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Client, count, visit_addr};
+use serde_json::json;
+
+fn tandem() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tandem"))
+}
+
+/// `tandem check` accepts both shipped examples and exits 0.
+#[test]
+fn check_accepts_the_examples() {
+    for file in ["examples/cartpole_prolific.toml", "examples/mountaincar_mturk.toml"] {
+        let out = tandem().args(["check", file]).output().expect("tandem runs");
+        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+    }
+}
+
+/// `tandem check` on a bad file exits 2 and names file, line, column and field.
+#[test]
+fn check_reports_file_line_column_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "id = \"bad\"\ntitle = \"Bad\"\n\n[[scene]]\nkind = \"game\"\nid = \"g\"\ntitle = \"G\"\nenv = \"CartPole-v9\"\nepisodes = 1\ndefault_action = 0\n[scene.keys]\nArrowLeft = 0\n\n[[scene]]\nkind = \"end\"\nid = \"end\"\ntitle = \"End\"\nmarkdown = \"Bye\"\n",
+    )
+    .unwrap();
+    let out = tandem().arg("check").arg(&path).output().expect("tandem runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!("{}:8:7: scene[0].env:", path.display());
+    assert!(stderr.contains(&expected), "expected {expected:?} in:\n{stderr}");
+    assert!(stderr.contains("CartPole-v1"), "suggests the known env:\n{stderr}");
+}
+
+/// `tandem serve` runs the built-in default experiment; SIGTERM stops it cleanly
+/// with the running episode recorded as interrupted and all its steps stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_default_experiment_and_stop_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("served.db");
+    let mut child = tandem()
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tandem serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .unwrap()
+    .expect("serve prints its URL");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"));
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("URL has an address");
+
+    let cookie = visit_addr(addr, "?PROLIFIC_PID=cli", None).await;
+    let mut p = Client::connect_addr(addr, &cookie).await;
+    let consent = p.expect_scene().await;
+    assert_eq!(consent["scene"]["kind"], "info");
+    p.send(json!({"type": "advance", "scene": 0, "checked": true})).await;
+    p.expect_scene().await;
+    p.send(json!({"type": "advance", "scene": 1})).await;
+    assert_eq!(p.expect_scene().await["scene"]["kind"], "game");
+    p.hold(&["ArrowLeft"]).await;
+    for _ in 0..10 {
+        p.expect("frame").await;
+    }
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(exit.success(), "serve exits 0 on SIGTERM: {exit:?}");
+    assert_eq!(p.expect("closed").await["code"], 1012);
+
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let pool = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    // Holding one key topples the pole in a few steps, so several episodes may
+    // have completed; the one running at SIGTERM is interrupted.
+    let (outcome, reason): (String, Option<String>) =
+        sqlx::query_as("SELECT outcome, reason FROM episodes ORDER BY id DESC LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((outcome.as_str(), reason.as_deref()), ("interrupted", Some("server_shutdown")));
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM episodes WHERE outcome IS NULL").await, 0);
+    let promised = count(&pool, "SELECT SUM(steps) FROM episodes").await;
+    assert!(promised >= 9);
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM steps").await, promised);
+    assert!(count(&pool, "SELECT COUNT(*) FROM steps WHERE keys = 'ArrowLeft'").await > 0);
+}
