@@ -76,7 +76,7 @@ async fn malformed_messages_are_refused_and_the_participant_carries_on() {
     assert_eq!(p.expect_scene().await["scene"]["id"], "instructions");
 
     // An oversized message closes only this socket; a new one resumes the scene.
-    let huge = json!({"type": "ping", "t": "x".repeat(64 * 1024)}).to_string();
+    let huge = json!({"type": "ping", "t": "x".repeat(300 * 1024)}).to_string();
     let _ = p.ws.send(Message::Text(huge.into())).await;
     // `next` fails the test if the socket stays open and silent past the wait.
     while let Some(m) = p.next().await {

@@ -377,7 +377,7 @@ fn read_kind(problems: &mut Problems, table: &Table, name: &str) -> Result<Quest
         }
         _ => {
             let multiline = table.opt_bool(problems, "multiline");
-            let max_length = table.opt_int(problems, "max_length", 1..=100_000);
+            let max_length = table.opt_int(problems, "max_length", 1..=10_000);
             Ok(QuestionKind::Text {
                 multiline: multiline?.unwrap_or(false),
                 max_length: max_length?

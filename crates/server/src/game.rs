@@ -635,6 +635,9 @@ impl EpisodeContext<'_> {
                     client_ts: input.ts,
                 });
             }
+            self.state
+                .steps_played
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             recorder.record_step(StepRecord {
                 episode_id,
                 t,

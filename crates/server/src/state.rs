@@ -29,6 +29,8 @@ pub struct Inner {
     pub games: Games,
     /// Flips to `true` once, when the server starts shutting down.
     pub shutdown: watch::Receiver<bool>,
+    /// Steps the game loops have played, for comparison with steps recorded.
+    pub steps_played: AtomicU64,
     next_connection: AtomicU64,
 }
 
@@ -53,6 +55,7 @@ impl AppState {
             sessions: Mutex::new(HashMap::new()),
             games: Games::default(),
             shutdown,
+            steps_played: AtomicU64::new(0),
             next_connection: AtomicU64::new(1),
         }))
     }

@@ -39,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/static/{*path}", get(static_file))
         .route("/ws", get(participant_socket))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -246,4 +247,25 @@ async fn participant_socket(
                 })))
                 .await;
         })
+}
+
+/// Live counters as JSON, for `tandem bench` and monitoring: connected sockets,
+/// running games, steps played by the game loops and the recorder's counts.
+/// They hold no participant data.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let recorder = state.recorder.stats();
+    let sessions = crate::state::lock(&state.sessions).len();
+    axum::Json(serde_json::json!({
+        "sessions": sessions,
+        "games_running": state.games.running_count(),
+        "steps_played": state.steps_played.load(std::sync::atomic::Ordering::Relaxed),
+        "recorder": {
+            "steps_received": recorder.steps_received,
+            "steps_written": recorder.steps_written,
+            "batches_written": recorder.batches_written,
+            "write_errors": recorder.write_errors,
+            "steps_dropped": recorder.steps_dropped,
+        },
+    }))
+    .into_response()
 }

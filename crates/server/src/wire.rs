@@ -8,9 +8,10 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// Largest text message a browser may send. Inputs and survey answers are far
-/// smaller; anything bigger is abuse or a bug.
-pub const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+/// Largest text message a browser may send. Inputs are tiny; the largest honest
+/// message is a survey with many long text answers (each capped at 10,000
+/// characters by the experiment file). Anything bigger is abuse or a bug.
+pub const MAX_CLIENT_MESSAGE: usize = 256 * 1024;
 
 /// The protocol version sent in `hello`.
 pub const PROTOCOL_VERSION: u32 = 1;
