@@ -47,14 +47,15 @@ impl Refusal {
 
 /// The external ids an end scene may fill into its redirect URL.
 pub fn external_ids(p: &Participant) -> ExternalIds {
+    let r = p.recruit.clone();
     ExternalIds {
         participant: p.public_id.clone(),
-        prolific_pid: p.prolific_pid.clone(),
-        study_id: p.study_id.clone(),
-        session_id: p.session_id.clone(),
-        worker_id: p.worker_id.clone(),
-        assignment_id: p.assignment_id.clone(),
-        hit_id: p.hit_id.clone(),
+        prolific_pid: r.prolific_pid,
+        study_id: r.study_id,
+        session_id: r.session_id,
+        worker_id: r.worker_id,
+        assignment_id: r.assignment_id,
+        hit_id: r.hit_id,
     }
 }
 

@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use include_dir::{Dir, include_dir};
-use tandem_store::{ExternalKey, NewParticipant, Participant, StoreError};
+use tandem_store::{ExternalKey, NewParticipant, Participant, RecruitIds, StoreError};
 use tracing::{error, info, warn};
 
 use crate::session;
@@ -63,43 +63,30 @@ impl IntoResponse for AppError {
     }
 }
 
-/// The ids a recruiting platform put in the link.
-#[derive(Default, Debug)]
-struct LinkIds {
-    prolific_pid: Option<String>,
-    study_id: Option<String>,
-    session_id: Option<String>,
-    worker_id: Option<String>,
-    assignment_id: Option<String>,
-    hit_id: Option<String>,
+/// The recruiting platform's ids from the study link's query string.
+fn recruit_ids(query: &HashMap<String, String>) -> RecruitIds {
+    let get = |key: &str| {
+        query
+            .get(key)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(|v| v.chars().take(MAX_ID_LEN).collect::<String>())
+    };
+    RecruitIds {
+        prolific_pid: get("PROLIFIC_PID"),
+        study_id: get("STUDY_ID"),
+        session_id: get("SESSION_ID"),
+        worker_id: get("workerId"),
+        assignment_id: get("assignmentId"),
+        hit_id: get("hitId"),
+    }
 }
 
-impl LinkIds {
-    fn from_query(query: &HashMap<String, String>) -> Self {
-        let get = |key: &str| {
-            query
-                .get(key)
-                .map(|v| v.trim())
-                .filter(|v| !v.is_empty())
-                .map(|v| v.chars().take(MAX_ID_LEN).collect::<String>())
-        };
-        LinkIds {
-            prolific_pid: get("PROLIFIC_PID"),
-            study_id: get("STUDY_ID"),
-            session_id: get("SESSION_ID"),
-            worker_id: get("workerId"),
-            assignment_id: get("assignmentId"),
-            hit_id: get("hitId"),
-        }
-    }
-
-    /// Whether `p` may be the person this link names: a link with a Prolific or
-    /// MTurk id belongs only to the participant with that id.
-    fn fits(&self, p: &Participant) -> bool {
-        let same =
-            |link: &Option<String>, stored: &Option<String>| link.is_none() || link == stored;
-        same(&self.prolific_pid, &p.prolific_pid) && same(&self.worker_id, &p.worker_id)
-    }
+/// Whether `p` may be the person a link names: a link with a Prolific or MTurk
+/// id belongs only to the participant with that id.
+fn link_fits(link: &RecruitIds, p: &Participant) -> bool {
+    let same = |link: &Option<String>, stored: &Option<String>| link.is_none() || link == stored;
+    same(&link.prolific_pid, &p.recruit.prolific_pid) && same(&link.worker_id, &p.recruit.worker_id)
 }
 
 async fn participant_page(
@@ -115,7 +102,7 @@ async fn participant_page(
         )
             .into_response());
     }
-    let link = LinkIds::from_query(&query);
+    let link = recruit_ids(&query);
     let experiment_id = &state.experiment.id;
     let mut participant = None;
     if let Some(cookie) = jar.get(PARTICIPANT_COOKIE) {
@@ -123,7 +110,7 @@ async fn participant_page(
             .store
             .participant_by_token(cookie.value())
             .await?
-            .filter(|p| &p.experiment_id == experiment_id && link.fits(p));
+            .filter(|p| &p.experiment_id == experiment_id && link_fits(&link, p));
     }
     if participant.is_none() {
         let key = match (&link.prolific_pid, &link.worker_id) {
@@ -162,7 +149,7 @@ async fn participant_page(
 
 async fn create_participant(
     state: &AppState,
-    link: LinkIds,
+    recruit: RecruitIds,
     headers: &HeaderMap,
 ) -> Result<Participant, AppError> {
     let user_agent = headers
@@ -173,12 +160,7 @@ async fn create_participant(
         token: uuid::Uuid::new_v4().simple().to_string(),
         public_id: uuid::Uuid::now_v7().to_string(),
         experiment_id: state.experiment.id.clone(),
-        prolific_pid: link.prolific_pid,
-        study_id: link.study_id,
-        session_id: link.session_id,
-        worker_id: link.worker_id,
-        assignment_id: link.assignment_id,
-        hit_id: link.hit_id,
+        recruit,
         user_agent,
     };
     let participant = state.store.create_participant(&new).await?;

@@ -16,14 +16,10 @@ use crate::clock::now_us;
 use crate::columns::{json_at, u32_at};
 use crate::{Store, StoreError};
 
-/// A participant to create.
-#[derive(Clone, PartialEq, Eq)]
-pub struct NewParticipant {
-    /// The cookie secret. Masked in `Debug`.
-    pub token: String,
-    /// The id shown to the participant and the researcher.
-    pub public_id: String,
-    pub experiment_id: String,
+/// The ids a recruiting platform (Prolific, MTurk) puts on the study link; each
+/// is absent when the link did not carry it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecruitIds {
     /// Prolific's `PROLIFIC_PID`.
     pub prolific_pid: Option<String>,
     /// Prolific's `STUDY_ID`.
@@ -36,6 +32,18 @@ pub struct NewParticipant {
     pub assignment_id: Option<String>,
     /// MTurk's `hitId`.
     pub hit_id: Option<String>,
+}
+
+/// A participant to create.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewParticipant {
+    /// The cookie secret. Masked in `Debug`.
+    pub token: String,
+    /// The id shown to the participant and the researcher.
+    pub public_id: String,
+    pub experiment_id: String,
+    /// The ids the recruiting platform put on the study link.
+    pub recruit: RecruitIds,
     pub user_agent: Option<String>,
 }
 
@@ -47,18 +55,8 @@ pub struct Participant {
     pub token: String,
     pub public_id: String,
     pub experiment_id: String,
-    /// Prolific's `PROLIFIC_PID`.
-    pub prolific_pid: Option<String>,
-    /// Prolific's `STUDY_ID`.
-    pub study_id: Option<String>,
-    /// Prolific's `SESSION_ID`.
-    pub session_id: Option<String>,
-    /// MTurk's `workerId`.
-    pub worker_id: Option<String>,
-    /// MTurk's `assignmentId`.
-    pub assignment_id: Option<String>,
-    /// MTurk's `hitId`.
-    pub hit_id: Option<String>,
+    /// The ids the recruiting platform put on the study link.
+    pub recruit: RecruitIds,
     pub user_agent: Option<String>,
     pub created_us: i64,
     /// The scene the participant stands at (0 before the first is entered).
@@ -192,12 +190,12 @@ impl Store {
             .bind(&new.token)
             .bind(&new.public_id)
             .bind(&new.experiment_id)
-            .bind(&new.prolific_pid)
-            .bind(&new.study_id)
-            .bind(&new.session_id)
-            .bind(&new.worker_id)
-            .bind(&new.assignment_id)
-            .bind(&new.hit_id)
+            .bind(&new.recruit.prolific_pid)
+            .bind(&new.recruit.study_id)
+            .bind(&new.recruit.session_id)
+            .bind(&new.recruit.worker_id)
+            .bind(&new.recruit.assignment_id)
+            .bind(&new.recruit.hit_id)
             .bind(&new.user_agent)
             .bind(now_us())
             .fetch_one(self.pool())
@@ -456,12 +454,14 @@ fn participant_from_row(r: &SqliteRow) -> Result<Participant, StoreError> {
         token: r.try_get("token")?,
         public_id: r.try_get("public_id")?,
         experiment_id: r.try_get("experiment_id")?,
-        prolific_pid: r.try_get("prolific_pid")?,
-        study_id: r.try_get("study_id")?,
-        session_id: r.try_get("session_id")?,
-        worker_id: r.try_get("worker_id")?,
-        assignment_id: r.try_get("assignment_id")?,
-        hit_id: r.try_get("hit_id")?,
+        recruit: RecruitIds {
+            prolific_pid: r.try_get("prolific_pid")?,
+            study_id: r.try_get("study_id")?,
+            session_id: r.try_get("session_id")?,
+            worker_id: r.try_get("worker_id")?,
+            assignment_id: r.try_get("assignment_id")?,
+            hit_id: r.try_get("hit_id")?,
+        },
         user_agent: r.try_get("user_agent")?,
         created_us: r.try_get("created_us")?,
         scene_index: u32_at(r, "scene_index")?,
@@ -480,12 +480,7 @@ impl fmt::Debug for NewParticipant {
             .field("token", &MASKED)
             .field("public_id", &self.public_id)
             .field("experiment_id", &self.experiment_id)
-            .field("prolific_pid", &self.prolific_pid)
-            .field("study_id", &self.study_id)
-            .field("session_id", &self.session_id)
-            .field("worker_id", &self.worker_id)
-            .field("assignment_id", &self.assignment_id)
-            .field("hit_id", &self.hit_id)
+            .field("recruit", &self.recruit)
             .field("user_agent", &self.user_agent)
             .finish()
     }
@@ -498,12 +493,7 @@ impl fmt::Debug for Participant {
             .field("token", &MASKED)
             .field("public_id", &self.public_id)
             .field("experiment_id", &self.experiment_id)
-            .field("prolific_pid", &self.prolific_pid)
-            .field("study_id", &self.study_id)
-            .field("session_id", &self.session_id)
-            .field("worker_id", &self.worker_id)
-            .field("assignment_id", &self.assignment_id)
-            .field("hit_id", &self.hit_id)
+            .field("recruit", &self.recruit)
             .field("user_agent", &self.user_agent)
             .field("created_us", &self.created_us)
             .field("scene_index", &self.scene_index)

@@ -31,7 +31,9 @@ mod writer;
 pub use clock::now_us;
 pub use error::StoreError;
 pub use events::Event;
-pub use flow::{Experiment, ExternalKey, NewParticipant, Participant, Response, SceneEvent};
+pub use flow::{
+    Experiment, ExternalKey, NewParticipant, Participant, RecruitIds, Response, SceneEvent,
+};
 pub use games::{Game, NewGame, Outcome, Seat};
 pub use read::{Episode, StoredEpisodeAgent, StoredStep};
 pub use recorder::{

@@ -6,19 +6,14 @@ mod common;
 use common::{EXPERIMENT, game, temp_store};
 use serde_json::json;
 use sqlx::Row;
-use tandem_store::{ExternalKey, NewParticipant, Participant, Store, StoreError};
+use tandem_store::{ExternalKey, NewParticipant, Participant, RecruitIds, Store, StoreError};
 
 fn new_participant(n: u32) -> NewParticipant {
     NewParticipant {
         token: format!("secret-token-{n}"),
         public_id: format!("P{n}"),
         experiment_id: EXPERIMENT.into(),
-        prolific_pid: None,
-        study_id: None,
-        session_id: None,
-        worker_id: None,
-        assignment_id: None,
-        hit_id: None,
+        recruit: RecruitIds::default(),
         user_agent: Some("test-agent/1.0".into()),
     }
 }
@@ -129,12 +124,12 @@ async fn experiment_upsert_keeps_config_history() {
 async fn participant_create_and_lookup() {
     let (_dir, store) = temp_store().await;
     let mut new = new_participant(1);
-    new.prolific_pid = Some("PROLIFIC123".into());
-    new.study_id = Some("STUDY".into());
+    new.recruit.prolific_pid = Some("PROLIFIC123".into());
+    new.recruit.study_id = Some("STUDY".into());
     let created = store.create_participant(&new).await.unwrap();
     assert_eq!(created.scene_index, 0);
     assert_eq!(created.scene_entered_us, None);
-    assert_eq!(created.study_id.as_deref(), Some("STUDY"));
+    assert_eq!(created.recruit.study_id.as_deref(), Some("STUDY"));
 
     let by_token = store.participant_by_token("secret-token-1").await.unwrap();
     assert_eq!(by_token.as_ref(), Some(&created));
@@ -151,7 +146,7 @@ async fn participant_create_and_lookup() {
     assert_eq!(other_experiment, None);
 
     let mut mturk = new_participant(2);
-    mturk.worker_id = Some("W1".into());
+    mturk.recruit.worker_id = Some("W1".into());
     let mturk = store.create_participant(&mturk).await.unwrap();
     let found = store
         .participant_by_external(EXPERIMENT, ExternalKey::MTurk("W1"))
@@ -160,7 +155,7 @@ async fn participant_create_and_lookup() {
     assert_eq!(found.map(|p| p.id), Some(mturk.id));
 
     let mut again = new_participant(3);
-    again.prolific_pid = Some("PROLIFIC123".into());
+    again.recruit.prolific_pid = Some("PROLIFIC123".into());
     let err = store.create_participant(&again).await.unwrap_err();
     assert!(matches!(err, StoreError::Duplicate(_)), "{err}");
 
