@@ -1,0 +1,765 @@
+//! End to end in a real browser: headless Chromium (Debian's `/usr/bin/chromium`),
+//! driven over the DevTools protocol with chromiumoxide, opens the participant page
+//! and walks consent → instructions → a sprite game → a pixel game → survey → end
+//! with clicks, typing and held keys, as a participant would. Then the database
+//! must hold what the browser did.
+//!
+//! The page exposes its state for this test on the DOM: `body[data-scene,
+//! data-scene-id, data-connected]` and the game canvas's `data-frames`,
+//! `data-tick` and `data-ack` (see web/app.js and web/renderer.js).
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::input::{DispatchKeyEventParams, DispatchKeyEventType};
+use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use chromiumoxide::{Element, Page};
+use common::{TestServer, count};
+use futures::StreamExt;
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+
+/// Where Debian's chromium package puts the browser.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// How long any one wait on the page may take before the test fails. Generous:
+/// a loaded two-core machine runs the server, the browser and the compiler.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Between two polls of the page.
+const POLL: Duration = Duration::from_millis(50);
+
+/// How long a key is held down.
+const HOLD: Duration = Duration::from_millis(1000);
+
+const COMPLETION_CODE: &str = "E2E-BR0WSER";
+
+/// Consent, instructions, two games (CartPole drawn as sprites, MountainCar as
+/// pixels), a survey and the end.
+///
+/// Both games end on a time limit, so they last as long on a slow machine as on
+/// a fast one and leave room to hold a key. CartPole cannot end on one episode:
+/// a held key (or the default action) tips the pole over in about nine steps, a
+/// third of a second. MountainCar's episode would end at `max_steps`, but pixel
+/// frames are slow to encode in an unoptimized build (about 90 ms each), which
+/// stretches a step count from seconds to tens of seconds.
+const EXPERIMENT: &str = r#"
+id = "e2e-browser"
+title = "Browser test"
+
+[[scene]]
+kind = "info"
+id = "consent"
+title = "Consent"
+markdown = "Do you agree to take part?"
+checkbox = "I agree"
+
+[[scene]]
+kind = "info"
+id = "instructions"
+title = "Instructions"
+markdown = "Use the **arrow keys**."
+button = "Start"
+
+[[scene]]
+kind = "game"
+id = "cartpole"
+title = "Balance the pole"
+env = "CartPole-v1"
+fps = 30
+time_limit_s = 6
+max_steps = 90
+default_action = 0
+instructions = "Keep the pole up."
+[scene.keys]
+ArrowLeft = 0
+ArrowRight = 1
+
+[[scene]]
+kind = "game"
+id = "mountaincar"
+title = "Drive up the hill"
+env = "MountainCar-v0"
+render = "pixels"
+fps = 30
+episodes = 1
+time_limit_s = 5
+default_action = 1
+instructions = "Rock the car."
+[scene.keys]
+ArrowLeft = 0
+ArrowRight = 2
+
+[[scene]]
+kind = "survey"
+id = "survey"
+title = "Survey"
+[[scene.question]]
+id = "difficulty"
+prompt = "How hard was it?"
+kind = "likert"
+scale = 5
+low_label = "easy"
+high_label = "hard"
+[[scene.question]]
+id = "hand"
+prompt = "Which hand did you use?"
+kind = "single"
+options = ["left", "right"]
+[[scene.question]]
+id = "comments"
+prompt = "Anything else?"
+kind = "text"
+required = false
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Thank you"
+markdown = "All done."
+completion_code = "E2E-BR0WSER"
+"#;
+
+/// JavaScript: how many distinct colours the game canvas holds (1 when blank),
+/// read after two animation frames so that the newest frame has been painted.
+const CANVAS_COLOURS: &str = "(async () => { \
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))); \
+    const c = document.getElementById('game-canvas'); \
+    if (!c || !c.width || !c.height) return 0; \
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
+    const seen = new Set(); \
+    for (let i = 0; i < d.length; i += 4) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]); \
+    return seen.size; })()";
+
+/// JavaScript: the game canvas as a PNG data URL (compared, never decoded).
+const CANVAS_IMAGE: &str = "document.getElementById('game-canvas').toDataURL()";
+
+/// JavaScript: the canvas's frame counter.
+const FRAMES: &str = "Number(document.getElementById('game-canvas')?.dataset.frames || 0)";
+
+/// JavaScript: the highest input the last drawn frame acknowledged (-1 for none).
+const ACK: &str = "(() => { const a = document.getElementById('game-canvas')?.dataset.ack; \
+    return a ? Number(a) : -1; })()";
+
+/// A participant in headless Chromium plays the whole flow with the mouse and the
+/// keyboard, and everything the browser did is in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_plays_start_to_finish_and_everything_is_recorded() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_at(EXPERIMENT, &dir.path().join("e2e.db")).await;
+    let mut chromium = Chromium::launch().await;
+    eprintln!("[{:>5.1?}] browser launched", started.elapsed());
+
+    let page = chromium
+        .browser
+        .new_page(server.url("/?PROLIFIC_PID=e2e-browser&STUDY_ID=s&SESSION_ID=x"))
+        .await
+        .expect("the participant page opens");
+
+    // Consent: the button waits for the box.
+    wait_for(&page, "the consent scene", "document.body.dataset.scene === 'info' \
+        && document.body.dataset.sceneId === 'consent' && document.body.dataset.connected === 'true'")
+    .await;
+    assert!(
+        eval_bool(&page, "document.getElementById('advance').disabled").await,
+        "Continue is disabled until the consent box is ticked"
+    );
+    click(&page, "#consent-checkbox").await;
+    wait_for(
+        &page,
+        "Continue to be enabled by the ticked box",
+        "document.getElementById('consent-checkbox').checked \
+         && !document.getElementById('advance').disabled",
+    )
+    .await;
+    click(&page, "#advance").await;
+    wait_for(
+        &page,
+        "the instructions",
+        "document.body.dataset.sceneId === 'instructions'",
+    )
+    .await;
+    click(&page, "#advance").await;
+    eprintln!(
+        "[{:>5.1?}] consent and instructions done",
+        started.elapsed()
+    );
+
+    // The sprite game: frames arrive and are drawn, a held key is acknowledged.
+    wait_for(
+        &page,
+        "the CartPole game to draw",
+        &format!(
+            "(async () => document.body.dataset.scene === 'game' \
+             && document.body.dataset.sceneId === 'cartpole' \
+             && {FRAMES} > 0 && (await {CANVAS_COLOURS}) > 1)()"
+        ),
+    )
+    .await;
+    assert_eq!(
+        eval_i64(&page, ACK).await,
+        -1,
+        "no input is acknowledged before a key is pressed"
+    );
+    let image_before = eval_string(&page, CANVAS_IMAGE).await;
+    let frames_before = eval_i64(&page, FRAMES).await;
+    hold_key(&page, Key::RIGHT, HOLD, || async {}).await;
+    wait_for(
+        &page,
+        "a CartPole frame to acknowledge the held key",
+        &format!("{ACK} >= 1"),
+    )
+    .await;
+    let (scene_id, image_after, frames_after) = (
+        eval_string(&page, "document.body.dataset.sceneId").await,
+        eval_string(&page, CANVAS_IMAGE).await,
+        eval_i64(&page, FRAMES).await,
+    );
+    assert_eq!(
+        scene_id, "cartpole",
+        "the CartPole game was still on while its checks ran (its time limit is too short for this machine?)"
+    );
+    assert_ne!(
+        image_before, image_after,
+        "the canvas changed while ArrowRight was held"
+    );
+    assert!(
+        frames_after > frames_before,
+        "frames kept coming: {frames_before} then {frames_after}"
+    );
+    eprintln!(
+        "[{:>5.1?}] CartPole: {} frames drawn during the hold",
+        started.elapsed(),
+        frames_after - frames_before
+    );
+
+    // The game ends by itself and the pixel game follows.
+    wait_for(
+        &page,
+        "the MountainCar game to draw",
+        &format!(
+            "(async () => document.body.dataset.scene === 'game' \
+             && document.body.dataset.sceneId === 'mountaincar' \
+             && {FRAMES} > 0 && (await {CANVAS_COLOURS}) > 1)()"
+        ),
+    )
+    .await;
+    let colours = eval_i64(&page, CANVAS_COLOURS).await;
+    assert!(
+        colours > 1,
+        "the pixel frame is not blank ({colours} colours)"
+    );
+    let image_before = eval_string(&page, CANVAS_IMAGE).await;
+    let ack_before = eval_i64(&page, ACK).await;
+    let frames_before = eval_i64(&page, FRAMES).await;
+    // Read the canvas while the key is still down.
+    let (image_held, ack_held, frames_held) = hold_key(&page, Key::LEFT, HOLD, || async {
+        wait_for(
+            &page,
+            "a MountainCar frame to acknowledge the held key",
+            &format!("{ACK} > {ack_before}"),
+        )
+        .await;
+        (
+            eval_string(&page, CANVAS_IMAGE).await,
+            eval_i64(&page, ACK).await,
+            eval_i64(&page, FRAMES).await,
+        )
+    })
+    .await;
+    assert_eq!(
+        eval_string(&page, "document.body.dataset.sceneId").await,
+        "mountaincar",
+        "the MountainCar game was still on while its checks ran"
+    );
+    assert_ne!(
+        image_before, image_held,
+        "the pixel canvas changed while ArrowLeft was held"
+    );
+    assert!(ack_held > ack_before, "ack {ack_before} then {ack_held}");
+    assert!(frames_held > frames_before);
+    eprintln!(
+        "[{:>5.1?}] MountainCar: {} pixel frames decoded during the hold",
+        started.elapsed(),
+        frames_held - frames_before
+    );
+
+    // The survey: a missing required answer is shown as an error on the page.
+    wait_for(
+        &page,
+        "the survey",
+        "document.body.dataset.scene === 'survey'",
+    )
+    .await;
+    click(&page, "input[name='q-difficulty'][value='4']").await;
+    click(&page, "#submit").await;
+    wait_for(
+        &page,
+        "the missing answer to be flagged",
+        "document.querySelector(\"input[name='q-hand'][aria-invalid='true']\") !== null \
+         && [...document.querySelectorAll('.field-error')].some((e) => !e.hidden && e.textContent.trim() !== '') \
+         && document.querySelector('[role=alert]')?.textContent.trim() !== ''",
+    )
+    .await;
+    assert!(
+        eval_bool(
+            &page,
+            "document.querySelector(\"input[name='q-difficulty'][aria-invalid]\") === null \
+             && document.querySelector(\"input[name='q-difficulty'][value='4']\").checked"
+        )
+        .await,
+        "the answered question is not flagged and keeps its answer"
+    );
+    assert_eq!(
+        eval_string(&page, "document.body.dataset.scene").await,
+        "survey",
+        "an invalid answer stays on the survey"
+    );
+    click(&page, "input[name='q-hand'][value='right']").await;
+    click(&page, "input[name='q-comments']")
+        .await
+        .type_str("fun in a browser")
+        .await
+        .expect("typing into the comments");
+    assert_eq!(
+        eval_string(
+            &page,
+            "document.querySelector(\"input[name='q-comments']\").value"
+        )
+        .await,
+        "fun in a browser"
+    );
+    wait_for(
+        &page,
+        "Submit to be enabled again",
+        "!document.getElementById('submit').disabled",
+    )
+    .await;
+    click(&page, "#submit").await;
+
+    // The end: the completion code is shown.
+    wait_for(
+        &page,
+        "the end scene",
+        "document.body.dataset.scene === 'end' && document.getElementById('completion-code') !== null",
+    )
+    .await;
+    assert_eq!(
+        eval_string(
+            &page,
+            "document.getElementById('completion-code').textContent"
+        )
+        .await,
+        COMPLETION_CODE
+    );
+    eprintln!("[{:>5.1?}] survey and end done", started.elapsed());
+
+    chromium.close().await;
+    server.stop().await;
+    eprintln!(
+        "[{:>5.1?}] browser closed, server stopped",
+        started.elapsed()
+    );
+
+    check_database(&server).await;
+    eprintln!("[{:>5.1?}] database checked", started.elapsed());
+}
+
+/// What the browser did, as the database recorded it.
+async fn check_database(server: &TestServer) {
+    let db = server.db().await;
+    let (pid, study, session, scene_index, code, finished, agent): (
+        String,
+        String,
+        String,
+        i64,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT prolific_pid, study_id, session_id, scene_index, completion_code, finished_us, \
+         user_agent FROM participants",
+    )
+    .fetch_one(&db)
+    .await
+    .expect("exactly one participant");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM participants").await, 1);
+    assert_eq!(
+        (pid.as_str(), study.as_str(), session.as_str()),
+        ("e2e-browser", "s", "x")
+    );
+    assert_eq!(scene_index, 5, "the participant stands at the end scene");
+    assert_eq!(code.as_deref(), Some(COMPLETION_CODE));
+    assert!(finished.is_some(), "the participant is marked finished");
+    let agent = agent.unwrap_or_default();
+    assert!(agent.contains("Chrome"), "user agent recorded: {agent:?}");
+
+    let entered: Vec<String> = sqlx::query_scalar(
+        "SELECT scene_id FROM scene_events WHERE event = 'entered' ORDER BY scene_index, id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        entered,
+        [
+            "consent",
+            "instructions",
+            "cartpole",
+            "mountaincar",
+            "survey",
+            "end"
+        ]
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM scene_events WHERE event = 'left'"
+        )
+        .await,
+        5
+    );
+
+    // Only the accepted submission is recorded.
+    let answers: Vec<(String, String)> =
+        sqlx::query_as("SELECT question_id, answer FROM responses ORDER BY question_id")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        answers,
+        [
+            ("comments".to_string(), "\"fun in a browser\"".to_string()),
+            ("difficulty".to_string(), "4".to_string()),
+            ("hand".to_string(), "\"right\"".to_string()),
+        ]
+    );
+
+    // Both games ended by themselves, every episode complete and every step stored.
+    let games: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT scene_id, env_id, end_reason FROM games WHERE ended_us IS NOT NULL ORDER BY scene_index",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        games,
+        [
+            (
+                "cartpole".to_string(),
+                "CartPole-v1".to_string(),
+                Some("finished".to_string())
+            ),
+            (
+                "mountaincar".to_string(),
+                "MountainCar-v0".to_string(),
+                Some("finished".to_string())
+            ),
+        ]
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM games").await, 2);
+    assert!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM episodes WHERE env_id = 'CartPole-v1'"
+        )
+        .await
+            >= 1
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM episodes WHERE env_id = 'MountainCar-v0'"
+        )
+        .await,
+        1
+    );
+    let unfinished: Vec<(i64, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT id, outcome, reason FROM episodes WHERE outcome IS NOT 'complete' OR steps IS NULL",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert!(
+        unfinished.is_empty(),
+        "every episode is complete: {unfinished:?}"
+    );
+    assert!(
+        count(
+            &db,
+            "SELECT steps FROM episodes WHERE env_id = 'MountainCar-v0'"
+        )
+        .await
+            > 1,
+        "MountainCar's one episode ran until the time limit"
+    );
+    let promised = count(&db, "SELECT SUM(steps) FROM episodes").await;
+    let stored = count(&db, "SELECT COUNT(*) FROM steps").await;
+    assert_eq!(promised, stored, "every step of every episode is stored");
+
+    // The held keys drove steps, with the browser's frame and time of the input.
+    let right = count(
+        &db,
+        "SELECT COUNT(*) FROM steps s JOIN episodes e ON e.id = s.episode_id \
+         WHERE e.env_id = 'CartPole-v1' AND s.keys = 'ArrowRight' AND s.source = 'keys' \
+         AND s.action = '1' AND s.input_seq IS NOT NULL \
+         AND s.client_frame IS NOT NULL AND s.client_ts IS NOT NULL",
+    )
+    .await;
+    assert!(
+        right > 0,
+        "CartPole steps driven by ArrowRight were recorded"
+    );
+    let left = count(
+        &db,
+        "SELECT COUNT(*) FROM steps s JOIN episodes e ON e.id = s.episode_id \
+         WHERE e.env_id = 'MountainCar-v0' AND s.keys = 'ArrowLeft' AND s.source = 'keys' \
+         AND s.action = '0' AND s.input_seq IS NOT NULL \
+         AND s.client_frame IS NOT NULL AND s.client_ts IS NOT NULL",
+    )
+    .await;
+    assert!(
+        left > 0,
+        "MountainCar steps driven by ArrowLeft were recorded"
+    );
+    // Keys were held only for a moment: most steps took the default action.
+    assert!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM steps WHERE source = 'default' AND keys IS NULL"
+        )
+        .await
+            > 0
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM steps s JOIN episodes e ON e.id = s.episode_id \
+             WHERE e.env_id = 'CartPole-v1' AND s.keys = 'ArrowLeft'"
+        )
+        .await,
+        0,
+        "no key the test did not press in CartPole"
+    );
+    eprintln!("database: {stored} steps, {right} driven by ArrowRight, {left} by ArrowLeft");
+}
+
+/// A headless Chromium with a fresh profile. Dropping it (a failed assertion)
+/// kills the browser: chromiumoxide spawns it with tokio's `kill_on_drop`.
+struct Chromium {
+    browser: Browser,
+    handler: JoinHandle<()>,
+    _profile: TempDir,
+}
+
+impl Chromium {
+    async fn launch() -> Chromium {
+        assert!(
+            Path::new(CHROMIUM).exists(),
+            "{CHROMIUM} is missing: the browser test needs Debian's chromium package; \
+             ./scripts/test installs it (or: sudo apt-get install chromium)"
+        );
+        let profile = tempfile::tempdir().expect("a profile directory");
+        let config = BrowserConfig::builder()
+            .chrome_executable(CHROMIUM)
+            .new_headless_mode()
+            .no_sandbox()
+            .user_data_dir(profile.path())
+            .launch_timeout(Duration::from_secs(60))
+            .request_timeout(Duration::from_secs(30))
+            // chromiumoxide adds the leading "--".
+            .args([
+                "disable-gpu",
+                "disable-background-networking",
+                "disable-component-update",
+                "disable-sync",
+                "no-first-run",
+            ])
+            .build()
+            .expect("browser configuration");
+        let (browser, mut handler) = Browser::launch(config)
+            .await
+            .unwrap_or_else(|e| panic!("{CHROMIUM} starts: {e}"));
+        let handler = tokio::spawn(async move {
+            while let Some(event) = handler.next().await {
+                if let Err(e) = event {
+                    eprintln!("chromium connection ended: {e}");
+                    break;
+                }
+            }
+        });
+        Chromium {
+            browser,
+            handler,
+            _profile: profile,
+        }
+    }
+
+    /// Closes the browser and waits for it to exit (killing it if it does not).
+    async fn close(&mut self) {
+        let closed = tokio::time::timeout(Duration::from_secs(10), self.browser.close()).await;
+        let exited = match closed {
+            Ok(Ok(_)) => tokio::time::timeout(Duration::from_secs(10), self.browser.wait())
+                .await
+                .is_ok_and(|r| r.is_ok()),
+            _ => false,
+        };
+        if !exited {
+            eprintln!("chromium did not close cleanly; killing it");
+            let _ = self.browser.kill().await;
+        }
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        // The browser itself is killed when `browser` drops; the handler ends with
+        // its connection, but do not leave it behind if the runtime outlives us.
+        self.handler.abort();
+    }
+}
+
+/// A key as the DevTools protocol dispatches it.
+#[derive(Clone, Copy)]
+struct Key {
+    key: &'static str,
+    virtual_code: i64,
+}
+
+impl Key {
+    const LEFT: Key = Key {
+        key: "ArrowLeft",
+        virtual_code: 37,
+    };
+    const RIGHT: Key = Key {
+        key: "ArrowRight",
+        virtual_code: 39,
+    };
+}
+
+async fn key_event(page: &Page, key: Key, kind: DispatchKeyEventType) {
+    let event = DispatchKeyEventParams::builder()
+        .r#type(kind.clone())
+        .key(key.key)
+        .code(key.key)
+        .windows_virtual_key_code(key.virtual_code)
+        .native_virtual_key_code(key.virtual_code)
+        .build()
+        .expect("key event");
+    page.execute(event)
+        .await
+        .unwrap_or_else(|e| panic!("dispatching {} {:?}: {e}", key.key, kind));
+}
+
+/// Holds `key` down for at least `hold`, running `during` while it is down, and
+/// returns what `during` returned. The key is released before returning.
+async fn hold_key<F, Fut, T>(page: &Page, key: Key, hold: Duration, during: F) -> T
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = T>,
+{
+    key_event(page, key, DispatchKeyEventType::RawKeyDown).await;
+    let pressed = Instant::now();
+    tokio::time::sleep(hold).await;
+    let result = during().await;
+    let held = pressed.elapsed();
+    key_event(page, key, DispatchKeyEventType::KeyUp).await;
+    eprintln!("held {} for {held:.1?}", key.key);
+    result
+}
+
+/// Clicks the element `selector` finds (after scrolling it into view).
+async fn click(page: &Page, selector: &str) -> Element {
+    let element = match page.find_element(selector).await {
+        Ok(element) => element,
+        Err(e) => panic!("no element {selector}: {e}\n{}", describe(page).await),
+    };
+    element
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking {selector}: {e}"));
+    element
+}
+
+/// Evaluates a JavaScript expression and returns its value as JSON.
+async fn eval(page: &Page, js: &str) -> Value {
+    try_eval(page, js)
+        .await
+        .unwrap_or_else(|e| panic!("evaluating {js}: {e}"))
+}
+
+async fn eval_bool(page: &Page, js: &str) -> bool {
+    let value = eval(page, js).await;
+    value
+        .as_bool()
+        .unwrap_or_else(|| panic!("{js} is a boolean, not {value}"))
+}
+
+async fn eval_i64(page: &Page, js: &str) -> i64 {
+    let value = eval(page, js).await;
+    value
+        .as_i64()
+        .unwrap_or_else(|| panic!("{js} is an integer, not {value}"))
+}
+
+async fn eval_string(page: &Page, js: &str) -> String {
+    match eval(page, js).await {
+        Value::String(s) => s,
+        other => panic!("{js} is a string, not {other}"),
+    }
+}
+
+async fn try_eval(page: &Page, js: &str) -> Result<Value, String> {
+    let params = EvaluateParams::builder()
+        .expression(js)
+        .return_by_value(true)
+        .await_promise(true)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let result = page
+        .evaluate_expression(params)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(result.value().cloned().unwrap_or(Value::Null))
+}
+
+/// Polls the page until the JavaScript condition `js` is true, or fails after
+/// [`WAIT`] with what the page shows.
+async fn wait_for(page: &Page, what: &str, js: &str) {
+    let deadline = Instant::now() + WAIT;
+    let mut last = String::new();
+    loop {
+        match try_eval(page, js).await {
+            Ok(Value::Bool(true)) => return,
+            Ok(_) => {}
+            Err(e) => last = e,
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "waited {WAIT:?} for {what}\ncondition: {js}\nlast error: {last}\n{}",
+                describe(page).await
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// What the page shows, for failure messages.
+async fn describe(page: &Page) -> String {
+    let js = "JSON.stringify({ \
+        body: { ...document.body.dataset }, \
+        canvas: { ...(document.getElementById('game-canvas')?.dataset || {}) }, \
+        banner: document.getElementById('banner')?.hidden ? null : document.getElementById('banner')?.textContent, \
+        notice: [...document.querySelectorAll('[role=alert]')].map((e) => e.textContent), \
+        text: document.getElementById('app')?.innerText.slice(0, 500) })";
+    match try_eval(page, js).await {
+        Ok(Value::String(state)) => format!("page state: {state}"),
+        Ok(other) => format!("page state: {other}"),
+        Err(e) => format!("(page state unavailable: {e})"),
+    }
+}
