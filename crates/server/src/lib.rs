@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-pub use frames::{FrameEncoder, PIXEL_FRAME_V1};
+pub use frames::{Encoded, FrameContent, FrameEncoder, PIXEL_FRAME_V1, PublishedFrame, encode_png};
 pub use state::AppState;
 
 /// How long shutdown waits for games to record their interrupted episodes.

@@ -1,0 +1,181 @@
+//! Bytes per frame on the wire: what each frame kind costs today, and what a
+//! delta codec would cost instead, on the same frames the `frame_encoding` bench
+//! times.
+//!
+//! - Atari Breakout, the 3,000 real frames of `testdata/atari` (160 × 210, every
+//!   emulator frame at 60 Hz): the PNG as served and the whole binary message; for
+//!   comparison, each frame XOR-ed with the previous one and then compressed with
+//!   zstd (levels 1 and 3) or PNG, and a whole frame with zstd (what a key frame
+//!   would cost).
+//! - CartPole rasterized at 600 × 400 (one 500-step episode): the same figures.
+//! - CartPole sprite frames (two episodes): the JSON text messages.
+//!
+//! A measurement that informs the design; it changes nothing on the wire.
+//!
+//! ```text
+//! cargo run --release -p tandem-server --example pixel_frame_bytes
+//! ```
+
+#[path = "../../../testdata/atari/fixture.rs"]
+mod fixture;
+
+use std::sync::Arc;
+
+use tandem_env::{Action, Env, Frame, Image};
+use tandem_envs::{CartPole, rasterize};
+use tandem_server::{Encoded, FrameContent, FrameEncoder, PublishedFrame, encode_png};
+
+/// A running mean of sizes.
+#[derive(Default)]
+struct Mean {
+    total: usize,
+    count: usize,
+}
+
+impl Mean {
+    fn add(&mut self, bytes: usize) {
+        self.total += bytes;
+        self.count += 1;
+    }
+
+    fn value(&self) -> f64 {
+        self.total as f64 / self.count.max(1) as f64
+    }
+}
+
+/// Average sizes over a sequence of RGB frames of one size.
+struct PixelSizes {
+    png: Mean,
+    message: Mean,
+    zstd3_whole: Mean,
+    xor_zstd1: Mean,
+    xor_zstd3: Mean,
+    xor_png: Mean,
+}
+
+fn measure<'a>(width: u32, height: u32, frames: impl Iterator<Item = &'a [u8]>) -> PixelSizes {
+    let mut sizes = PixelSizes {
+        png: Mean::default(),
+        message: Mean::default(),
+        zstd3_whole: Mean::default(),
+        xor_zstd1: Mean::default(),
+        xor_zstd3: Mean::default(),
+        xor_png: Mean::default(),
+    };
+    let mut zstd1 = zstd::bulk::Compressor::new(1).expect("zstd context");
+    let mut zstd3 = zstd::bulk::Compressor::new(3).expect("zstd context");
+    let mut encoder = FrameEncoder::default();
+    let image = |rgb: Vec<u8>| Image { width, height, rgb };
+    let mut prev: Option<&[u8]> = None;
+    for (tick, rgb) in frames.enumerate() {
+        let png = encode_png(&image(rgb.to_vec())).expect("png");
+        sizes.png.add(png.len());
+        let frame = Arc::new(PublishedFrame {
+            tick: tick as u64 + 1,
+            episode: 0,
+            step: tick as u32,
+            acks: vec![Some(tick as u64)],
+            rewards: vec![0.0],
+            returns: vec![2.0],
+            content: FrameContent::Png { width, height, png },
+        });
+        let Encoded::Binary(message) = encoder.encode(&frame, 0) else {
+            panic!("a pixel frame is a binary message");
+        };
+        sizes.message.add(message.len());
+        sizes
+            .zstd3_whole
+            .add(zstd3.compress(rgb).expect("zstd").len());
+        if let Some(prev) = prev {
+            let delta: Vec<u8> = prev.iter().zip(rgb).map(|(p, c)| p ^ c).collect();
+            sizes
+                .xor_zstd1
+                .add(zstd1.compress(&delta).expect("zstd").len());
+            sizes
+                .xor_zstd3
+                .add(zstd3.compress(&delta).expect("zstd").len());
+            sizes
+                .xor_png
+                .add(encode_png(&image(delta)).expect("png").len());
+        }
+        prev = Some(rgb);
+    }
+    sizes
+}
+
+fn print(label: &str, raw: usize, s: &PixelSizes) {
+    println!("{label} ({} frames, {raw} raw bytes each)", s.png.count);
+    for (what, mean) in [
+        ("PNG per frame (as served)", &s.png),
+        ("binary frame message (header + PNG)", &s.message),
+        ("zstd-3 of a whole frame (a key frame)", &s.zstd3_whole),
+        ("XOR previous frame + zstd-1", &s.xor_zstd1),
+        ("XOR previous frame + zstd-3", &s.xor_zstd3),
+        ("XOR previous frame + PNG", &s.xor_png),
+    ] {
+        println!("  {what:<40} {:>9.0} bytes/frame", mean.value());
+    }
+}
+
+/// Keeps the pole up (a linear controller), so episodes run to the 500-step limit.
+fn balance(env: &CartPole) -> i64 {
+    let [x, x_dot, theta, theta_dot] = env.state();
+    i64::from(0.1 * x + 0.5 * x_dot + 10.0 * theta + 2.0 * theta_dot > 0.0)
+}
+
+fn main() {
+    let atari = fixture::Fixture::load_default();
+    println!("fixture: {}", atari.meta);
+    let sizes = measure(atari.width, atari.height, atari.frames());
+    print("Atari Breakout 160x210", atari.frame_len(), &sizes);
+
+    // One CartPole episode as sprites, then the same frames rasterized.
+    let mut env = CartPole::new();
+    let mut sprite_frames = Vec::new();
+    let mut sprite_json = Mean::default();
+    let mut encoder = FrameEncoder::default();
+    for episode in 0..2u32 {
+        env.reset(u64::from(episode)).expect("reset");
+        for step in 0.. {
+            let Frame::Sprites(sprites) = env.render() else {
+                panic!("CartPole draws sprites");
+            };
+            let frame = Arc::new(PublishedFrame {
+                tick: u64::from(step),
+                episode,
+                step,
+                acks: vec![Some(u64::from(step))],
+                rewards: vec![1.0],
+                returns: vec![f64::from(step)],
+                content: FrameContent::Sprites(sprites.clone()),
+            });
+            let Encoded::Text(text) = encoder.encode(&frame, 0) else {
+                panic!("a sprite frame is a text message");
+            };
+            sprite_json.add(text.len());
+            if episode == 0 {
+                sprite_frames.push(sprites);
+            }
+            let action = balance(&env);
+            if env
+                .step(&[Action::Discrete(action)])
+                .expect("step")
+                .is_done()
+            {
+                break;
+            }
+        }
+    }
+    let images: Vec<Image> = sprite_frames
+        .iter()
+        .map(|s| rasterize(s, 600, 400, [255, 255, 255]))
+        .collect();
+    let sizes = measure(600, 400, images.iter().map(|i| i.rgb.as_slice()));
+    print("CartPole rasterized 600x400", 600 * 400 * 3, &sizes);
+    println!(
+        "CartPole sprite frames ({} frames, 2 episodes)\n  {:<40} {:>9.0} bytes/frame",
+        sprite_json.count,
+        "JSON text message (diff)",
+        sprite_json.value()
+    );
+}
