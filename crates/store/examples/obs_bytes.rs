@@ -1,12 +1,11 @@
-//! Stored bytes per Atari observation: what the observation codec stores today
-//! for each of the 3,000 real Breakout frames in `testdata/atari`
-//! (`U8 [210, 160, 3]`), and what a temporal delta would store instead: each
-//! observation XOR-ed with the previous one in its episode, then zstd (levels 1
-//! and 3), with a whole observation (a key frame, stored as today) at every
-//! episode start and, for random access, every `K` steps.
-//!
-//! A measurement that informs the design; the codec is unchanged. Blob sizes
-//! only: SQLite adds a few bytes per row on top.
+//! Stored bytes per Atari observation: the 3,000 real Breakout frames in
+//! `testdata/atari` (`U8 [210, 160, 3]`) recorded through the real recorder into
+//! a temporary SQLite file, one step per frame and one episode per fixture
+//! episode, then `AVG(length(steps.obs))` read back. The recorder stores each
+//! frame as a zstd-compressed XOR delta against the previous one, whole at
+//! episode starts and every `KEYFRAME_INTERVAL` steps; the first line shows what
+//! a frame costs on its own, for comparison. Every frame is decoded back and
+//! compared, so the figure is for a lossless codec.
 //!
 //! ```text
 //! cargo run --release -p tandem-store --example obs_bytes
@@ -15,82 +14,116 @@
 #[path = "../../../testdata/atari/fixture.rs"]
 mod fixture;
 
-use tandem_env::Observation;
-use tandem_store::obs_codec::encode_obs;
+use tandem_env::{Action, Observation};
+use tandem_store::obs_codec::{KEYFRAME_INTERVAL, encode_obs};
+use tandem_store::{
+    ActionSource, AgentStep, EpisodeAgent, EpisodeEnd, EpisodeStart, NewGame, Outcome,
+    RecorderConfig, Seat, StepRecord, Store,
+};
 
-/// The codec's header for a 3-d observation: tag, ndim, three u32 dims. A delta
-/// format would need the same, plus a flag in the reserved tag bits.
-const HEADER: usize = 2 + 3 * 4;
-
-fn main() {
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let atari = fixture::Fixture::load_default();
     println!("fixture: {}", atari.meta);
     let n = atari.frame_count();
     let shape = vec![atari.height as usize, atari.width as usize, 3];
-    let whole: Vec<usize> = atari
-        .frames()
-        .map(|rgb| {
-            encode_obs(&Observation::U8 {
-                shape: shape.clone(),
-                data: rgb.to_vec(),
-            })
-            .len()
-        })
-        .collect();
-    let mean = |sizes: &[usize]| sizes.iter().sum::<usize>() as f64 / sizes.len().max(1) as f64;
+    let obs = |i: usize| Observation::U8 {
+        shape: shape.clone(),
+        data: atari.frame(i).to_vec(),
+    };
+    let whole: usize = (0..n).map(|i| encode_obs(&obs(i)).len()).sum();
     println!(
-        "Atari Breakout observations: {n} frames, {} raw bytes each, {} episode starts",
-        atari.frame_len(),
-        atari.episode_starts.iter().filter(|s| **s).count()
-    );
-    println!(
-        "  {:<64} {:>6.0} bytes/frame",
-        "encode_obs (zstd-3 of each frame, as stored today)",
-        mean(&whole)
+        "  {:<60} {:>6.0} bytes/frame",
+        "each frame on its own (zstd-3)",
+        whole as f64 / n as f64
     );
 
-    for level in [1, 3] {
-        let mut zstd = zstd::bulk::Compressor::new(level).expect("zstd context");
-        // Delta sizes for every frame that has a previous frame in its episode.
-        let delta: Vec<Option<usize>> = (0..n)
-            .map(|i| {
-                if atari.episode_starts[i] {
-                    return None;
-                }
-                let (prev, cur) = (atari.frame(i - 1), atari.frame(i));
-                let xor: Vec<u8> = prev.iter().zip(cur).map(|(p, c)| p ^ c).collect();
-                Some(HEADER + zstd.compress(&xor).expect("zstd").len())
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("atari.db").to_str().ok_or("path")?).await?;
+    store.upsert_experiment("atari", "Atari", "").await?;
+    let game = NewGame {
+        experiment_id: "atari".into(),
+        scene_index: 0,
+        scene_id: "play".into(),
+        env_id: "ALE/Breakout-v5".into(),
+        env_version: 5,
+        spaces: serde_json::json!({}),
+        fps: 60,
+        config: serde_json::json!({}),
+    };
+    let seat = Seat {
+        agent: 0,
+        agent_name: "agent_0".into(),
+        participant_id: None,
+        policy: Some("random".into()),
+    };
+    let game_id = store.create_game(&game, &[seat]).await?;
+    let (recorder, handle) = store.recorder(RecorderConfig::default());
+
+    let starts: Vec<usize> = (0..n).filter(|i| atari.episode_starts[*i]).collect();
+    let mut episodes = Vec::new();
+    for (idx, start) in starts.iter().enumerate() {
+        let end = starts.get(idx + 1).copied().unwrap_or(n);
+        let episode_id = recorder
+            .start_episode(EpisodeStart {
+                game_id,
+                idx: idx as u32,
+                seed: idx as u64,
+                env_id: "ALE/Breakout-v5".into(),
+                env_version: 5,
+                started_us: 0,
+                agents: vec![EpisodeAgent {
+                    agent_name: "agent_0".into(),
+                    actor: "policy:random".into(),
+                    reset_obs: obs(*start),
+                }],
             })
-            .collect();
-        let only: Vec<usize> = delta.iter().flatten().copied().collect();
-        println!(
-            "  {:<64} {:>6.0} bytes/frame",
-            format!("XOR previous + zstd-{level}, delta frames only"),
-            mean(&only)
-        );
-        for (label, every) in [
-            ("key frames at episode starts only", None),
-            ("key frames also every 600 steps (10 s)", Some(600)),
-            ("key frames also every 60 steps (1 s)", Some(60)),
-        ] {
-            let mut since_key = 0;
-            let sizes: Vec<usize> = (0..n)
-                .map(|i| {
-                    since_key += 1;
-                    let key = delta[i].is_none() || every.is_some_and(|k| since_key >= k);
-                    if key {
-                        since_key = 0;
-                        whole[i]
-                    } else {
-                        delta[i].unwrap_or(whole[i])
-                    }
-                })
-                .collect();
-            println!(
-                "  {:<64} {:>6.0} bytes/frame",
-                format!("XOR previous + zstd-{level}, {label}"),
-                mean(&sizes)
-            );
+            .await?;
+        for (t, frame) in (start + 1..end).enumerate() {
+            recorder.record_step(StepRecord {
+                episode_id,
+                t: t as u32 + 1,
+                server_us: 0,
+                agents: vec![AgentStep {
+                    action: Action::Discrete(0),
+                    actor: "policy:random".into(),
+                    source: ActionSource::Policy,
+                    keys: None,
+                    reward: 0.0,
+                    terminated: false,
+                    truncated: false,
+                    obs: obs(frame),
+                    input_seq: None,
+                    client_frame: None,
+                    client_ts: None,
+                }],
+            });
+        }
+        let end_episode = EpisodeEnd {
+            ended_us: 0,
+            steps: (end - start - 1) as u32,
+            outcome: Outcome::Complete,
+            returns: vec![0.0],
+        };
+        recorder.end_episode(episode_id, end_episode).await?;
+        episodes.push((episode_id, *start));
+    }
+    drop(recorder);
+    handle.shutdown().await?;
+
+    let (rows, avg): (i64, f64) = sqlx::query_as("SELECT COUNT(*), AVG(length(obs)) FROM steps")
+        .fetch_one(store.pool())
+        .await?;
+    println!(
+        "  {:<60} {:>6.0} bytes/frame ({rows} steps)",
+        format!("as recorded (delta, whole every {KEYFRAME_INTERVAL} steps)"),
+        avg
+    );
+    for (episode_id, start) in episodes {
+        for step in store.steps_for_episode(episode_id).await? {
+            assert_eq!(step.obs, obs(start + step.t as usize), "lossless");
         }
     }
+    println!("  every stored frame decodes back to the original");
+    Ok(())
 }

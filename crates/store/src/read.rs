@@ -9,6 +9,7 @@ use sqlx::sqlite::SqliteRow;
 use tandem_env::{Action, Observation};
 
 use crate::columns::{obs_at, opt_u32_at, opt_u64_at, u32_at, u64_bits_at};
+use crate::obs_codec::decode_obs_after;
 use crate::{Outcome, Store, StoreError};
 
 /// An episode as stored.
@@ -120,7 +121,17 @@ impl Store {
         .bind(episode_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(step_from_row).collect()
+        // Large observations are stored as deltas against the agent's previous
+        // one, starting from its reset observation: decode in order.
+        let mut previous: Vec<Option<Observation>> = self
+            .episode_agents(episode_id)
+            .await?
+            .into_iter()
+            .map(|a| Some(a.reset_obs))
+            .collect();
+        rows.iter()
+            .map(|r| step_from_row(r, &mut previous))
+            .collect()
     }
 
     /// Step rows in the whole database (one per agent per step).
@@ -164,14 +175,25 @@ fn episode_from_row(r: &SqliteRow) -> Result<Episode, StoreError> {
     })
 }
 
-fn step_from_row(r: &SqliteRow) -> Result<StoredStep, StoreError> {
+fn step_from_row(
+    r: &SqliteRow,
+    previous: &mut Vec<Option<Observation>>,
+) -> Result<StoredStep, StoreError> {
+    let agent = u32_at(r, "agent")?;
+    let slot = agent as usize;
+    if previous.len() <= slot {
+        previous.resize(slot + 1, None);
+    }
+    let blob: Vec<u8> = r.try_get("obs")?;
+    let obs = decode_obs_after(&blob, previous[slot].as_ref())?;
+    previous[slot] = Some(obs.clone());
     let action: String = r.try_get("action")?;
     let action = serde_json::from_str(&action)
         .map_err(|e| StoreError::corrupt(format!("action {action:?}: {e}")))?;
     Ok(StoredStep {
         episode_id: r.try_get("episode_id")?,
         t: u32_at(r, "t")?,
-        agent: u32_at(r, "agent")?,
+        agent,
         action,
         actor: r.try_get("actor")?,
         source: r.try_get("source")?,
@@ -179,7 +201,7 @@ fn step_from_row(r: &SqliteRow) -> Result<StoredStep, StoreError> {
         reward: r.try_get("reward")?,
         terminated: r.try_get("terminated")?,
         truncated: r.try_get("truncated")?,
-        obs: obs_at(r, "obs")?,
+        obs,
         input_seq: opt_u64_at(r, "input_seq")?,
         client_frame: opt_u64_at(r, "client_frame")?,
         client_ts: r.try_get("client_ts")?,

@@ -18,6 +18,7 @@
 //! - The task never panics on data and never exits on an error; it exits only when
 //!   told to, or when every [`crate::Recorder`] is gone, after a last commit.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +30,9 @@ use tracing::{error, warn};
 
 use crate::columns::{client_u64, u64_bits};
 use crate::events::insert_event;
-use crate::obs_codec::ObsEncoder;
+use tandem_env::Observation;
+
+use crate::obs_codec::{DELTA_MIN_LEN, KEYFRAME_INTERVAL, ObsEncoder, payload_len};
 use crate::recorder::{Command, Counters, QueuedEvent};
 use crate::{EpisodeEnd, EpisodeStart, RecorderConfig, StepRecord, StoreError};
 
@@ -104,6 +107,10 @@ pub(crate) struct Writer {
     config: RecorderConfig,
     counters: Arc<Counters>,
     encoder: ObsEncoder,
+    /// Per (episode, agent): the last large observation encoded, which the next
+    /// one is stored as a delta against (see `obs_codec`). Emptied per episode at
+    /// its end, and when a step of it is dropped (the chain would break).
+    previous_obs: HashMap<(i64, usize), Observation>,
     inserts: StepInserts,
     /// Steps not yet committed, in arrival order.
     steps: Vec<EncodedStep>,
@@ -129,6 +136,7 @@ impl Writer {
             config,
             counters,
             encoder: ObsEncoder::new(),
+            previous_obs: HashMap::new(),
             inserts: StepInserts::new(),
             steps: Vec::new(),
             step_rows: 0,
@@ -191,6 +199,8 @@ impl Writer {
                 let _ = reply.send(self.start_episode(start).await);
             }
             Command::EndEpisode(episode_id, end, reply) => {
+                self.previous_obs
+                    .retain(|(episode, _), _| *episode != episode_id);
                 self.buffer_op(Op::EndEpisode { episode_id, end }, Some(reply));
                 // Answers the reply, whichever way it goes.
                 let _ = self.commit().await;
@@ -221,12 +231,17 @@ impl Writer {
                     "the recorder cannot write and its buffer is full: dropping new steps"
                 );
             }
+            self.previous_obs
+                .retain(|(episode, _), _| *episode != step.episode_id);
             return;
         }
+        let episode_id = step.episode_id;
+        let keyframe = step.t.is_multiple_of(KEYFRAME_INTERVAL);
         let agents: Vec<EncodedAgent> = step
             .agents
             .into_iter()
-            .map(|a| EncodedAgent {
+            .enumerate()
+            .map(|(agent, a)| EncodedAgent {
                 action: serde_json::to_string(&a.action).unwrap_or_else(|e| {
                     warn!(cause = %e, "an action could not be serialized; storing null");
                     "null".to_owned()
@@ -237,7 +252,19 @@ impl Writer {
                 reward: a.reward,
                 terminated: a.terminated,
                 truncated: a.truncated,
-                obs: self.encoder.encode(&a.obs),
+                obs: {
+                    let key = (episode_id, agent);
+                    let previous = if keyframe {
+                        None
+                    } else {
+                        self.previous_obs.get(&key)
+                    };
+                    let blob = self.encoder.encode_after(&a.obs, previous);
+                    if payload_len(&a.obs) >= DELTA_MIN_LEN {
+                        self.previous_obs.insert(key, a.obs);
+                    }
+                    blob
+                },
                 input_seq: client_u64(a.input_seq),
                 client_frame: client_u64(a.client_frame),
                 client_ts: a.client_ts,
@@ -462,11 +489,17 @@ impl Writer {
             Ok(id)
         }
         .await;
-        result.map_err(|e| {
+        let id = result.map_err(|e| {
             Counters::add(&self.counters.write_errors, 1);
             error!(cause = %e, game_id = start.game_id, idx = start.idx, "could not start an episode");
             StoreError::from(e)
-        })
+        })?;
+        for (agent, a) in start.agents.into_iter().enumerate() {
+            if payload_len(&a.reset_obs) >= DELTA_MIN_LEN {
+                self.previous_obs.insert((id, agent), a.reset_obs);
+            }
+        }
+        Ok(id)
     }
 
     /// The last commit before the task exits, retried briefly; what still cannot

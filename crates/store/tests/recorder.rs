@@ -390,3 +390,55 @@ async fn a_failed_commit_keeps_the_batch_and_retries() {
         "{stats:?}"
     );
 }
+
+/// Pixel observations are stored as deltas against the previous step (whole at
+/// every keyframe), and read back exactly, step after step.
+#[tokio::test]
+async fn pixel_observations_are_stored_as_deltas_and_read_back_exactly() {
+    let (_dir, store) = temp_store().await;
+    let g = game(&store, 1).await;
+    let (recorder, _handle) = store.recorder(config(Duration::from_secs(3600)));
+    let pixels = |t: u32| {
+        let mut data = vec![40u8; 64 * 48 * 3];
+        // A small moving square, as in a game frame.
+        for y in 0..4 {
+            for x in 0..4 {
+                let i = ((y + 10) * 64 + (x + t as usize % 60)) * 3;
+                data[i] = 255;
+            }
+        }
+        Observation::U8 {
+            shape: vec![48, 64, 3],
+            data,
+        }
+    };
+    let mut start = episode_start(g, 0, 1);
+    start.agents[0].reset_obs = pixels(0);
+    let ep = recorder.start_episode(start).await.unwrap();
+    for t in 1..=130 {
+        let mut step = cartpole_step(ep, t, 1);
+        step.agents[0].obs = pixels(t);
+        recorder.record_step(step);
+    }
+    recorder.flush().await.unwrap();
+
+    let steps = store.steps_for_episode(ep).await.unwrap();
+    assert_eq!(steps.len(), 130);
+    for step in &steps {
+        assert_eq!(step.obs, pixels(step.t), "step {}", step.t);
+    }
+    let blobs: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT t, obs FROM steps WHERE episode_id = ? ORDER BY t")
+            .bind(ep)
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    for (t, blob) in &blobs {
+        let keyframe = *t as u32 % tandem_store::obs_codec::KEYFRAME_INTERVAL == 0;
+        assert_eq!(
+            tandem_store::obs_codec::is_delta(blob),
+            !keyframe,
+            "step {t}"
+        );
+    }
+}
