@@ -434,7 +434,7 @@ async fn pixel_observations_are_stored_as_deltas_and_read_back_exactly() {
             .await
             .unwrap();
     for (t, blob) in &blobs {
-        let keyframe = *t as u32 % tandem_store::obs_codec::KEYFRAME_INTERVAL == 0;
+        let keyframe = (*t as u32).is_multiple_of(tandem_store::obs_codec::KEYFRAME_INTERVAL);
         assert_eq!(
             tandem_store::obs_codec::is_delta(blob),
             !keyframe,
