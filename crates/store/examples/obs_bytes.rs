@@ -8,8 +8,11 @@
 //! compared, so the figure is for a lossless codec.
 //!
 //! ```text
-//! cargo run --release -p tandem-store --example obs_bytes
+//! cargo run --release -p tandem-store --example obs_bytes [-- --keep PATH]
 //! ```
+//!
+//! With `--keep PATH` the database is written to PATH and kept (the Python tests
+//! read it back with the documented decoder).
 
 #[path = "../../../testdata/atari/fixture.rs"]
 mod fixture;
@@ -39,7 +42,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path().join("atari.db").to_str().ok_or("path")?).await?;
+    let args: Vec<String> = std::env::args().collect();
+    let db_path = match args.iter().position(|a| a == "--keep") {
+        Some(i) => std::path::PathBuf::from(args.get(i + 1).ok_or("--keep needs a path")?),
+        None => dir.path().join("atari.db"),
+    };
+    let store = Store::open(db_path.to_str().ok_or("path is not UTF-8")?).await?;
     store.upsert_experiment("atari", "Atari", "").await?;
     let game = NewGame {
         experiment_id: "atari".into(),
