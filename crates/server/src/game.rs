@@ -377,6 +377,11 @@ async fn play(
     commands: &mut mpsc::UnboundedReceiver<Command>,
     frames: &FrameSender,
 ) -> GameExit {
+    // Episode ends are written in batches; commit any still queued for this game
+    // (from a task that retired moments ago) before counting them.
+    if let Err(e) = state.recorder.flush().await {
+        return GameExit::Failed(format!("recorder: {e}"));
+    }
     let (mut done, mut next_index) = match (
         state.store.episodes_completed(setup.game_id).await,
         state.store.next_episode_index(setup.game_id).await,
@@ -647,9 +652,11 @@ impl EpisodeContext<'_> {
             self.publish(env, frames, tick, t, &acks, &rewards, &returns);
             if done {
                 let total = returns.iter().sum();
-                if let Err(e) = recorder
-                    .end_episode(episode_id, end(Outcome::Complete, t, &returns))
-                    .await
+                // Queued behind the steps, not awaited: a game never waits for the
+                // disk between episodes. (Interruptions above are awaited: they
+                // are rare, and the participant may be gone for good.)
+                if let Err(e) =
+                    recorder.record_episode_end(episode_id, end(Outcome::Complete, t, &returns))
                 {
                     error!(game = self.game_id, cause = %e, "could not end episode");
                 }

@@ -211,7 +211,10 @@ async fn participant_socket(
         },
         None => None,
     };
-    ws.max_message_size(wire::MAX_CLIENT_MESSAGE)
+    // tungstenite's default 128 KiB read buffer, zeroed on first use, was most of
+    // a session's memory; client messages are small (BENCHMARKS.md, 168 → 39 KB).
+    ws.read_buffer_size(4 * 1024)
+        .max_message_size(wire::MAX_CLIENT_MESSAGE)
         .max_frame_size(wire::MAX_CLIENT_MESSAGE)
         .on_upgrade(move |mut socket| async move {
             let (code, reason) = match participant {

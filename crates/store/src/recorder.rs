@@ -6,19 +6,24 @@
 //! never fails the game loop: a real-time game must not stall on the disk, and a
 //! step the writer cannot take is counted and logged rather than raised.
 //!
-//! The calls that need an answer (an episode's id, "is everything written?") are
-//! async and wait for the writer; the writer commits every step sent before them
-//! first, so an episode is never marked complete before its steps are stored.
+//! Episode starts and ends travel the same ordered channel as steps and are
+//! written in the same batches: a start before its steps, an end after them, so
+//! an episode is never stored as complete without its steps, and a game loop
+//! never waits for the disk at an episode boundary. Episode ids are handed out
+//! by the recorder itself (the writer is the only one inserting episodes), so
+//! `start_episode` answers without a commit. The calls that wait for one
+//! (`end_episode`, `flush`) are for callers that must know the data is stored.
 //!
 //! Shutdown: when every `Recorder` is dropped, or [`RecorderHandle::shutdown`] is
 //! called, the writer commits what it holds and exits; `shutdown` waits for that.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
+use sqlx::sqlite::SqlitePool;
 use tandem_env::{Action, Observation};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -204,10 +209,14 @@ impl Counters {
 pub(crate) enum Command {
     /// Buffer a step; no reply.
     Step(StepRecord),
-    /// Insert an episode and its agents; reply with its id.
-    StartEpisode(EpisodeStart, oneshot::Sender<Result<i64, StoreError>>),
-    /// Mark an episode ended; reply once committed.
-    EndEpisode(i64, EpisodeEnd, oneshot::Sender<Result<(), StoreError>>),
+    /// Buffer an episode (with the id the recorder gave it) and its agents.
+    StartEpisode(i64, EpisodeStart),
+    /// Mark an episode ended; reply, if asked, once committed.
+    EndEpisode(
+        i64,
+        EpisodeEnd,
+        Option<oneshot::Sender<Result<(), StoreError>>>,
+    ),
     /// Buffer an event; no reply.
     Event(QueuedEvent),
     /// Commit everything buffered; reply once done.
@@ -234,6 +243,10 @@ pub struct Recorder {
     /// faster than games fill it, and `RecorderStats` shows a backlog if not.
     tx: mpsc::UnboundedSender<Command>,
     counters: Arc<Counters>,
+    /// The last episode id handed out, read from the database on first use.
+    /// Only the writer inserts episodes, so ids from here never collide.
+    episode_ids: Arc<tokio::sync::OnceCell<AtomicI64>>,
+    pool: SqlitePool,
 }
 
 /// Owns the writer task: ask it to stop and wait for it with
@@ -263,16 +276,33 @@ impl Store {
             task,
             counters: counters.clone(),
         };
-        (Recorder { tx, counters }, handle)
+        let recorder = Recorder {
+            tx,
+            counters,
+            episode_ids: Arc::new(tokio::sync::OnceCell::new()),
+            pool: self.pool().clone(),
+        };
+        (recorder, handle)
     }
 }
 
 impl Recorder {
-    /// Records the start of an episode and returns its id, once it is committed.
+    /// Records the start of an episode and returns its id at once; the episode
+    /// is written with the next batch, before its steps. Only the first call
+    /// waits, to read the highest episode id already stored.
     pub async fn start_episode(&self, start: EpisodeStart) -> Result<i64, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::StartEpisode(start, reply))?;
-        answer.await.map_err(|_| StoreError::RecorderClosed)?
+        let ids = self
+            .episode_ids
+            .get_or_try_init(|| async {
+                let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM episodes")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok::<_, StoreError>(AtomicI64::new(max))
+            })
+            .await?;
+        let id = ids.fetch_add(1, Ordering::Relaxed) + 1;
+        self.send(Command::StartEpisode(id, start))?;
+        Ok(id)
     }
 
     /// Queues a step; it is committed within the flush interval. Never blocks. If
@@ -304,8 +334,15 @@ impl Recorder {
     /// with the next flush: there is nothing to resend.
     pub async fn end_episode(&self, episode_id: i64, end: EpisodeEnd) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::EndEpisode(episode_id, end, reply))?;
+        self.send(Command::EndEpisode(episode_id, end, Some(reply)))?;
         answer.await.map_err(|_| StoreError::RecorderClosed)?
+    }
+
+    /// Queues the end of an episode behind its steps, to be written with the next
+    /// batch. Never blocks: what game loops call. Fails only if the writer has
+    /// stopped.
+    pub fn record_episode_end(&self, episode_id: i64, end: EpisodeEnd) -> Result<(), StoreError> {
+        self.send(Command::EndEpisode(episode_id, end, None))
     }
 
     /// Queues an event, stamped now, behind the steps already sent. Never blocks;

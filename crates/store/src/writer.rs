@@ -80,6 +80,14 @@ struct EncodedAgent {
     client_ts: Option<f64>,
 }
 
+/// A buffered episode start: written before any step, so its steps find it.
+struct PendingStart {
+    id: i64,
+    start: EpisodeStart,
+    /// The agents' reset observations, encoded.
+    blobs: Vec<Vec<u8>>,
+}
+
 /// A buffered write other than a step.
 enum Op {
     EndEpisode { episode_id: i64, end: EpisodeEnd },
@@ -112,6 +120,8 @@ pub(crate) struct Writer {
     /// its end, and when a step of it is dropped (the chain would break).
     previous_obs: HashMap<(i64, usize), Observation>,
     inserts: StepInserts,
+    /// Episode starts not yet committed; written first in each transaction.
+    starts: Vec<PendingStart>,
     /// Steps not yet committed, in arrival order.
     steps: Vec<EncodedStep>,
     /// Rows in `steps` (one per agent per step).
@@ -138,6 +148,7 @@ impl Writer {
             encoder: ObsEncoder::new(),
             previous_obs: HashMap::new(),
             inserts: StepInserts::new(),
+            starts: Vec::new(),
             steps: Vec::new(),
             step_rows: 0,
             ops: Vec::new(),
@@ -191,19 +202,16 @@ impl Writer {
                     let _ = self.commit().await;
                 }
             }
-            Command::StartEpisode(start, reply) => {
-                // Keep order: what was sent before the start is committed first. A
-                // failure there is logged and retried later; it does not stop the
-                // new episode from starting.
-                let _ = self.commit().await;
-                let _ = reply.send(self.start_episode(start).await);
-            }
+            Command::StartEpisode(id, start) => self.buffer_start(id, start),
             Command::EndEpisode(episode_id, end, reply) => {
                 self.previous_obs
                     .retain(|(episode, _), _| *episode != episode_id);
-                self.buffer_op(Op::EndEpisode { episode_id, end }, Some(reply));
-                // Answers the reply, whichever way it goes.
-                let _ = self.commit().await;
+                let wants_answer = reply.is_some();
+                self.buffer_op(Op::EndEpisode { episode_id, end }, reply);
+                if wants_answer {
+                    // Answers the reply, whichever way it goes.
+                    let _ = self.commit().await;
+                }
             }
             Command::Event(event) => self.buffer_op(Op::Event(event), None),
             Command::Flush(reply) => {
@@ -305,7 +313,7 @@ impl Writer {
     }
 
     async fn try_commit(&mut self) -> Result<(), sqlx::Error> {
-        if self.steps.is_empty() && self.ops.is_empty() {
+        if self.starts.is_empty() && self.steps.is_empty() && self.ops.is_empty() {
             return Ok(());
         }
         let result = match self.write_all().await {
@@ -332,9 +340,12 @@ impl Writer {
         }
     }
 
-    /// One transaction: every buffered step, then every buffered op.
+    /// One transaction: every buffered episode start, every step, then every op.
     async fn write_all(&self) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for pending in &self.starts {
+            insert_start(&mut tx, pending).await?;
+        }
         let rows: Vec<Row<'_>> = self.steps.iter().flat_map(rows_of).collect();
         self.inserts.insert(&mut tx, &rows).await?;
         for pending in &self.ops {
@@ -348,6 +359,24 @@ impl Writer {
     async fn write_one_by_one(&self) -> Result<Rejected, sqlx::Error> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut rejected = Rejected::default();
+        for pending in &self.starts {
+            sqlx::query("SAVEPOINT record").execute(&mut *tx).await?;
+            match insert_start(&mut tx, pending).await {
+                Ok(()) => {}
+                Err(e) if is_rejection(&e) => {
+                    sqlx::query("ROLLBACK TO record").execute(&mut *tx).await?;
+                    error!(
+                        episode_id = pending.id,
+                        game_id = pending.start.game_id,
+                        idx = pending.start.idx,
+                        cause = %e,
+                        "the database rejected an episode start; its steps will be rejected too"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+            sqlx::query("RELEASE record").execute(&mut *tx).await?;
+        }
         for (i, step) in self.steps.iter().enumerate() {
             let rows: Vec<Row<'_>> = rows_of(step).collect();
             sqlx::query("SAVEPOINT record").execute(&mut *tx).await?;
@@ -410,6 +439,7 @@ impl Writer {
             }
         }
 
+        self.starts.clear();
         self.steps.clear();
         self.step_rows = 0;
         self.buffered_bytes = 0;
@@ -452,54 +482,23 @@ impl Writer {
         }
     }
 
-    async fn start_episode(&mut self, start: EpisodeStart) -> Result<i64, StoreError> {
+    fn buffer_start(&mut self, id: i64, mut start: EpisodeStart) {
         let blobs: Vec<Vec<u8>> = start
             .agents
             .iter()
             .map(|a| self.encoder.encode(&a.reset_obs))
             .collect();
-        let result: Result<i64, sqlx::Error> = async {
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO episodes (game_id, idx, seed, env_id, env_version, started_us)
-                 VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(start.game_id)
-            .bind(i64::from(start.idx))
-            .bind(u64_bits(start.seed))
-            .bind(&start.env_id)
-            .bind(i64::from(start.env_version))
-            .bind(start.started_us)
-            .fetch_one(&mut *tx)
-            .await?;
-            for (agent, (a, blob)) in start.agents.iter().zip(blobs).enumerate() {
-                sqlx::query(
-                    "INSERT INTO episode_agents (episode_id, agent, agent_name, actor, reset_obs)
-                     VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(id)
-                .bind(agent as i64)
-                .bind(&a.agent_name)
-                .bind(&a.actor)
-                .bind(blob)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(id)
-        }
-        .await;
-        let id = result.map_err(|e| {
-            Counters::add(&self.counters.write_errors, 1);
-            error!(cause = %e, game_id = start.game_id, idx = start.idx, "could not start an episode");
-            StoreError::from(e)
-        })?;
-        for (agent, a) in start.agents.into_iter().enumerate() {
-            if payload_len(&a.reset_obs) >= DELTA_MIN_LEN {
-                self.previous_obs.insert((id, agent), a.reset_obs);
+        for (agent, a) in start.agents.iter_mut().enumerate() {
+            // The reset observation is kept as the base of the first step's delta
+            // when it is large; the encoded blob is all the insert needs.
+            let obs = std::mem::replace(&mut a.reset_obs, Observation::vector(Vec::new()));
+            if payload_len(&obs) >= DELTA_MIN_LEN {
+                self.previous_obs.insert((id, agent), obs);
             }
         }
-        Ok(id)
+        self.buffered_bytes += ROW_OVERHEAD + blobs.iter().map(Vec::len).sum::<usize>();
+        self.starts.push(PendingStart { id, start, blobs });
+        self.oldest.get_or_insert_with(Instant::now);
     }
 
     /// The last commit before the task exits, retried briefly; what still cannot
@@ -546,6 +545,41 @@ fn is_rejection(e: &sqlx::Error) -> bool {
         primary,
         Some(SQLITE_TOOBIG | SQLITE_CONSTRAINT | SQLITE_MISMATCH)
     )
+}
+
+/// Inserts an episode, with the id the recorder gave it, and its agents.
+async fn insert_start(
+    conn: &mut SqliteConnection,
+    pending: &PendingStart,
+) -> Result<(), sqlx::Error> {
+    let start = &pending.start;
+    sqlx::query(
+        "INSERT INTO episodes (id, game_id, idx, seed, env_id, env_version, started_us)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(pending.id)
+    .bind(start.game_id)
+    .bind(i64::from(start.idx))
+    .bind(u64_bits(start.seed))
+    .bind(&start.env_id)
+    .bind(i64::from(start.env_version))
+    .bind(start.started_us)
+    .execute(&mut *conn)
+    .await?;
+    for (agent, (a, blob)) in start.agents.iter().zip(&pending.blobs).enumerate() {
+        sqlx::query(
+            "INSERT INTO episode_agents (episode_id, agent, agent_name, actor, reset_obs)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(pending.id)
+        .bind(agent as i64)
+        .bind(&a.agent_name)
+        .bind(&a.actor)
+        .bind(blob)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// One row to insert: a step, an agent's index, and the agent's part.

@@ -442,3 +442,54 @@ async fn pixel_observations_are_stored_as_deltas_and_read_back_exactly() {
         );
     }
 }
+
+/// Episode boundaries cost no commit: a start, its steps and its end queue up
+/// and land together, in order, with the next batch; ids continue from what the
+/// database holds when a new recorder starts.
+#[tokio::test]
+async fn episode_boundaries_are_batched_with_their_steps() {
+    let (_dir, store) = temp_store().await;
+    let g = game(&store, 1).await;
+    let (recorder, handle) = store.recorder(config(Duration::from_secs(3600)));
+    let first = recorder
+        .start_episode(episode_start(g, 0, 1))
+        .await
+        .unwrap();
+    for t in 1..=10 {
+        recorder.record_step(cartpole_step(first, t, 1));
+    }
+    let end = |steps| EpisodeEnd {
+        ended_us: tandem_store::now_us(),
+        steps,
+        outcome: Outcome::Complete,
+        returns: vec![f64::from(steps)],
+    };
+    recorder.record_episode_end(first, end(10)).unwrap();
+    let second = recorder
+        .start_episode(episode_start(g, 1, 1))
+        .await
+        .unwrap();
+    assert_eq!(second, first + 1);
+    recorder.record_step(cartpole_step(second, 1, 1));
+    // Nothing was committed at the boundaries.
+    assert_eq!(store.count_episodes().await.unwrap(), 0);
+    recorder.flush().await.unwrap();
+    assert_eq!(store.count_episodes().await.unwrap(), 2);
+    assert_eq!(store.count_steps().await.unwrap(), 11);
+    let done = store.episode(first).await.unwrap().unwrap();
+    assert_eq!(
+        (done.outcome, done.steps),
+        (Some(Outcome::Complete), Some(10))
+    );
+    drop(recorder);
+    handle.shutdown().await.unwrap();
+
+    let (recorder, _handle) = store.recorder(config(Duration::from_secs(3600)));
+    let third = recorder
+        .start_episode(episode_start(g, 2, 1))
+        .await
+        .unwrap();
+    assert_eq!(third, second + 1);
+    recorder.flush().await.unwrap();
+    assert_eq!(store.count_episodes().await.unwrap(), 3);
+}
