@@ -174,14 +174,23 @@ async fn closing_the_tab_interrupts_the_episode_and_refresh_resumes() {
     }
     let cookie = p.cookie.clone();
     drop(p);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     {
+        // The interruption is written with the recorder's next batch, within its
+        // one-second flush interval: poll for it.
         let db = server.db().await;
-        let (outcome, reason, steps): (Option<String>, Option<String>, Option<i64>) =
-            sqlx::query_as("SELECT outcome, reason, steps FROM episodes WHERE idx = 0")
-                .fetch_one(&db)
+        let mut row: (Option<String>, Option<String>, Option<i64>) = (None, None, None);
+        for _ in 0..100 {
+            row = sqlx::query_as("SELECT outcome, reason, steps FROM episodes WHERE idx = 0")
+                .fetch_optional(&db)
                 .await
-                .unwrap();
+                .unwrap()
+                .unwrap_or((None, None, None));
+            if row.0.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let (outcome, reason, steps) = row;
         assert_eq!(outcome.as_deref(), Some("interrupted"));
         assert_eq!(reason.as_deref(), Some("disconnected"));
         let steps = steps.unwrap();

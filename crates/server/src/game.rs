@@ -573,7 +573,8 @@ impl EpisodeContext<'_> {
             tokio::select! {
                 biased;
                 _ = stopped(shutdown) => {
-                    let _ = recorder.end_episode(episode_id, end(interrupted("server_shutdown"), t, &returns)).await;
+                    // Queued: the recorder's final flush at shutdown writes it.
+                    let _ = recorder.record_episode_end(episode_id, end(interrupted("server_shutdown"), t, &returns));
                     return EpisodeExit::Shutdown;
                 }
                 command = commands.recv() => {
@@ -586,10 +587,12 @@ impl EpisodeContext<'_> {
                         None => ("game_closed", EpisodeExit::Shutdown),
                     };
                     info!(game = self.game_id, episode = episode_id, reason, "episode interrupted");
-                    let _ = recorder.end_episode(episode_id, end(interrupted(reason), t, &returns)).await;
-                    let _ = self.state.store.record_event(
+                    // Queued behind the episode's steps, like every boundary: a
+                    // crowd leaving at once must not queue up commits.
+                    let _ = recorder.record_episode_end(episode_id, end(interrupted(reason), t, &returns));
+                    recorder.record_event(
                         Some(occupant.participant_id), Some(self.game_id), reason,
-                        json!({"episode": episode_id, "step": t})).await;
+                        json!({"episode": episode_id, "step": t}));
                     return exit;
                 }
                 _ = clock.tick() => {}
@@ -602,8 +605,7 @@ impl EpisodeContext<'_> {
                 Err(e) => {
                     warn!(game = self.game_id, cause = %e, "environment step failed");
                     let _ = recorder
-                        .end_episode(episode_id, end(interrupted("env_error"), t, &returns))
-                        .await;
+                        .record_episode_end(episode_id, end(interrupted("env_error"), t, &returns));
                     return EpisodeExit::Failed(format!("step: {e}"));
                 }
             };
@@ -653,8 +655,7 @@ impl EpisodeContext<'_> {
             if done {
                 let total = returns.iter().sum();
                 // Queued behind the steps, not awaited: a game never waits for the
-                // disk between episodes. (Interruptions above are awaited: they
-                // are rare, and the participant may be gone for good.)
+                // disk between episodes.
                 if let Err(e) =
                     recorder.record_episode_end(episode_id, end(Outcome::Complete, t, &returns))
                 {
