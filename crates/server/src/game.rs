@@ -166,11 +166,13 @@ pub async fn join(state: &AppState, session: &Session, p: &Participant, scene_in
         return;
     };
     let game = match state.store.open_game_for(p.id, scene_index as u32).await {
-        Ok(Some(game)) => Ok(game),
-        Ok(None) => create_game(state, scene, p.id, scene_index).await,
+        Ok(Some(game)) => Ok((game, false)),
+        Ok(None) => create_game(state, scene, p.id, scene_index)
+            .await
+            .map(|game| (game, true)),
         Err(e) => Err(e.to_string()),
     };
-    let game = match game {
+    let (game, fresh) = match game {
         Ok(game) => game,
         Err(cause) => {
             error!(participant = p.id, cause, "could not open a game");
@@ -233,6 +235,7 @@ pub async fn join(state: &AppState, session: &Session, p: &Participant, scene_in
         scene_index,
         participant_id: p.id,
         started_us: game.started_us,
+        fresh,
     };
     let state = state.clone();
     tokio::spawn(async move {
@@ -282,6 +285,9 @@ async fn create_game(
 }
 
 struct Setup {
+    /// True for a game created just now: it has no episodes yet, so there is
+    /// nothing to count in the database before the first one.
+    fresh: bool,
     game_id: i64,
     generation: u64,
     scene_index: usize,
@@ -377,17 +383,23 @@ async fn play(
     commands: &mut mpsc::UnboundedReceiver<Command>,
     frames: &FrameSender,
 ) -> GameExit {
-    // Episode ends are written in batches; commit any still queued for this game
-    // (from a task that retired moments ago) before counting them.
-    if let Err(e) = state.recorder.flush().await {
-        return GameExit::Failed(format!("recorder: {e}"));
-    }
-    let (mut done, mut next_index) = match (
-        state.store.episodes_completed(setup.game_id).await,
-        state.store.next_episode_index(setup.game_id).await,
-    ) {
-        (Ok(done), Ok(next)) => (done, next),
-        (Err(e), _) | (_, Err(e)) => return GameExit::Failed(format!("database: {e}")),
+    let (mut done, mut next_index) = if setup.fresh {
+        (0, 0)
+    } else {
+        // A resumed game: episode ends are written in batches, so commit any
+        // still queued for it (a task that retired moments ago) before counting.
+        // Waiting here is fine for a participant coming back, and only for them;
+        // a new game must not wait behind the recorder's backlog.
+        if let Err(e) = state.recorder.flush().await {
+            return GameExit::Failed(format!("recorder: {e}"));
+        }
+        match (
+            state.store.episodes_completed(setup.game_id).await,
+            state.store.next_episode_index(setup.game_id).await,
+        ) {
+            (Ok(done), Ok(next)) => (done, next),
+            (Err(e), _) | (_, Err(e)) => return GameExit::Failed(format!("database: {e}")),
+        }
     };
     let deadline_us = scene
         .time_limit_s

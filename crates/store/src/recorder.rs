@@ -269,7 +269,7 @@ impl Store {
     pub fn recorder(&self, config: RecorderConfig) -> (Recorder, RecorderHandle) {
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
-        let writer = Writer::new(self.pool().clone(), config, counters.clone());
+        let writer = Writer::new(self.writer_pool(), config, counters.clone());
         let task = tokio::spawn(writer.run(rx));
         let handle = RecorderHandle {
             tx: tx.downgrade(),

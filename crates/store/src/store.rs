@@ -27,6 +27,11 @@ const MAX_CONNECTIONS: u32 = 8;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// How to open another connection to the same database (the writer's own).
+    options: SqliteConnectOptions,
+    /// An in-memory database exists only inside its own connections, so the
+    /// writer must share the pool instead of opening its own.
+    in_memory: bool,
 }
 
 impl Store {
@@ -69,10 +74,27 @@ impl Store {
 
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool })
+        let in_memory = db.contains(":memory:") || db.contains("mode=memory");
+        Ok(Store {
+            pool,
+            options,
+            in_memory,
+        })
+    }
+
+    /// A pool of one connection of its own for the recorder's writer, so that
+    /// recording never waits for a connection behind participants' page loads
+    /// and scene moves (seen in load tests: 10 s waits at 2,000 arrivals).
+    pub(crate) fn writer_pool(&self) -> SqlitePool {
+        if self.in_memory {
+            return self.pool.clone();
+        }
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(self.options.clone())
     }
 
     /// The connection pool, for tests and for queries this crate does not offer.
