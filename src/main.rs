@@ -1,7 +1,9 @@
-//! The `tandem` command: serve an experiment, or check an experiment file.
+//! The `tandem` command: serve an experiment, check an experiment file, or load
+//! a server with simulated participants.
 //!
 //! Thin by design: it parses flags, opens the database, binds the listener and
-//! hands over to `tandem_server::run`, which the tests call the same way.
+//! hands over to `tandem_server::run`, which the tests call the same way;
+//! `bench` hands its flags to `tandem_bench::run`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,20 +42,34 @@ enum Command {
         /// The experiment file (TOML).
         file: PathBuf,
     },
+    /// Load a server with simulated participants and measure frames, latency,
+    /// CPU, memory, bandwidth and recorded steps. Prints a table and one JSON line;
+    /// exits 3 if any step played was not recorded.
+    Bench(tandem_bench::Options),
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let cli = Cli::parse();
+    // The bench's stdout is its report (the last line is JSON), so its logs go
+    // to stderr, and only warnings by default.
+    let (default_filter, to_stderr) = match cli.command {
+        Command::Bench(_) => ("warn", true),
+        _ => ("info", false),
+    };
+    let subscriber = tracing_subscriber::fmt().with_env_filter(
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
+    );
+    if to_stderr {
+        subscriber.with_writer(std::io::stderr).init();
+    } else {
+        subscriber.init();
+    }
     let result = match cli.command {
         Command::Check { file } => check(&file),
         Command::Serve { file, db, addr } => tokio::runtime::Runtime::new()
             .context("could not start the async runtime")
             .and_then(|rt| rt.block_on(serve(file, db, addr))),
+        Command::Bench(options) => bench(options),
     };
     match result {
         Ok(code) => code,
@@ -79,6 +95,24 @@ fn check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
             eprintln!("{e}");
             Ok(ExitCode::from(2))
         }
+    }
+}
+
+/// Runs the load generator on a multi-threaded runtime (one worker per core).
+/// Exit codes: 0 done, 2 bad options, 3 steps were lost, 1 anything else.
+fn bench(options: tandem_bench::Options) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    match runtime.block_on(tandem_bench::run(options)) {
+        Ok(outcome) if outcome.is_clean() => Ok(ExitCode::SUCCESS),
+        Ok(_) => Ok(ExitCode::from(3)),
+        Err(e) if e.downcast_ref::<tandem_bench::OptionsError>().is_some() => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e),
     }
 }
 

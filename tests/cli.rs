@@ -18,9 +18,19 @@ fn tandem() -> Command {
 /// `tandem check` accepts both shipped examples and exits 0.
 #[test]
 fn check_accepts_the_examples() {
-    for file in ["examples/cartpole_prolific.toml", "examples/mountaincar_mturk.toml"] {
-        let out = tandem().args(["check", file]).output().expect("tandem runs");
-        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+    for file in [
+        "examples/cartpole_prolific.toml",
+        "examples/mountaincar_mturk.toml",
+    ] {
+        let out = tandem()
+            .args(["check", file])
+            .output()
+            .expect("tandem runs");
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
     }
 }
@@ -35,12 +45,22 @@ fn check_reports_file_line_column_and_field() {
         "id = \"bad\"\ntitle = \"Bad\"\n\n[[scene]]\nkind = \"game\"\nid = \"g\"\ntitle = \"G\"\nenv = \"CartPole-v9\"\nepisodes = 1\ndefault_action = 0\n[scene.keys]\nArrowLeft = 0\n\n[[scene]]\nkind = \"end\"\nid = \"end\"\ntitle = \"End\"\nmarkdown = \"Bye\"\n",
     )
     .unwrap();
-    let out = tandem().arg("check").arg(&path).output().expect("tandem runs");
+    let out = tandem()
+        .arg("check")
+        .arg(&path)
+        .output()
+        .expect("tandem runs");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let expected = format!("{}:8:7: scene[0].env:", path.display());
-    assert!(stderr.contains(&expected), "expected {expected:?} in:\n{stderr}");
-    assert!(stderr.contains("CartPole-v1"), "suggests the known env:\n{stderr}");
+    assert!(
+        stderr.contains(&expected),
+        "expected {expected:?} in:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("CartPole-v1"),
+        "suggests the known env:\n{stderr}"
+    );
 }
 
 /// `tandem serve` runs the built-in default experiment; SIGTERM stops it cleanly
@@ -78,7 +98,8 @@ async fn serve_default_experiment_and_stop_on_sigterm() {
     let mut p = Client::connect_addr(addr, &cookie).await;
     let consent = p.expect_scene().await;
     assert_eq!(consent["scene"]["kind"], "info");
-    p.send(json!({"type": "advance", "scene": 0, "checked": true})).await;
+    p.send(json!({"type": "advance", "scene": 0, "checked": true}))
+        .await;
     p.expect_scene().await;
     p.send(json!({"type": "advance", "scene": 1})).await;
     assert_eq!(p.expect_scene().await["scene"]["kind"], "game");
@@ -92,7 +113,10 @@ async fn serve_default_experiment_and_stop_on_sigterm() {
         .status()
         .expect("kill runs");
     assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(exit.success(), "serve exits 0 on SIGTERM: {exit:?}");
     assert_eq!(p.expect("closed").await["code"], 1012);
 
@@ -107,8 +131,14 @@ async fn serve_default_experiment_and_stop_on_sigterm() {
             .fetch_one(&pool)
             .await
             .unwrap();
-    assert_eq!((outcome.as_str(), reason.as_deref()), ("interrupted", Some("server_shutdown")));
-    assert_eq!(count(&pool, "SELECT COUNT(*) FROM episodes WHERE outcome IS NULL").await, 0);
+    assert_eq!(
+        (outcome.as_str(), reason.as_deref()),
+        ("interrupted", Some("server_shutdown"))
+    );
+    assert_eq!(
+        count(&pool, "SELECT COUNT(*) FROM episodes WHERE outcome IS NULL").await,
+        0
+    );
     let promised = count(&pool, "SELECT SUM(steps) FROM episodes").await;
     assert!(promised >= 9);
     assert_eq!(count(&pool, "SELECT COUNT(*) FROM steps").await, promised);

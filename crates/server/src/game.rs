@@ -453,6 +453,12 @@ async fn play(
                 done += 1;
                 last_return = Some(total);
                 let finished = time_up || scene.episodes.is_some_and(|n| done >= n);
+                // Leave the episode's last frame on screen for one tick: the next
+                // reset frame would otherwise replace it before any socket sent
+                // it, and participants would never see the pole fall.
+                if !finished {
+                    tokio::time::sleep(tick_period(scene)).await;
+                }
                 let state_name = if finished { "ended" } else { "playing" };
                 seated.send(status(
                     scene,
@@ -474,6 +480,11 @@ async fn play(
             EpisodeExit::Failed(reason) => return GameExit::Failed(reason),
         }
     }
+}
+
+/// The time between two ticks of a scene's game.
+fn tick_period(scene: &GameScene) -> Duration {
+    Duration::from_secs_f64(1.0 / f64::from(scene.fps.max(1)))
 }
 
 /// The `game` status message for the heads-up display.
@@ -574,9 +585,7 @@ impl EpisodeContext<'_> {
             reason: reason.to_string(),
         };
 
-        let mut clock = tokio::time::interval(Duration::from_secs_f64(
-            1.0 / f64::from(self.scene.fps.max(1)),
-        ));
+        let mut clock = tokio::time::interval(tick_period(self.scene));
         // A late tick is skipped, not made up in a burst: real time never turns
         // into fast-forward either.
         clock.set_missed_tick_behavior(MissedTickBehavior::Skip);

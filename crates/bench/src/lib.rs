@@ -1,0 +1,33 @@
+//! `tandem bench`: a load generator that plays simulated participants ("bots")
+//! against a Tandem server over real WebSockets and measures what they get.
+//!
+//! Layout:
+//! - `options`: the command's flags ([`Options`]) and their validation into a plan.
+//! - `scenario`: the built-in experiments, and what a run needs to know of one.
+//! - `server`: the server under test: a child process it starts, or a running one;
+//!   `/proc` readings and `/metrics`.
+//! - `http`: a minimal HTTP/1.0 GET, enough for `GET /` and `/metrics`.
+//! - `bot`: one simulated participant, from `GET /` to its game and out again.
+//! - `live`: counters the bots update as they go, and the progress display.
+//! - `storage`: counting what the database recorded once the server has stopped.
+//! - `stats`: pooling the bots' samples into percentiles and rates.
+//! - `report`: the figures, as a table for people and one JSON line for machines.
+//! - `run`: the order of a run: start, ramp up, measure, close, check, report.
+//!
+//! The bots run in this process and the server in another (as a child, or behind
+//! `--url`), so the server's CPU and memory readings are its own.
+
+mod bot;
+mod http;
+mod live;
+mod options;
+mod report;
+mod run;
+mod scenario;
+mod server;
+mod stats;
+mod storage;
+
+pub use options::{Options, OptionsError, ScenarioName};
+pub use report::Figures;
+pub use run::{Outcome, run};
