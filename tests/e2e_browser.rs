@@ -763,3 +763,74 @@ async fn describe(page: &Page) -> String {
         Err(e) => format!("(page state unavailable: {e})"),
     }
 }
+
+/// An experiment that opens on its game, for the page-load measurement.
+const GAME_FIRST: &str = r#"
+id = "first-frame"
+title = "First frame"
+
+[[scene]]
+kind = "game"
+id = "play"
+title = "Play"
+env = "CartPole-v1"
+fps = 30
+time_limit_s = 60
+default_action = 0
+instructions = "Keep the pole up."
+[scene.keys]
+ArrowLeft = 0
+ArrowRight = 1
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Done"
+markdown = "Thanks."
+"#;
+
+/// The participant page of a game-first experiment loads and draws its first
+/// frame; prints what it transferred before that frame and when the frame came
+/// (issue 3's page-load figures: a measurement, not a timed assertion).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_load_bytes_and_first_frame_are_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_at(GAME_FIRST, &dir.path().join("load.db")).await;
+    let mut chromium = Chromium::launch().await;
+    // A warm-up load, so that the browser's own start-up is not in the figure.
+    let warm = chromium
+        .browser
+        .new_page("about:blank")
+        .await
+        .expect("blank page");
+    let _ = warm.close().await;
+    let page = chromium
+        .browser
+        .new_page(server.url("/?PROLIFIC_PID=first-frame"))
+        .await
+        .expect("the participant page opens");
+    wait_for(&page, "the first frame", &format!("{FRAMES} > 0")).await;
+    let first_frame_ms: f64 = eval_string(
+        &page,
+        "document.getElementById('game-canvas').dataset.firstFrameMs",
+    )
+    .await
+    .parse()
+    .expect("the page stamps its first frame");
+    // Bytes over HTTP: the document and every resource (headers included), all
+    // of it loaded before the socket could deliver a frame.
+    let http_bytes = eval_i64(
+        &page,
+        "performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))\
+         .reduce((n, e) => n + (e.transferSize || 0), 0)",
+    )
+    .await;
+    eprintln!(
+        "page load: {http_bytes} bytes over HTTP before the first frame (goal ≤ 100 KB); \
+         first frame {first_frame_ms:.1} ms after navigation (goal ≤ 300 ms on loopback)"
+    );
+    assert!(http_bytes > 0, "the page was transferred");
+    assert!(first_frame_ms > 0.0);
+    chromium.close().await;
+    server.stop().await;
+}

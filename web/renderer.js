@@ -98,6 +98,8 @@ export class Renderer {
 
   applied(meta) {
     Object.assign(this.stats, { frames: this.stats.frames + 1, tick: meta.tick, ack: meta.ack });
+    // Milliseconds from navigation to the first frame, for the page-load benchmark.
+    this.canvas.dataset.firstFrameMs ??= performance.now().toFixed(1);
     this.dirty = true;
     this.setData();
     this.onFrame(meta);
