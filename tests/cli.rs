@@ -140,7 +140,7 @@ async fn serve_default_experiment_and_stop_on_sigterm() {
         0
     );
     let promised = count(&pool, "SELECT SUM(steps) FROM episodes").await;
-    assert!(promised >= 9);
+    assert!(promised >= 8, "{promised} steps recorded");
     assert_eq!(count(&pool, "SELECT COUNT(*) FROM steps").await, promised);
     assert!(count(&pool, "SELECT COUNT(*) FROM steps WHERE keys = 'ArrowLeft'").await > 0);
 }

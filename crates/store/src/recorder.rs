@@ -26,7 +26,6 @@ use serde_json::Value;
 use sqlx::sqlite::SqlitePool;
 use tandem_env::{Action, Observation};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tracing::error;
 
 use crate::clock::now_us;
@@ -256,24 +255,56 @@ pub struct RecorderHandle {
     /// Weak, so that the writer still stops when the last `Recorder` goes even if
     /// the handle is kept.
     tx: mpsc::WeakUnboundedSender<Command>,
-    task: JoinHandle<Result<(), StoreError>>,
+    /// Answered by the writer with the result of its last commit when it exits.
+    done: oneshot::Receiver<Result<(), StoreError>>,
     counters: Arc<Counters>,
 }
 
 impl Store {
-    /// Starts this database's writer task and returns a recorder feeding it.
+    /// Starts this database's writer and returns a recorder feeding it.
     ///
     /// Start one per database (clone the `Recorder` for each game): one writer is
-    /// what keeps batches large and SQLite's single write lock uncontended. Must be
-    /// called within a Tokio runtime.
+    /// what keeps batches large and SQLite's single write lock uncontended. The
+    /// writer runs on a thread of its own (with a single-threaded Tokio runtime):
+    /// as one task among thousands of game and socket tasks it was starved under
+    /// load and fell behind by seconds (BENCHMARKS.md). Must be called within a
+    /// Tokio runtime (the fallback, if no thread can be started, is a task on it).
     pub fn recorder(&self, config: RecorderConfig) -> (Recorder, RecorderHandle) {
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
-        let writer = Writer::new(self.writer_pool(), config, counters.clone());
-        let task = tokio::spawn(writer.run(rx));
+        let (done_tx, done) = oneshot::channel();
+        let store = self.clone();
+        let writer_counters = counters.clone();
+        // The thread's closure owns what the writer needs; if the thread cannot
+        // start, the closure is handed back through this slot and run as a task.
+        let start = move || async move {
+            let writer = Writer::new(store.writer_pool(), config, writer_counters);
+            let _ = done_tx.send(writer.run(rx).await);
+        };
+        let slot = Arc::new(std::sync::Mutex::new(Some(start)));
+        let thread_slot = Arc::clone(&slot);
+        let spawned = std::thread::Builder::new()
+            .name("tandem-recorder".into())
+            .spawn(move || {
+                let start = thread_slot.lock().ok().and_then(|mut s| s.take());
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match (start, runtime) {
+                    (Some(start), Ok(runtime)) => runtime.block_on(start()),
+                    (_, Err(e)) => error!(cause = %e, "the recorder's runtime could not start"),
+                    (None, Ok(_)) => {}
+                }
+            });
+        if let Err(e) = spawned {
+            error!(cause = %e, "no thread for the recorder; it runs as a task instead");
+            if let Some(start) = slot.lock().ok().and_then(|mut s| s.take()) {
+                tokio::spawn(start());
+            }
+        }
         let handle = RecorderHandle {
             tx: tx.downgrade(),
-            task,
+            done,
             counters: counters.clone(),
         };
         let recorder = Recorder {
@@ -397,8 +428,8 @@ impl RecorderHandle {
             // The writer may stop between upgrade and send; then it is stopping anyway.
             let _ = tx.send(Command::Shutdown);
         }
-        self.task.await.map_err(|e| {
-            error!(cause = %e, "the recorder's writer task failed");
+        self.done.await.map_err(|_| {
+            error!("the recorder's writer ended without a word (its thread failed)");
             StoreError::RecorderClosed
         })?
     }
@@ -421,7 +452,6 @@ impl fmt::Debug for RecorderHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecorderHandle")
             .field("stats", &self.stats())
-            .field("finished", &self.task.is_finished())
             .finish()
     }
 }
