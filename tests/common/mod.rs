@@ -81,6 +81,26 @@ completion_code = "C0DE42"
 redirect = "https://example.org/done?cc={completion_code}&pid={PROLIFIC_PID}"
 "#;
 
+/// Panics on the server's runtime threads, across every test of this binary. A
+/// panic inside a spawned task never fails a test by itself; the server must
+/// never panic, so `TestServer::stop` fails when this is not zero.
+static SERVER_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_server_panics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            // Test bodies run on the test's own thread; the server's tasks run on
+            // Tokio's workers.
+            if std::thread::current().name() == Some("tokio-rt-worker") {
+                SERVER_PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            default(info);
+        }));
+    });
+}
+
 /// A server running in this process on 127.0.0.1 with a fresh database file.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -92,6 +112,7 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server for `experiment` (TOML text) recording to `db_path`.
     pub async fn start_at(experiment: &str, db_path: &Path) -> TestServer {
+        count_server_panics();
         let experiment =
             tandem_experiment::parse(experiment, "test.toml").expect("test experiment parses");
         let store = tandem_store::Store::open(db_path.to_str().expect("utf-8 path"))
@@ -129,6 +150,11 @@ impl TestServer {
                 .expect("server task did not panic")
                 .expect("server exits cleanly");
         }
+        assert_eq!(
+            SERVER_PANICS.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "a server task panicked (see the output above)"
+        );
     }
 
     /// A connection to the server's database file, for checking what was recorded.

@@ -92,6 +92,8 @@ pub async fn run(socket: WebSocket, state: AppState, participant_id: i64) {
 
     let mut shutdown = state.shutdown.clone();
     let mut bad_messages = 0u32;
+    // A finished JoinHandle must not be polled again, so remember it finished.
+    let mut send_finished = false;
     loop {
         let message = tokio::select! {
             message = stream.next() => message,
@@ -99,7 +101,10 @@ pub async fn run(socket: WebSocket, state: AppState, participant_id: i64) {
                 session.control(Outgoing::Close(wire::CLOSE_RESTART, "server restarting"));
                 break;
             }
-            _ = &mut send_task => break,
+            _ = &mut send_task => {
+                send_finished = true;
+                break;
+            }
         };
         let text = match message {
             Some(Ok(Message::Text(text))) => text,
@@ -193,8 +198,13 @@ pub async fn run(socket: WebSocket, state: AppState, participant_id: i64) {
     // to close rather than left to notice; a close already queued goes first.
     session.control(Outgoing::Close(1000, "bye"));
     drop(session);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), &mut send_task).await;
-    send_task.abort();
+    if !send_finished
+        && tokio::time::timeout(std::time::Duration::from_secs(1), &mut send_task)
+            .await
+            .is_err()
+    {
+        send_task.abort();
+    }
     debug!(participant = participant_id, connection, "socket closed");
 }
 
