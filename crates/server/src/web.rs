@@ -34,9 +34,14 @@ const MAX_ID_LEN: usize = 128;
 
 /// The whole HTTP surface of the server.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    // The page and its modules are text and gzip to about a third: what a
+    // participant downloads before the first frame (BENCHMARKS.md, page load).
+    let pages = Router::new()
         .route("/", get(participant_page))
         .route("/static/{*path}", get(static_file))
+        .layer(tower_http::compression::CompressionLayer::new());
+    Router::new()
+        .merge(pages)
         .route("/ws", get(participant_socket))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
