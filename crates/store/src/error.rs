@@ -30,7 +30,7 @@ pub enum StoreError {
     /// nothing to resend. Carries the database's message.
     #[error("not written yet, will retry: {0}")]
     WriteDeferred(String),
-    /// The recorder's writer task has stopped (shut down or never started), so the
+    /// The recorder's writer has stopped (shut down or never started), so the
     /// request was not carried out.
     #[error("the recorder has stopped")]
     RecorderClosed,

@@ -9,7 +9,7 @@
 //! - `games`: games and seats, episode bookkeeping, interrupting open episodes.
 //! - `events`: the `events` table (disconnects, fallbacks, errors).
 //! - `recorder`: [`Recorder`], the non-blocking front of the writer, and its records.
-//! - `writer`: the writer task: batching, multi-row inserts, retries.
+//! - `writer`: the writer (on its own thread): batching, multi-row inserts, retries.
 //! - `read`: recorded episodes and steps read back, observations decoded.
 //! - [`obs_codec`]: the observation BLOB format (public: Python readers follow it).
 //! - `error`: [`StoreError`].

@@ -1,7 +1,7 @@
 //! The recorder: what game loops hold to record episodes, steps and events.
 //!
 //! A [`Recorder`] is a cheap, cloneable sender. Everything it is given goes, in
-//! order, through one channel to one writer task per database (see `writer.rs`),
+//! order, through one channel to one writer per database, on its own thread (see `writer.rs`),
 //! which batches steps into large transactions. Sending a step never blocks and
 //! never fails the game loop: a real-time game must not stall on the disk, and a
 //! step the writer cannot take is counted and logged rather than raised.
@@ -234,7 +234,7 @@ pub(crate) struct QueuedEvent {
     pub(crate) detail: Value,
 }
 
-/// Records episodes, steps and events through the database's writer task. Cheap
+/// Records episodes, steps and events through the database's writer. Cheap
 /// to clone; each game loop holds one.
 #[derive(Clone)]
 pub struct Recorder {
@@ -248,7 +248,7 @@ pub struct Recorder {
     pool: SqlitePool,
 }
 
-/// Owns the writer task: ask it to stop and wait for it with
+/// Owns the writer: ask it to stop and wait for it with
 /// [`RecorderHandle::shutdown`]. Dropping the handle leaves the writer running
 /// until every [`Recorder`] is dropped.
 pub struct RecorderHandle {

@@ -1,11 +1,12 @@
-//! The recorder's writer task: the only code that writes steps.
+//! The recorder's writer: the only code that writes steps and episodes.
 //!
 //! It takes [`Command`]s in order from one channel, encodes observations, and
-//! buffers steps, episode ends and events until a commit is due: when the batch
-//! reaches [`RecorderConfig::batch_rows`] rows, when the oldest buffered record is
-//! [`RecorderConfig::flush_interval`] old, or when a command that needs an answer
-//! arrives. A commit writes everything buffered in one transaction, steps first,
-//! with multi-row INSERTs drawn from a fixed set of prepared statements.
+//! buffers episode starts, steps, episode ends and events until a commit is due:
+//! when the batch reaches [`RecorderConfig::batch_rows`] rows, when the oldest
+//! buffered record is [`RecorderConfig::flush_interval`] old, or when a command
+//! that needs an answer arrives. A commit writes everything buffered in one
+//! transaction: episode starts first, then steps (multi-row INSERTs drawn from a
+//! fixed set of prepared statements), then ends and events.
 //!
 //! Failure policy, in order of what matters:
 //! - A failed commit loses nothing: the buffer is kept, the cause is logged and
