@@ -25,6 +25,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tandem_experiment::Experiment;
 use tandem_store::{RecorderConfig, Store};
 use tokio::net::TcpListener;
@@ -71,6 +72,13 @@ pub async fn run(
         info!("shutting down: no new participants; recording interrupted episodes");
         let _ = stop_tx.send(true);
     };
+    // Frames are small writes every tick: without TCP_NODELAY, Nagle's algorithm
+    // holds one back until the browser acknowledges the previous one.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            warn!(cause = %e, "could not set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .await?;
