@@ -703,14 +703,18 @@ impl EpisodeContext<'_> {
         let content = match (env.render(), self.scene.render) {
             (Frame::Sprites(sprites), RenderMode::Sprites) => Ok(FrameContent::Sprites(sprites)),
             (Frame::Sprites(sprites), RenderMode::Pixels) => {
-                let (width, height) = pixel_size(env);
+                let (width, height) = self.scene.canvas();
                 let image = tandem_envs::rasterize(&sprites, width, height, [255, 255, 255]);
                 png_content(&image)
             }
             (Frame::Pixels(image), _) => png_content(&image),
         };
-        let Some(content) = content_or_log(content, self.game_id) else {
-            return;
+        let content = match content {
+            Ok(content) => content,
+            Err(e) => {
+                warn!(game = self.game_id, cause = %e, "could not encode a frame");
+                return;
+            }
         };
         frames.send_replace(Some(Arc::new(PublishedFrame {
             tick: *tick,
@@ -724,30 +728,10 @@ impl EpisodeContext<'_> {
     }
 }
 
-fn pixel_size(env: &dyn Env) -> (u32, u32) {
-    match env.spec().render {
-        tandem_env::RenderKind::Pixels { width, height }
-        | tandem_env::RenderKind::Sprites { width, height } => (width, height),
-    }
-}
-
 fn png_content(image: &tandem_env::Image) -> Result<FrameContent, png::EncodingError> {
     Ok(FrameContent::Png {
         width: image.width,
         height: image.height,
         png: encode_png(image)?,
     })
-}
-
-fn content_or_log<E: std::fmt::Display>(
-    content: Result<FrameContent, E>,
-    game_id: i64,
-) -> Option<FrameContent> {
-    match content {
-        Ok(c) => Some(c),
-        Err(e) => {
-            warn!(game = game_id, cause = %e, "could not encode a frame");
-            None
-        }
-    }
 }
