@@ -262,14 +262,16 @@ impl Writer {
                 terminated: a.terminated,
                 truncated: a.truncated,
                 obs: {
+                    // Small observations (most) never delta: skip the map for them.
                     let key = (episode_id, agent);
-                    let previous = if keyframe {
-                        None
-                    } else {
+                    let large = payload_len(&a.obs) >= DELTA_MIN_LEN;
+                    let previous = if large && !keyframe {
                         self.previous_obs.get(&key)
+                    } else {
+                        None
                     };
                     let blob = self.encoder.encode_after(&a.obs, previous);
-                    if payload_len(&a.obs) >= DELTA_MIN_LEN {
+                    if large {
                         self.previous_obs.insert(key, a.obs);
                     }
                     blob
