@@ -5,6 +5,8 @@
 //! hands over to `tandem_server::run`, which the tests call the same way;
 //! `bench` hands its flags to `tandem_bench::run`.
 
+mod policies;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,21 +83,34 @@ fn main() -> ExitCode {
 }
 
 fn check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
-    match tandem_experiment::load(file) {
-        Ok(experiment) => {
-            println!(
-                "{}: ok: experiment {:?} with {} scenes",
-                file.display(),
-                experiment.id,
-                experiment.scenes.len()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+    let experiment = match tandem_experiment::load(file) {
+        Ok(experiment) => experiment,
         Err(e) => {
             eprintln!("{e}");
-            Ok(ExitCode::from(2))
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let registry = match policies::registry_for(&experiment) {
+        Ok(registry) => registry,
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("{problem}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    println!(
+        "{}: ok: experiment {:?} with {} scenes",
+        file.display(),
+        experiment.id,
+        experiment.scenes.len()
+    );
+    for def in &experiment.policies {
+        if let Some(description) = registry.describe(&def.name) {
+            println!("  policy {}: {description}", def.name);
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the load generator on a multi-threaded runtime (one worker per core).
@@ -127,6 +142,15 @@ async fn serve(file: Option<PathBuf>, db: String, addr: SocketAddr) -> anyhow::R
         },
         None => tandem_experiment::default_experiment(),
     };
+    let registry = match policies::registry_for(&experiment) {
+        Ok(registry) => registry,
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("{problem}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
     let store = tandem_store::Store::open(&db)
         .await
         .with_context(|| format!("could not open the database {db}"))?;
@@ -138,7 +162,8 @@ async fn serve(file: Option<PathBuf>, db: String, addr: SocketAddr) -> anyhow::R
         "Tandem is serving {:?} ({}) on http://{local}/ — recording to {db}. Ctrl-C stops.",
         experiment.title, experiment.id
     );
-    tandem_server::run(listener, experiment, store, shutdown_signal()).await?;
+    tandem_server::run_with_policies(listener, experiment, store, registry, shutdown_signal())
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -15,13 +15,19 @@ fn tandem() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tandem"))
 }
 
-/// `tandem check` accepts both shipped examples and exits 0.
+/// `tandem check` accepts every shipped example (models loaded) and exits 0.
 #[test]
 fn check_accepts_the_examples() {
-    for file in [
-        "examples/cartpole_prolific.toml",
-        "examples/mountaincar_mturk.toml",
-    ] {
+    let mut files: Vec<_> = std::fs::read_dir("examples")
+        .expect("examples folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    for file in files {
+        let file = file.display().to_string();
+        let file = file.as_str();
         let out = tandem()
             .args(["check", file])
             .output()
@@ -32,6 +38,59 @@ fn check_accepts_the_examples() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+    }
+}
+
+/// A policy that cannot serve its seat (a model for another environment's
+/// observations) or cannot load is a `check` error at the seat's line, not a
+/// failure mid-game.
+#[test]
+fn check_loads_models_and_fits_them_to_their_seats() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    std::fs::copy(
+        "examples/models/cartpole_mlp.onnx",
+        models.join("cartpole_mlp.onnx"),
+    )
+    .unwrap();
+    let example = std::fs::read_to_string("examples/assisted_cartpole.toml").unwrap();
+    let wrong_env = dir.path().join("wrong_env.toml");
+    std::fs::write(
+        &wrong_env,
+        example
+            .replace("env = \"CartPole-v1\"", "env = \"MountainCar-v0\"")
+            .replace("ArrowRight = 1", "ArrowRight = 2"),
+    )
+    .unwrap();
+    let missing = dir.path().join("missing.toml");
+    std::fs::write(
+        &missing,
+        example.replace("cartpole_mlp.onnx", "nothing.onnx"),
+    )
+    .unwrap();
+    for (path, expected) in [
+        (
+            &wrong_env,
+            ": scene[1].seat[0].policy: policy \"balancer\" cannot play agent_0 of MountainCar-v0",
+        ),
+        (
+            &missing,
+            ": policy.balancer: policy \"balancer\": cannot load the policy model",
+        ),
+    ] {
+        let out = tandem()
+            .arg("check")
+            .arg(path)
+            .output()
+            .expect("tandem runs");
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in:\n{stderr}"
+        );
+        assert!(stderr.starts_with(&path.display().to_string()), "{stderr}");
     }
 }
 
@@ -106,6 +165,14 @@ async fn serve_default_experiment_and_stop_on_sigterm() {
     p.hold(&["ArrowLeft"]).await;
     for _ in 0..10 {
         p.expect("frame").await;
+    }
+    // Stop early in an episode, so that one is surely running (a pole pushed
+    // one way falls in about ten steps).
+    loop {
+        let step = p.expect("frame").await["step"].as_u64();
+        if step.is_some_and(|s| (1..=3).contains(&s)) {
+            break;
+        }
     }
 
     let status = Command::new("kill")

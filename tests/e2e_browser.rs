@@ -4,9 +4,15 @@
 //! with clicks, typing and held keys, as a participant would. Then the database
 //! must hold what the browser did.
 //!
+//! Two more tests play the two-chef kitchen: two participants in two browsers
+//! (two profiles, so two cookies) meet in the lobby and cook together, then one
+//! closes the tab and the scripted fallback takes over while the other plays
+//! on; and a lone participant is matched with the AI after `human_timeout_s`.
+//!
 //! The page exposes its state for this test on the DOM: `body[data-scene,
-//! data-scene-id, data-connected]` and the game canvas's `data-frames`,
-//! `data-tick` and `data-ack` (see web/app.js and web/renderer.js).
+//! data-scene-id, data-connected, data-lobby, data-agent]`, `#lobby[data-waiting]`,
+//! `#notice[data-code]` and the game canvas's `data-frames`, `data-tick` and
+//! `data-ack` (see web/app.js, web/party.js and web/renderer.js).
 
 mod common;
 
@@ -640,6 +646,10 @@ impl Key {
         key: "ArrowRight",
         virtual_code: 39,
     };
+    const UP: Key = Key {
+        key: "ArrowUp",
+        virtual_code: 38,
+    };
 }
 
 async fn key_event(page: &Page, key: Key, kind: DispatchKeyEventType) {
@@ -833,4 +843,250 @@ async fn page_load_bytes_and_first_frame_are_measured() {
     assert!(first_frame_ms > 0.0);
     chromium.close().await;
     server.stop().await;
+}
+
+/// The kitchen for two, with the scripted chef as every seat's fallback.
+fn kitchen(human_timeout_s: u32) -> String {
+    format!(
+        r#"
+id = "e2e-kitchen"
+title = "Kitchen"
+
+[[scene]]
+kind = "game"
+id = "kitchen"
+title = "Cook together"
+env = "Kitchen-v0"
+fps = 8
+time_limit_s = 120
+human_timeout_s = {human_timeout_s}
+reconnect_grace_s = 60
+default_action = 0
+instructions = "Arrow keys move; Space picks up and puts down."
+[scene.keys]
+ArrowUp = 1
+ArrowDown = 2
+ArrowLeft = 3
+ArrowRight = 4
+Space = 5
+
+[[scene.seat]]
+agent = "chef_0"
+human = true
+fallback = "scripted"
+
+[[scene.seat]]
+agent = "chef_1"
+human = true
+fallback = "scripted"
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Done"
+markdown = "Thanks."
+completion_code = "KITCHEN"
+"#
+    )
+}
+
+/// Waits until the canvas has drawn `more` frames beyond what it had.
+async fn frames_advance(page: &Page, what: &str, more: i64) {
+    let now = eval_i64(page, FRAMES).await;
+    wait_for(page, what, &format!("{FRAMES} >= {}", now + more)).await;
+}
+
+/// Two participants in two browsers meet in the lobby and cook together, each
+/// steering their own chef; one closes the tab, the scripted chef takes their
+/// seat within a tick, and the other keeps playing, told what happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_cook_together_and_the_fallback_takes_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_at(&kitchen(600), &dir.path().join("kitchen.db")).await;
+    let mut first = Chromium::launch().await;
+    let mut second = Chromium::launch().await;
+
+    let a = first
+        .browser
+        .new_page(server.url("/?PROLIFIC_PID=cook-a"))
+        .await
+        .expect("the first participant's page opens");
+    wait_for(
+        &a,
+        "the first participant to wait in the lobby",
+        "document.body.dataset.lobby === 'waiting' \
+         && document.getElementById('lobby').dataset.waiting === '1' \
+         && !document.getElementById('lobby').hidden",
+    )
+    .await;
+    let b = second
+        .browser
+        .new_page(server.url("/?PROLIFIC_PID=cook-b"))
+        .await
+        .expect("the second participant's page opens");
+    for page in [&a, &b] {
+        wait_for(
+            page,
+            "both to be seated and drawing the kitchen",
+            &format!(
+                "document.body.dataset.lobby === 'seated' \
+                 && document.getElementById('lobby').hidden && {FRAMES} > 2"
+            ),
+        )
+        .await;
+    }
+    let agent_a = eval_string(&a, "document.body.dataset.agent").await;
+    let agent_b = eval_string(&b, "document.body.dataset.agent").await;
+    assert_ne!(agent_a, agent_b, "each has their own chef");
+
+    // Each steers their own chef at the same time.
+    let b_keys = hold_key(&b, Key::LEFT, HOLD, || async {});
+    let a_keys = hold_key(&a, Key::UP, HOLD, || async {});
+    tokio::join!(a_keys, b_keys);
+    frames_advance(&b, "the game to go on", 4).await;
+
+    // A closes the tab: B is told, and the game goes on with the fallback.
+    a.close().await.expect("the first tab closes");
+    wait_for(
+        &b,
+        "the notice that the partner left",
+        "document.getElementById('notice')?.dataset.code === 'partner_left' \
+         && !document.getElementById('notice').hidden",
+    )
+    .await;
+    frames_advance(&b, "the game to go on without the partner", 16).await;
+    hold_key(&b, Key::RIGHT, HOLD, || async {}).await;
+    frames_advance(&b, "more play", 4).await;
+    first.close().await;
+    second.close().await;
+    server.stop().await;
+
+    let db = server.db().await;
+    let agent_a: i64 = agent_a.parse().expect("agent index");
+    let by_agent = |sql: &str| {
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(
+            sql.replace("{a}", &agent_a.to_string()),
+        ))
+    };
+    let keyed_by_a: i64 = by_agent(
+        "SELECT COUNT(*) FROM steps s JOIN game_seats g ON g.agent = s.agent
+         WHERE s.agent = {a} AND s.keys = 'ArrowUp' AND s.actor = 'participant:' || g.participant_id",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(keyed_by_a > 0, "A's held key moved A's chef");
+    let fallback: i64 = by_agent(
+        "SELECT COUNT(*) FROM steps WHERE agent = {a} AND source = 'fallback' AND actor = 'policy:scripted'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(
+        fallback >= 16,
+        "the fallback played A's seat: {fallback} steps"
+    );
+    assert!(count(&db, "SELECT COUNT(*) FROM steps WHERE keys = 'ArrowLeft'").await > 0);
+    assert!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM steps WHERE keys = 'ArrowRight' AND actor LIKE 'participant:%'"
+        )
+        .await
+            > 0
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM matches WHERE reason = 'full'").await,
+        1
+    );
+    let takeovers: i64 = by_agent(
+        "SELECT COUNT(*) FROM events WHERE kind = 'seat_change'
+         AND json_extract(detail, '$.agent') = {a} AND json_extract(detail, '$.reason') = 'takeover'
+         AND json_extract(detail, '$.to') = 'policy:scripted'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(takeovers, 1, "one takeover of A's seat");
+    // The takeover did not interrupt the episode: A's keys and the fallback
+    // acted in the same one.
+    let shared: i64 = by_agent(
+        "SELECT COUNT(DISTINCT s.episode_id) FROM steps s WHERE s.agent = {a} AND s.source = 'keys'
+         AND s.episode_id IN (SELECT episode_id FROM steps WHERE agent = {a} AND source = 'fallback')",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        shared, 1,
+        "one episode played by A and then by the fallback"
+    );
+}
+
+/// A lone participant waits in the lobby, sees how long, and after
+/// `human_timeout_s` plays with the scripted chef in the empty seat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_browser_is_matched_with_the_ai_after_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_at(&kitchen(3), &dir.path().join("alone.db")).await;
+    let mut chromium = Chromium::launch().await;
+    let page = chromium
+        .browser
+        .new_page(server.url("/?PROLIFIC_PID=alone"))
+        .await
+        .expect("the page opens");
+    wait_for(
+        &page,
+        "the lobby with its countdown",
+        "document.body.dataset.lobby === 'waiting' \
+         && document.getElementById('lobby').innerText.includes('with an AI partner')",
+    )
+    .await;
+    wait_for(
+        &page,
+        "the game with an AI partner",
+        &format!(
+            "document.body.dataset.lobby === 'seated' && {FRAMES} > 2 \
+             && document.getElementById('seat').innerText.includes('an AI')"
+        ),
+    )
+    .await;
+    hold_key(&page, Key::UP, HOLD, || async {}).await;
+    frames_advance(&page, "play with the AI", 8).await;
+    chromium.close().await;
+    server.stop().await;
+    let db = server.db().await;
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM matches WHERE reason = 'human_timeout' AND filled = 1"
+        )
+        .await,
+        1
+    );
+    let waited_us = count(
+        &db,
+        "SELECT MAX(left_us - joined_us) FROM lobby_waits WHERE outcome = 'matched'",
+    )
+    .await;
+    assert!(
+        waited_us >= 3_000_000,
+        "waited {waited_us} µs, at least the timeout"
+    );
+    assert!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM steps WHERE source = 'fallback' AND actor = 'policy:scripted'"
+        )
+        .await
+            > 8
+    );
+    assert!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM steps WHERE keys = 'ArrowUp' AND actor LIKE 'participant:%'"
+        )
+        .await
+            > 0
+    );
 }

@@ -8,6 +8,7 @@ import { renderScene } from './scenes.js';
 import { Renderer } from './renderer.js';
 import { Keyboard } from './input.js';
 import { Hud } from './hud.js';
+import { Party } from './party.js';
 
 const PROTOCOL = 1;
 const main = document.getElementById('app');
@@ -15,6 +16,8 @@ const banner = document.getElementById('banner');
 const { body } = document;
 
 const hud = new Hud();
+const party = new Party();
+main.before(party.noticeEl);
 const renderer = new Renderer((meta) => {
   hud.frame(meta);
   keyboard.acknowledge(meta.ack);
@@ -38,6 +41,9 @@ socket
     if (msg.scene === view?.index) view.invalid?.(msg.errors || {});
   })
   .on('game', (msg) => hud.game(msg))
+  .on('lobby', (msg) => party.lobby(msg))
+  .on('seat', (msg) => party.seat(msg))
+  .on('notice', (msg) => party.notice(msg))
   .on('frame', (msg) => renderer.applyFrame(msg))
   .on('binary', (buffer) => renderer.applyPixels(buffer))
   .on('error', (msg) => {
@@ -57,6 +63,7 @@ function showScene(msg) {
   if (scene.kind === 'game') {
     view.hudSlot.append(hud.el);
     view.stage.append(renderer.canvas);
+    party.mount(view.stage, view.hudSlot);
     hud.reset(scene);
     renderer.configure(scene);
     renderer.start();
@@ -70,6 +77,7 @@ function showScene(msg) {
 
 function leaveScene() {
   if (view?.kind === 'game') {
+    party.reset();
     keyboard.activate(null);
     renderer.stop();
   }

@@ -112,6 +112,15 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server for `experiment` (TOML text) recording to `db_path`.
     pub async fn start_at(experiment: &str, db_path: &Path) -> TestServer {
+        TestServer::start_with(experiment, db_path, tandem_policy::Registry::builtin()).await
+    }
+
+    /// [`TestServer::start_at`] with its own policy registry.
+    pub async fn start_with(
+        experiment: &str,
+        db_path: &Path,
+        policies: tandem_policy::Registry,
+    ) -> TestServer {
         count_server_panics();
         let experiment =
             tandem_experiment::parse(experiment, "test.toml").expect("test experiment parses");
@@ -123,9 +132,15 @@ impl TestServer {
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(tandem_server::run(listener, experiment, store, async {
-            let _ = stopped.await;
-        }));
+        let handle = tokio::spawn(tandem_server::run_with_policies(
+            listener,
+            experiment,
+            store,
+            policies,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         TestServer {
             addr,
             db_path: db_path.to_path_buf(),
@@ -317,6 +332,19 @@ impl Client {
     /// Skips messages until a `scene` message arrives, and returns its scene.
     pub async fn expect_scene(&mut self) -> Value {
         self.expect("scene").await
+    }
+}
+
+/// Polls a query returning one integer until it is above zero (the recorder
+/// writes within its flush interval); returns the last value.
+pub async fn eventually(db: &SqlitePool, sql: &'static str) -> i64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let n = count(db, sql).await;
+        if n > 0 || tokio::time::Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -1,6 +1,6 @@
-//! The bookkeeping every built-in single-agent environment shares: the step count
-//! behind Gymnasium's `TimeLimit`, the "reset first" guard, and reading the one
-//! discrete action out of a joint action.
+//! The bookkeeping every built-in environment shares: the step count behind
+//! Gymnasium's `TimeLimit`, the "reset first" guard, and reading the discrete
+//! actions out of a joint action.
 //!
 //! Gymnasium splits this between the env and its wrappers; here it lives in each
 //! env (through [`Episode`]) because a Tandem env is used bare, with no wrappers.
@@ -41,6 +41,11 @@ impl Episode {
         }
     }
 
+    /// Steps taken in the current episode.
+    pub(crate) fn steps(&self) -> u32 {
+        self.steps
+    }
+
     /// Counts one step and returns whether it truncates the episode. Both a
     /// termination and a truncation end the episode.
     pub(crate) fn count(&mut self, terminated: bool) -> bool {
@@ -63,6 +68,20 @@ pub(crate) fn single_discrete(spec: &EnvSpec, actions: &[Action]) -> Result<i64,
         _ => Err(EnvError::InvalidAction {
             agent: 0,
             reason: "expected one discrete action".to_string(),
+        }),
+    }
+}
+
+/// Checks a joint action against a two-agent spec with `Discrete` action spaces
+/// and returns both agents' actions, in spec order.
+pub(crate) fn discrete_pair(spec: &EnvSpec, actions: &[Action]) -> Result<[i64; 2], EnvError> {
+    check_actions(spec, actions)?;
+    match actions {
+        [Action::Discrete(a), Action::Discrete(b)] => Ok([*a, *b]),
+        // Unreachable once `check_actions` passed, but an error beats a panic.
+        _ => Err(EnvError::InvalidAction {
+            agent: 0,
+            reason: "expected two discrete actions".to_string(),
         }),
     }
 }

@@ -5,10 +5,16 @@
 
 use tandem_env::{Env, EnvSpec};
 
-use crate::{CartPole, MountainCar};
+use crate::{CartPole, Kitchen, MountainCar, Paddles, PaddlesMode};
 
 /// The id of every built-in environment, in the order `make` knows them.
-static IDS: [&str; 2] = [CartPole::ID, MountainCar::ID];
+static IDS: [&str; 5] = [
+    CartPole::ID,
+    MountainCar::ID,
+    Kitchen::ID,
+    Paddles::ID,
+    Paddles::COOP_ID,
+];
 
 /// `make` was given an id that names no built-in environment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +29,9 @@ pub fn make(id: &str) -> Result<Box<dyn Env>, UnknownEnv> {
     match id {
         CartPole::ID => Ok(Box::new(CartPole::new())),
         MountainCar::ID => Ok(Box::new(MountainCar::new())),
+        Kitchen::ID => Ok(Box::new(Kitchen::new())),
+        Paddles::ID => Ok(Box::new(Paddles::new(PaddlesMode::Competitive))),
+        Paddles::COOP_ID => Ok(Box::new(Paddles::new(PaddlesMode::Cooperative))),
         _ => Err(UnknownEnv { id: id.to_string() }),
     }
 }

@@ -1,15 +1,17 @@
 //! The `Env` contract, checked for every built-in environment through the
-//! registry, so a newly registered env is held to it without new tests.
+//! registry, so a newly registered env is held to it without new tests. Every
+//! agent of a multi-agent env acts in each step; per-agent results are kept in
+//! spec order.
 
 use tandem_env::{Action, Env, EnvError, Frame, Observation, Space, Sprite, SpriteDiff};
-use tandem_envs::{ids, make, spec};
+use tandem_envs::{ids, make, scripted_agent, spec};
 
 /// What one run of an env produced, flattened for bit-exact comparison.
 #[derive(Debug, PartialEq)]
 struct Trace {
-    observations: Vec<Vec<u32>>,
-    rewards: Vec<u64>,
-    flags: Vec<(bool, bool)>,
+    observations: Vec<Vec<Vec<u32>>>,
+    rewards: Vec<Vec<u64>>,
+    flags: Vec<Vec<(bool, bool)>>,
 }
 
 fn bits(observation: &Observation) -> Vec<u32> {
@@ -34,10 +36,27 @@ fn actions(n: usize, choices: i64) -> Vec<i64> {
 }
 
 fn choices(env: &dyn Env) -> i64 {
-    match env.spec().agents[0].action_space {
-        Space::Discrete { n, .. } => n,
-        ref other => panic!("built-ins act discretely, got {other:?}"),
-    }
+    let counts: Vec<i64> = env
+        .spec()
+        .agents
+        .iter()
+        .map(|agent| match agent.action_space {
+            Space::Discrete { n, .. } => n,
+            ref other => panic!("built-ins act discretely, got {other:?}"),
+        })
+        .collect();
+    // Every built-in gives all its agents the same action space.
+    assert!(counts.windows(2).all(|w| w[0] == w[1]), "{counts:?}");
+    counts[0]
+}
+
+/// The same action for every agent of `env`.
+fn everyone(env: &dyn Env, action: i64) -> Vec<Action> {
+    vec![Action::Discrete(action); env.spec().agents.len()]
+}
+
+fn all_bits(observations: &[Observation]) -> Vec<Vec<u32>> {
+    observations.iter().map(bits).collect()
 }
 
 /// Runs `steps` steps from `seed`, resetting with the next seed whenever an
@@ -50,15 +69,26 @@ fn run(id: &str, seed: u64, steps: usize) -> Trace {
         flags: vec![],
     };
     let mut seed = seed;
-    trace.observations.push(bits(&env.reset(seed).unwrap()[0]));
-    for action in actions(steps, choices(env.as_ref())) {
-        let step = env.step(&[Action::Discrete(action)]).unwrap();
-        trace.observations.push(bits(&step.observations[0]));
-        trace.rewards.push(step.rewards[0].to_bits());
-        trace.flags.push((step.terminated[0], step.truncated[0]));
+    let agents = env.spec().agents.len();
+    trace.observations.push(all_bits(&env.reset(seed).unwrap()));
+    let pattern = actions(steps * agents, choices(env.as_ref()));
+    for joint in pattern.chunks(agents) {
+        let joint: Vec<Action> = joint.iter().map(|a| Action::Discrete(*a)).collect();
+        let step = env.step(&joint).unwrap();
+        trace.observations.push(all_bits(&step.observations));
+        trace
+            .rewards
+            .push(step.rewards.iter().map(|r| r.to_bits()).collect());
+        trace.flags.push(
+            step.terminated
+                .iter()
+                .zip(&step.truncated)
+                .map(|(te, tr)| (*te, *tr))
+                .collect(),
+        );
         if step.is_done() {
             seed += 1;
-            trace.observations.push(bits(&env.reset(seed).unwrap()[0]));
+            trace.observations.push(all_bits(&env.reset(seed).unwrap()));
         }
     }
     trace
@@ -79,7 +109,7 @@ fn same_seed_same_actions_same_trace() {
         let first = run(id, 7, 600);
         assert_eq!(first, run(id, 7, 600), "{id}");
         assert!(
-            first.flags.iter().any(|(te, tr)| *te || *tr),
+            first.flags.iter().flatten().any(|(te, tr)| *te || *tr),
             "{id} never ended"
         );
     }
@@ -104,7 +134,7 @@ fn different_seeds_start_differently() {
 fn step_before_reset_needs_reset() {
     for id in ids() {
         let mut env = make(id).unwrap();
-        let result = env.step(&[Action::Discrete(0)]);
+        let result = env.step(&everyone(env.as_ref(), 0));
         assert!(matches!(result, Err(EnvError::NeedsReset)), "{id}");
     }
 }
@@ -119,7 +149,7 @@ fn sprite_ids_are_stable() {
         env.reset(0).unwrap();
         let first = sprites(env.as_ref());
         for _ in 0..5 {
-            env.step(&[Action::Discrete(0)]).unwrap();
+            env.step(&everyone(env.as_ref(), 0)).unwrap();
         }
         let later = sprites(env.as_ref());
         let ids_of = |s: &[Sprite]| s.iter().map(|s| s.id).collect::<Vec<_>>();
@@ -160,19 +190,34 @@ fn sprites_stay_on_canvas() {
     }
 }
 
-/// The registry knows each id, its spec agrees with the env, and an unknown id
-/// is an error that lists the known ones.
+/// The registry knows each id, its spec agrees with the env, agents have
+/// distinct names, and an unknown id is an error that lists the known ones.
 #[test]
 fn registry_makes_known_ids_only() {
-    assert_eq!(ids(), ["CartPole-v1", "MountainCar-v0"]);
+    assert_eq!(
+        ids(),
+        [
+            "CartPole-v1",
+            "MountainCar-v0",
+            "Kitchen-v0",
+            "Paddles-v0",
+            "PaddlesCoop-v0"
+        ]
+    );
     for id in ids() {
         let env = make(id).unwrap();
         assert_eq!(env.spec().id, *id);
         assert_eq!(spec(id).as_ref(), Some(env.spec()));
-        assert_eq!(env.spec().agents[0].name, "agent_0");
+        let mut names: Vec<&str> = env.spec().agents.iter().map(|a| a.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), env.spec().agents.len(), "{id}: {names:?}");
     }
+    assert_eq!(spec("CartPole-v1").unwrap().agents[0].name, "agent_0");
     assert_eq!(spec("CartPole-v1").unwrap().max_episode_steps, Some(500));
     assert_eq!(spec("MountainCar-v0").unwrap().max_episode_steps, Some(200));
+    assert_eq!(spec("Kitchen-v0").unwrap().agents.len(), 2);
+    assert_eq!(spec("Paddles-v0").unwrap().agents.len(), 2);
     assert!(spec("Pong-v5").is_none());
     let message = make("Pong-v5").err().unwrap().to_string();
     assert!(message.contains("Pong-v5"), "{message}");
@@ -197,4 +242,58 @@ fn frames_rasterize() {
     assert_eq!(at(300, 400 - 95), [0, 0, 0]);
     // The pole stands above the axle.
     assert_eq!(at(300, 400 - 160), [0xca, 0x98, 0x65]);
+}
+
+/// Whether every value of `observation` lies within the Box `space`.
+fn in_space(observation: &Observation, space: &Space) -> bool {
+    let Space::Box {
+        low, high, shape, ..
+    } = space
+    else {
+        return false;
+    };
+    let Observation::F32 { shape: got, data } = observation else {
+        return false;
+    };
+    got == shape
+        && data
+            .iter()
+            .zip(low.iter().zip(high))
+            .all(|(v, (lo, hi))| f64::from(*v) >= *lo && f64::from(*v) <= *hi)
+}
+
+/// Every built-in agent has a scripted agent, whose actions are always in its
+/// action space, and a scripted episode's observations stay in their spaces.
+#[test]
+fn scripted_agents_play_every_builtin() {
+    for id in ids() {
+        let mut env = make(id).unwrap();
+        let spec = env.spec().clone();
+        let mut bots: Vec<_> = (0..spec.agents.len())
+            .map(|i| scripted_agent(id, i).unwrap_or_else(|| panic!("{id} agent {i}")))
+            .collect();
+        assert!(scripted_agent(id, spec.agents.len()).is_none(), "{id}");
+        let mut observations = env.reset(3).unwrap();
+        for bot in &mut bots {
+            bot.reset(3);
+        }
+        for _ in 0..spec.max_episode_steps.unwrap_or(1000) {
+            for (o, agent) in observations.iter().zip(&spec.agents) {
+                assert!(in_space(o, &agent.observation_space), "{id}: {o:?}");
+            }
+            let joint: Vec<Action> = bots
+                .iter_mut()
+                .zip(&observations)
+                .map(|(bot, o)| bot.act(o))
+                .collect();
+            for (action, agent) in joint.iter().zip(&spec.agents) {
+                assert!(agent.action_space.contains(action), "{id}: {action:?}");
+            }
+            let step = env.step(&joint).unwrap();
+            observations = step.observations.clone();
+            if step.is_done() {
+                break;
+            }
+        }
+    }
 }

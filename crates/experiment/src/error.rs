@@ -168,6 +168,11 @@ impl<'s> Problems<'s> {
         Reported(())
     }
 
+    /// The file name problems are reported against.
+    pub(crate) fn file(&self) -> &'s str {
+        self.file
+    }
+
     pub(crate) fn lines(&self) -> &LineIndex<'s> {
         &self.lines
     }

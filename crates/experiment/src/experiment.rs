@@ -9,6 +9,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::error::{ConfigError, Problems};
+use crate::policy::{self, PolicyDef};
 use crate::reader::{Table, check_id};
 use crate::scene::{self, Scene};
 
@@ -20,7 +21,7 @@ pub const DEFAULT_SOURCE: &str = include_str!("../default.toml");
 const DEFAULT_FILE_NAME: &str = "<built-in default.toml>";
 
 /// Fields of the top-level table.
-const ROOT_FIELDS: &[&str] = &["id", "title", "scene"];
+const ROOT_FIELDS: &[&str] = &["id", "title", "scene", "policy"];
 
 /// A validated experiment.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,6 +31,8 @@ pub struct Experiment {
     pub title: String,
     /// In the order participants see them; the last is an end scene.
     pub scenes: Vec<Scene>,
+    /// Policies the file defines in `[policy.NAME]` tables, in file order.
+    pub policies: Vec<PolicyDef>,
     /// The file text, kept so the exact configuration is recorded with the data.
     pub source: String,
     /// The name problems were reported against, usually the path.
@@ -48,6 +51,22 @@ impl Experiment {
     /// The index of the scene with this id.
     pub fn scene_index(&self, id: &str) -> Option<usize> {
         self.scenes.iter().position(|s| s.id() == id)
+    }
+
+    /// Every game seat that names a policy: `(scene index, seat, policy)`, for
+    /// checking that each named policy can serve the seat that names it.
+    pub fn policy_uses(&self) -> Vec<(usize, &crate::SeatConfig, &crate::PolicyRef)> {
+        let mut uses = Vec::new();
+        for (index, scene) in self.scenes.iter().enumerate() {
+            if let Scene::Game(game) = scene {
+                for seat in &game.seats {
+                    for policy in seat.policies() {
+                        uses.push((index, seat, policy));
+                    }
+                }
+            }
+        }
+        uses
     }
 
     /// The `experiment` object of the `hello` message: `id` and `title`.
@@ -84,14 +103,30 @@ pub fn parse(source: &str, file_name: &str) -> Result<Experiment, ConfigError> {
             .and_then(|id| check_id(&mut problems, &field, &id).map(|()| id)),
     };
     let title = root.req_str(&mut problems, "title");
-    let scenes = scene::read_all(&mut problems, &root);
+    let base_dir = Path::new(file_name).parent().unwrap_or(Path::new(""));
+    let policies = policy::read_all(&mut problems, &root, base_dir);
+    let policy_names: Vec<String> = match &policies {
+        Ok(defs) => defs.iter().map(|d| d.name.clone()).collect(),
+        // Names from a `[policy]` table that failed to read: still known, so
+        // seats naming them are not reported as unknown too.
+        Err(_) => root
+            .field("policy")
+            .and_then(|f| {
+                f.item
+                    .as_table_like()
+                    .map(|t| t.iter().map(|(k, _)| k.to_string()).collect())
+            })
+            .unwrap_or_default(),
+    };
+    let scenes = scene::read_all(&mut problems, &root, &policy_names);
     // Some checks (unknown fields, for one) report a problem without failing the
     // value they sit in, so the experiment loads only if nothing was reported.
-    match (id, title, scenes) {
-        (Ok(id), Ok(title), Ok(scenes)) if problems.is_empty() => Ok(Experiment {
+    match (id, title, scenes, policies) {
+        (Ok(id), Ok(title), Ok(scenes), Ok(policies)) if problems.is_empty() => Ok(Experiment {
             id,
             title,
             scenes,
+            policies,
             source: source.to_string(),
             file_name: file_name.to_string(),
         }),

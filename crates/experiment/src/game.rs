@@ -1,28 +1,29 @@
-//! Game scenes: an environment to play, its pace and length, and the key map that
-//! turns held keys into actions.
+//! Game scenes: an environment to play, its pace and length, who sits in each
+//! of its agents' seats, and how the lobby fills them.
 //!
-//! The key map is resolved on every tick for every human seat, so it is compiled
-//! once at load into [`KeyBinding`]s ordered by priority (more keys first, then
-//! file order) and [`GameScene::action_for`] only walks that short list. Keys and
-//! the default action are validated against the environment's action space at
-//! load, so a running game never meets an action the environment would refuse.
-//!
-//! Only agent 0 is played by a human for now, and the key map and default action
-//! are that agent's. Multiplayer will add `[[scene.seat]]` tables, each with its
-//! own agent, key map and default action; the fields here then become the
-//! defaults for seats that give none.
-
-use std::collections::HashMap;
+//! A scene without `[[scene.seat]]` tables is a single-player game: its one
+//! agent is played by a human with the scene's `keys` and `default_action`.
+//! With seats, each agent is human or AI (see `seat`), the scene-level key map
+//! becomes the default for human seats that give none, and `humans`,
+//! `human_timeout_s` and `reconnect_grace_s` say how the lobby groups
+//! participants and what happens when one leaves.
 
 use serde_json::{Value, json};
-use tandem_env::{Action, EnvSpec, RenderKind, Space};
+use tandem_env::{EnvSpec, RenderKind};
 
 use crate::error::{Problems, Reported};
-use crate::keys::{is_held, parse_chord};
+use crate::keymap::{KeyMap, read_keys};
 use crate::markdown;
-use crate::reader::{Field, Span, Table};
+use crate::reader::Table;
 use crate::scene::Head;
+use crate::seat::{SeatConfig, SeatContext, read_seats, read_single};
 use crate::suggest::did_you_mean;
+
+/// How long a participant waits for partners, when the file does not say.
+pub const DEFAULT_HUMAN_TIMEOUT_S: u32 = 120;
+/// How long a participant who left may take to come back, when the file does
+/// not say.
+pub const DEFAULT_RECONNECT_GRACE_S: u32 = 30;
 
 /// Fields of a game scene besides `kind`, `id` and `title`.
 pub(crate) const FIELDS: &[&str] = &[
@@ -36,6 +37,10 @@ pub(crate) const FIELDS: &[&str] = &[
     "default_action",
     "instructions",
     "keys",
+    "seat",
+    "humans",
+    "human_timeout_s",
+    "reconnect_grace_s",
 ];
 
 /// How frames travel to the browser.
@@ -54,26 +59,6 @@ impl RenderMode {
             RenderMode::Pixels => "pixels",
         }
     }
-}
-
-/// One entry of a key map: when all of `keys` are held, play `action`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct KeyBinding {
-    /// The entry's name as written in the file, such as `"ArrowLeft+Space"`;
-    /// recorded with each step to say which binding chose the action.
-    pub chord: String,
-    /// The key names of the chord, in the order written.
-    pub keys: Vec<String>,
-    pub action: Action,
-}
-
-/// The action held keys select, and the binding that selected it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Resolved {
-    pub action: Action,
-    /// The chosen binding's chord, or `None` when no binding matched and the
-    /// default action applies.
-    pub chord: Option<String>,
 }
 
 /// An environment to play.
@@ -98,50 +83,40 @@ pub struct GameScene {
     /// Base seed; `None` means the server picks one per game (and records it).
     /// Episode seeds come from [`episode_seed`].
     pub seed: Option<u64>,
-    /// Agent 0's action when no binding matches.
-    pub default_action: Action,
     /// Markdown shown beside the game (may be empty).
     pub instructions: String,
     /// `instructions` rendered once, at load.
     pub instructions_html: String,
-    /// The key map in file order.
-    bindings: Vec<KeyBinding>,
-    /// Indices into `bindings`, most keys first, ties in file order: the first
-    /// binding here whose keys are all held is the one that wins.
-    priority: Vec<usize>,
-    /// Every key name the map uses, in order of first use.
-    key_names: Vec<String>,
+    /// One seat per agent, in agent order.
+    pub seats: Vec<SeatConfig>,
+    /// Participants matched into one game: at least one, at most the number of
+    /// human seats. Human seats beyond it start with their fallback policy.
+    pub humans: u32,
+    /// Seconds a participant waits in the lobby before the game starts with
+    /// the humans present and fallback policies in the empty human seats.
+    /// `None`: wait for a full group.
+    pub human_timeout_s: Option<u32>,
+    /// Seconds a participant who disconnects may take to come back and get
+    /// their seat back. Meanwhile the seat's fallback plays (or, without one,
+    /// the game pauses); after it, the fallback keeps the seat (or, without
+    /// one, the game ends for everyone with an explanation).
+    pub reconnect_grace_s: u32,
 }
 
 impl GameScene {
-    /// The action for agent 0 when the browser reports `held` keys: among the
-    /// bindings whose keys are all held, the one with the most keys (ties: the
-    /// first in the file); keys the map does not use are ignored; with no match,
-    /// the default action.
-    pub fn action_for(&self, held: &[String]) -> Resolved {
-        for &index in &self.priority {
-            let binding = &self.bindings[index];
-            if binding.keys.iter().all(|key| is_held(key, held)) {
-                return Resolved {
-                    action: binding.action.clone(),
-                    chord: Some(binding.chord.clone()),
-                };
-            }
-        }
-        Resolved {
-            action: self.default_action.clone(),
-            chord: None,
-        }
+    /// Whether participants meet in a lobby before playing.
+    pub fn is_multiplayer(&self) -> bool {
+        self.humans > 1
     }
 
-    /// The key map, in file order.
-    pub fn bindings(&self) -> &[KeyBinding] {
-        &self.bindings
+    /// The seats participants can hold, in agent order.
+    pub fn human_seats(&self) -> impl Iterator<Item = &SeatConfig> {
+        self.seats.iter().filter(|s| s.human().is_some())
     }
 
-    /// Every key name the key map uses, in order of first use.
-    pub fn key_names(&self) -> &[String] {
-        &self.key_names
+    /// The key map of agent `agent`'s seat, if a human plays it with keys.
+    pub fn keymap(&self, agent: usize) -> Option<&KeyMap> {
+        self.seats.get(agent)?.human()?.keys.as_ref()
     }
 
     /// The canvas aspect the environment draws for: `(width, height)`.
@@ -154,13 +129,8 @@ impl GameScene {
     }
 
     /// The scene's settings as recorded with each game: everything that decides
-    /// how it plays, with the key map in file order.
+    /// how it plays, with every seat's key map in file order.
     pub fn to_config_json(&self) -> Value {
-        let keys: Vec<Value> = self
-            .bindings
-            .iter()
-            .map(|b| json!({"chord": b.chord, "keys": b.keys, "action": b.action}))
-            .collect();
         json!({
             "scene": self.id,
             "env": self.env,
@@ -171,13 +141,21 @@ impl GameScene {
             "max_steps": self.max_steps,
             "render": self.render.name(),
             "seed": self.seed,
-            "default_action": self.default_action,
-            "keys": keys,
+            "humans": self.humans,
+            "human_timeout_s": self.human_timeout_s,
+            "reconnect_grace_s": self.reconnect_grace_s,
+            "seats": self.seats.iter().map(SeatConfig::to_json).collect::<Vec<_>>(),
         })
     }
 
     pub(crate) fn client_json(&self) -> Value {
         let (width, height) = self.canvas();
+        let mut keys: Vec<String> = Vec::new();
+        for name in self.seats.iter().flat_map(SeatConfig::key_names) {
+            if !keys.contains(&name) {
+                keys.push(name);
+            }
+        }
         json!({
             "kind": "game",
             "id": self.id,
@@ -186,9 +164,11 @@ impl GameScene {
             "fps": self.fps,
             "render": self.render.name(),
             "canvas": {"width": width, "height": height},
-            "keys": self.key_names,
+            "keys": keys,
             "episodes": self.episodes,
             "time_limit_s": self.time_limit_s,
+            "multiplayer": self.is_multiplayer(),
+            "agents": self.env_spec.agents.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
         })
     }
 }
@@ -216,14 +196,9 @@ pub(crate) fn read(
     problems: &mut Problems,
     table: &Table,
     head: Result<Head, Reported>,
+    policy_names: &[String],
 ) -> Result<GameScene, Reported> {
     let env = read_env(problems, table);
-    // `read_env` only returns specs with exactly one agent.
-    let space = env
-        .as_ref()
-        .map(|env| (env.id.as_str(), &env.agents[0].action_space))
-        .map_err(|r| *r);
-
     let fps = table.opt_int(problems, "fps", 1..=240);
     let episodes = table.opt_int(problems, "episodes", 1..=10_000);
     let time_limit_s = table.opt_int(problems, "time_limit_s", 1..=86_400);
@@ -231,6 +206,9 @@ pub(crate) fn read(
     let seed = table.opt_int(problems, "seed", 0..=i64::MAX);
     let instructions = table.opt_str(problems, "instructions");
     let render = read_render(problems, table, env.as_ref().ok());
+    let humans = table.opt_int(problems, "humans", 1..=64);
+    let human_timeout_s = table.opt_int(problems, "human_timeout_s", 1..=86_400);
+    let reconnect_grace_s = table.opt_int(problems, "reconnect_grace_s", 0..=86_400);
 
     let ends = match (&episodes, &time_limit_s) {
         (Ok(None), Ok(None)) => Err(problems.report(
@@ -241,35 +219,93 @@ pub(crate) fn read(
         _ => Ok(()),
     };
 
-    let default_action = match table.field("default_action") {
-        None => Err(table.missing(
-            problems,
-            "default_action",
-            ": the action played while no mapped key is held",
-        )),
-        Some(field) => {
-            space.and_then(|(env_id, space)| read_action(problems, &field, env_id, space))
+    let seats = match &env {
+        Ok(env) => {
+            let ctx = SeatContext {
+                env,
+                scene_keys: table.field("keys"),
+                scene_default: table.field("default_action"),
+                policy_names,
+            };
+            match table.field("seat") {
+                Some(field) => read_seats(problems, &field, &ctx),
+                None if env.agents.len() == 1 => read_single(problems, table, &ctx),
+                None => {
+                    let names: Vec<&str> = env.agents.iter().map(|a| a.name.as_str()).collect();
+                    Err(problems.report(
+                        table.span(),
+                        table.child_path("seat"),
+                        format!(
+                            "{} has {} agents ({}): give each a [[scene.seat]] with \
+                             human = true or ai = \"<policy>\"",
+                            env.id,
+                            names.len(),
+                            names.join(", ")
+                        ),
+                    ))
+                }
+            }
+        }
+        Err(r) => {
+            // Chords are still checked, so one run reports both kinds of problem.
+            if let Some(field) = table.field("keys") {
+                let _ = read_keys(problems, &field, Err(*r));
+            }
+            Err(*r)
         }
     };
-    let bindings = read_keys(problems, table, space);
 
     let head = head?;
     let env = env?;
-    let bindings = bindings?;
+    let seats = seats?;
     ends?;
-    let instructions = instructions?.unwrap_or_default();
-    let mut priority: Vec<usize> = (0..bindings.len()).collect();
-    // Stable, so equal-sized chords keep file order.
-    priority.sort_by_key(|&i| std::cmp::Reverse(bindings[i].keys.len()));
-    let mut key_names: Vec<String> = Vec::new();
-    for key in bindings.iter().flat_map(|b| &b.keys) {
-        if !key_names.contains(key) {
-            key_names.push(key.clone());
+    let human_seats = seats.iter().filter(|s| s.human().is_some()).count() as u32;
+    let humans = match humans? {
+        None => human_seats,
+        Some(n) => {
+            let n = n as u32;
+            let at = |problems: &mut Problems, message: String| match table.field("humans") {
+                Some(f) => f.report(problems, message),
+                None => problems.report(table.span(), table.child_path("humans"), message),
+            };
+            if n > human_seats {
+                return Err(at(
+                    problems,
+                    format!("humans = {n}, but only {human_seats} seats have human = true"),
+                ));
+            }
+            let unfillable: Vec<&str> = seats
+                .iter()
+                .filter(|s| s.human().is_some() && s.fallback().is_none())
+                .map(|s| s.agent_name.as_str())
+                .collect();
+            if n < human_seats && human_seats - n > human_seats - unfillable.len() as u32 {
+                return Err(at(
+                    problems,
+                    format!(
+                        "humans = {n} leaves {} human seats to their fallback, but {} \
+                         have no fallback",
+                        human_seats - n,
+                        unfillable.join(", ")
+                    ),
+                ));
+            }
+            n
         }
+    };
+    if humans == 0 {
+        return Err(problems.report(
+            table.span(),
+            table.child_path("seat"),
+            "a game scene needs at least one seat with human = true: \
+             participants have to play or watch something",
+        ));
     }
+    let instructions = instructions?.unwrap_or_default();
     // Range checks above keep these conversions lossless; a failure would only
     // mean a range was widened without widening the type.
     let to_u32 = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
+    let human_timeout_s = to_u32(human_timeout_s?);
     Ok(GameScene {
         id: head.id,
         title: head.title,
@@ -279,18 +315,22 @@ pub(crate) fn read(
         max_steps: to_u32(max_steps?).or(env.max_episode_steps),
         render: render?,
         seed: seed?.and_then(|s| u64::try_from(s).ok()),
-        default_action: default_action?,
         instructions_html: markdown::to_html(&instructions),
         instructions,
         env: env.id.clone(),
         env_spec: env,
-        bindings,
-        priority,
-        key_names,
+        seats,
+        humans,
+        human_timeout_s: if humans > 1 {
+            human_timeout_s.or(Some(DEFAULT_HUMAN_TIMEOUT_S))
+        } else {
+            human_timeout_s
+        },
+        reconnect_grace_s: to_u32(reconnect_grace_s?).unwrap_or(DEFAULT_RECONNECT_GRACE_S),
     })
 }
 
-/// Looks up `env`, which must name a registered, single-agent environment.
+/// Looks up `env`, which must name a registered environment.
 fn read_env(problems: &mut Problems, table: &Table) -> Result<EnvSpec, Reported> {
     let Some(field) = table.field("env") else {
         let hint = format!(
@@ -311,15 +351,6 @@ fn read_env(problems: &mut Problems, table: &Table) -> Result<EnvSpec, Reported>
             ),
         ));
     };
-    if spec.agents.len() != 1 {
-        return Err(field.report(
-            problems,
-            format!(
-                "{id} has {} agents, but game scenes can seat only one human player for now",
-                spec.agents.len()
-            ),
-        ));
-    }
     Ok(spec)
 }
 
@@ -364,164 +395,6 @@ fn read_render(
     Ok(render)
 }
 
-/// Reads the `keys` table. Chords are checked even when the environment is
-/// unknown, so that one run reports both kinds of problem.
-fn read_keys(
-    problems: &mut Problems,
-    table: &Table,
-    space: Result<(&str, &Space), Reported>,
-) -> Result<Vec<KeyBinding>, Reported> {
-    let Some(field) = table.field("keys") else {
-        return Err(table.missing(
-            problems,
-            "keys",
-            ": a [scene.keys] table mapping key names to actions, \
-             such as ArrowLeft = 0",
-        ));
-    };
-    let keys = field.table(problems)?;
-    let entries = keys.fields();
-    if entries.is_empty() {
-        return Err(field.report(
-            problems,
-            "the key map is empty: map at least one key to an action, such as ArrowLeft = 0",
-        ));
-    }
-    let mut result = Ok(Vec::with_capacity(entries.len()));
-    // Each chord's keys, sorted, to find entries that name the same keys.
-    let mut seen: HashMap<Vec<String>, (String, Span)> = HashMap::new();
-    for entry in &entries {
-        let chord = parse_chord(entry.key)
-            .map_err(|e| entry.report_key(problems, e.message()))
-            .and_then(|keys| {
-                let mut sorted = keys.clone();
-                sorted.sort();
-                if let Some((other, span)) = seen.get(&sorted) {
-                    let (line, _) = problems.lines().position(span.start);
-                    return Err(entry.report_key(
-                        problems,
-                        format!("{other:?} (line {line}) already maps the same keys"),
-                    ));
-                }
-                seen.insert(sorted, (entry.key.to_string(), entry.key_span.clone()));
-                Ok(keys)
-            });
-        let action = space.and_then(|(env_id, space)| read_action(problems, entry, env_id, space));
-        match (&mut result, chord, action) {
-            (Ok(bindings), Ok(keys), Ok(action)) => bindings.push(KeyBinding {
-                chord: entry.key.to_string(),
-                keys,
-                action,
-            }),
-            (_, Err(r), _) | (_, _, Err(r)) => result = Err(r),
-            (Err(_), Ok(_), Ok(_)) => {}
-        }
-    }
-    result
-}
-
-/// Reads an action written for `space` and checks that the space contains it.
-fn read_action(
-    problems: &mut Problems,
-    field: &Field,
-    env_id: &str,
-    space: &Space,
-) -> Result<Action, Reported> {
-    let expected = describe(space);
-    let mismatch = |problems: &mut Problems, shown: String| {
-        field.report(
-            problems,
-            format!("{shown} is not an action of {env_id}: its actions are {expected}"),
-        )
-    };
-    let action = match space {
-        Space::Discrete { .. } => {
-            let value = field.value(problems, "an integer action")?;
-            match value.as_integer() {
-                Some(i) => Action::Discrete(i),
-                None => return Err(mismatch(problems, shown(value))),
-            }
-        }
-        Space::MultiDiscrete { .. } => {
-            let value = field.value(problems, "an array action")?;
-            let ints: Option<Vec<i64>> = value
-                .as_array()
-                .and_then(|a| a.iter().map(toml_edit::Value::as_integer).collect());
-            match ints {
-                Some(ints) => Action::MultiDiscrete(ints),
-                None => return Err(mismatch(problems, shown(value))),
-            }
-        }
-        Space::Box { .. } => {
-            let value = field.value(problems, "an array action")?;
-            let floats: Option<Vec<f32>> = value.as_array().and_then(|a| {
-                a.iter()
-                    .map(|v| {
-                        v.as_float()
-                            .or_else(|| v.as_integer().map(|i| i as f64))
-                            .map(|f| f as f32)
-                    })
-                    .collect()
-            });
-            match floats {
-                Some(floats) => Action::Continuous(floats),
-                None => return Err(mismatch(problems, shown(value))),
-            }
-        }
-    };
-    if space.contains(&action) {
-        Ok(action)
-    } else {
-        let shown = match &action {
-            Action::Discrete(i) => i.to_string(),
-            Action::MultiDiscrete(v) => format!("{v:?}"),
-            Action::Continuous(v) => format!("{v:?}"),
-        };
-        Err(mismatch(problems, shown))
-    }
-}
-
-/// A value as written, without surrounding white space or comments.
-fn shown(value: &toml_edit::Value) -> String {
-    let mut value = value.clone();
-    value.decor_mut().clear();
-    value.to_string()
-}
-
-/// A space's elements in words, for error messages.
-fn describe(space: &Space) -> String {
-    match space {
-        Space::Discrete { n, start } if *n == 1 => format!("only the integer {start}"),
-        Space::Discrete { n, start } => {
-            format!("the integers {start} to {}", start + n - 1)
-        }
-        Space::MultiDiscrete { nvec, start } => {
-            let ranges: Vec<String> = nvec
-                .iter()
-                .zip(start)
-                .map(|(n, s)| format!("{s}..={}", s + n - 1))
-                .collect();
-            format!(
-                "arrays of {} integers within [{}]",
-                nvec.len(),
-                ranges.join(", ")
-            )
-        }
-        Space::Box { low, high, .. } => {
-            let ranges: Vec<String> = low
-                .iter()
-                .zip(high)
-                .map(|(lo, hi)| format!("{lo}..={hi}"))
-                .collect();
-            format!(
-                "arrays of {} numbers within [{}]",
-                low.len(),
-                ranges.join(", ")
-            )
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,18 +410,5 @@ mod tests {
         for k in 0..100 {
             assert!(episode_seed(u64::MAX, 7, k) <= i64::MAX as u64);
         }
-    }
-
-    /// Spaces are described the way a researcher would write their elements.
-    #[test]
-    fn spaces_are_described() {
-        assert_eq!(describe(&Space::discrete(3)), "the integers 0 to 2");
-        assert_eq!(
-            describe(&Space::MultiDiscrete {
-                nvec: vec![3, 2],
-                start: vec![0, 1]
-            }),
-            "arrays of 2 integers within [0..=2, 1..=2]"
-        );
     }
 }

@@ -150,11 +150,15 @@ pub(crate) fn parse_chord(chord: &str) -> Result<Vec<String>, ChordError> {
 /// Whether the browser-reported `held` names include binding key `key`, allowing
 /// for the shifted form of a letter and the literal `" "` for Space.
 pub(crate) fn is_held(key: &str, held: &[String]) -> bool {
-    held.iter().any(|h| {
-        h == key
-            || (key.len() == 1 && h.len() == 1 && h.eq_ignore_ascii_case(key))
-            || (key == "Space" && h == " ")
-    })
+    held.iter().any(|h| key_matches(key, h))
+}
+
+/// Whether the browser's key name `reported` is binding key `key`, allowing for
+/// the shifted form of a letter and the literal `" "` for Space.
+pub fn key_matches(key: &str, reported: &str) -> bool {
+    reported == key
+        || (key.len() == 1 && reported.len() == 1 && reported.eq_ignore_ascii_case(key))
+        || (key == "Space" && reported == " ")
 }
 
 #[cfg(test)]

@@ -7,6 +7,9 @@
 //! - `scene`: the [`Scene`] enum and the checks on the sequence of scenes.
 //! - `info`, `game`, `survey`, `end`: one module per scene kind, each holding its
 //!   type, how it is read from the file, and its JSON for the participant page.
+//! - `seat`: who plays each agent of a game: human (and how their keys count) or AI.
+//! - `keymap`: compiled key maps, held keys to actions.
+//! - `policy`: `[policy.NAME]` tables (ONNX models and their preprocessing).
 //! - `keys`: key names and chords for game key maps.
 //! - `reader`: typed, span-keeping reads from the TOML document.
 //! - `error`: [`ConfigError`] and [`Problem`], with file, line and column.
@@ -21,17 +24,26 @@ mod error;
 mod experiment;
 mod game;
 mod info;
+mod keymap;
 mod keys;
 mod markdown;
+mod policy;
 mod reader;
 mod scene;
+mod seat;
 mod suggest;
 mod survey;
 
 pub use end::{EndScene, ExternalIds, Placeholder, RedirectTemplate};
 pub use error::{ConfigError, Problem};
 pub use experiment::{DEFAULT_SOURCE, Experiment, default_experiment, load, parse};
-pub use game::{GameScene, KeyBinding, RenderMode, Resolved, episode_seed};
+pub use game::{
+    DEFAULT_HUMAN_TIMEOUT_S, DEFAULT_RECONNECT_GRACE_S, GameScene, RenderMode, episode_seed,
+};
 pub use info::InfoScene;
+pub use keymap::{KeyBinding, KeyMap, Resolved};
+pub use keys::key_matches;
+pub use policy::PolicyDef;
 pub use scene::{Scene, SceneKind};
+pub use seat::{AiSeat, FeedbackKey, HumanSeat, InputKind, PolicyRef, SeatConfig, SeatRole};
 pub use survey::{GENERAL_ERROR_KEY, Question, QuestionKind, SurveyScene};

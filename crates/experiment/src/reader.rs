@@ -32,6 +32,7 @@ pub(crate) struct Table<'d> {
 }
 
 /// One `key = value` of a table.
+#[derive(Clone)]
 pub(crate) struct Field<'d> {
     pub(crate) key: &'d str,
     pub(crate) item: &'d Item,

@@ -168,7 +168,11 @@ pub(crate) struct Head {
 }
 
 /// Reads the `scene` array of the document root.
-pub(crate) fn read_all(problems: &mut Problems, root: &Table) -> Result<Vec<Scene>, Reported> {
+pub(crate) fn read_all(
+    problems: &mut Problems,
+    root: &Table,
+    policy_names: &[String],
+) -> Result<Vec<Scene>, Reported> {
     const NEED: &str = "an experiment needs at least one [[scene]], and its last scene \
                         must have kind = \"end\"";
     let Some(field) = root.field("scene") else {
@@ -190,7 +194,9 @@ pub(crate) fn read_all(problems: &mut Problems, root: &Table) -> Result<Vec<Scen
                 deny_unknown(problems, table, *kind);
                 match kind {
                     SceneKind::Info => info::read(problems, table, head).map(Scene::Info),
-                    SceneKind::Game => game::read(problems, table, head).map(Scene::Game),
+                    SceneKind::Game => {
+                        game::read(problems, table, head, policy_names).map(Scene::Game)
+                    }
                     SceneKind::Survey => survey::read(problems, table, head).map(Scene::Survey),
                     SceneKind::End => end::read(problems, table, head).map(Scene::End),
                 }

@@ -117,7 +117,13 @@ fn example_files_parse() {
     let game = mturk.scenes.iter().find_map(Scene::as_game).expect("game");
     assert_eq!(game.env, "MountainCar-v0");
     assert_eq!((game.episodes, game.time_limit_s), (None, Some(180)));
-    assert!(game.bindings().iter().any(|b| b.keys.len() == 2));
+    assert!(
+        game.keymap(0)
+            .expect("keys")
+            .bindings()
+            .iter()
+            .any(|b| b.keys.len() == 2)
+    );
 }
 
 /// A missing file is a read error naming the file, not a panic.
@@ -358,22 +364,34 @@ fn client_json_matches_the_wire_doc() {
             "kind": "game", "id": "play", "title": "Play", "instructions_html": "",
             "fps": 30, "render": "sprites", "canvas": {"width": 600, "height": 400},
             "keys": ["ArrowLeft", "ArrowRight"], "episodes": 2, "time_limit_s": null,
+            "multiplayer": false, "agents": ["agent_0"],
         })
     );
     let game = experiment.scenes[0].as_game().expect("game");
     assert_eq!(game.render, RenderMode::Sprites);
-    assert_eq!(game.default_action, Action::Discrete(0));
+    assert_eq!(
+        game.keymap(0).map(|k| &k.default_action),
+        Some(&Action::Discrete(0))
+    );
     assert_eq!(game.max_steps, Some(500));
     assert_eq!(
         game.to_config_json(),
         json!({
             "scene": "play", "env": "CartPole-v1", "env_version": game.env_spec.version,
             "fps": 30, "episodes": 2, "time_limit_s": null, "max_steps": 500,
-            "render": "sprites", "seed": null, "default_action": 0,
-            "keys": [
-                {"chord": "ArrowLeft", "keys": ["ArrowLeft"], "action": 0},
-                {"chord": "ArrowRight", "keys": ["ArrowRight"], "action": 1},
-            ],
+            "render": "sprites", "seed": null, "humans": 1, "human_timeout_s": null,
+            "reconnect_grace_s": 30,
+            "seats": [{
+                "agent": "agent_0", "human": true, "input": "action", "policy": null,
+                "fallback": null, "feedback": [],
+                "keys": {
+                    "default_action": 0,
+                    "keys": [
+                        {"chord": "ArrowLeft", "keys": ["ArrowLeft"], "action": 0},
+                        {"chord": "ArrowRight", "keys": ["ArrowRight"], "action": 1},
+                    ],
+                },
+            }],
         })
     );
 

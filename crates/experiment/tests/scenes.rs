@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use tandem_env::Action;
-use tandem_experiment::{ExternalIds, GameScene, SurveyScene, parse};
+use tandem_experiment::{ExternalIds, GameScene, KeyMap, SurveyScene, parse};
 
 /// Wraps scenes in a minimal valid experiment and parses it.
 fn scenes(scenes: &str) -> Vec<tandem_experiment::Scene> {
@@ -39,6 +39,11 @@ a = 0
     scenes[0].as_game().expect("game").clone()
 }
 
+/// The key map of the scene's single human seat.
+fn keymap(game: &GameScene) -> &KeyMap {
+    game.keymap(0).expect("a human seat with keys")
+}
+
 fn held(keys: &[&str]) -> Vec<String> {
     keys.iter().map(|k| k.to_string()).collect()
 }
@@ -48,40 +53,46 @@ fn held(keys: &[&str]) -> Vec<String> {
 #[test]
 fn chord_beats_single_key() {
     let game = mountain_car();
-    let r = game.action_for(&held(&["ArrowLeft"]));
+    let r = keymap(&game).action_for(&held(&["ArrowLeft"]));
     assert_eq!(
         (r.action, r.chord.as_deref()),
         (Action::Discrete(0), Some("ArrowLeft"))
     );
-    let r = game.action_for(&held(&["ArrowRight", "ArrowLeft"]));
+    let r = keymap(&game).action_for(&held(&["ArrowRight", "ArrowLeft"]));
     assert_eq!(
         (r.action, r.chord.as_deref()),
         (Action::Discrete(1), Some("ArrowLeft+ArrowRight"))
     );
-    let r = game.action_for(&held(&["ArrowLeft", "Space", "ArrowRight"]));
+    let r = keymap(&game).action_for(&held(&["ArrowLeft", "Space", "ArrowRight"]));
     assert_eq!(
         (r.action, r.chord.as_deref()),
         (Action::Discrete(2), Some("Space+ArrowRight+ArrowLeft"))
     );
     // Equal-sized matches: the first in the file wins.
-    let r = game.action_for(&held(&["Space", "ArrowRight"]));
+    let r = keymap(&game).action_for(&held(&["Space", "ArrowRight"]));
     assert_eq!(r.chord.as_deref(), Some("ArrowRight"));
-    assert_eq!(game.key_names(), ["ArrowLeft", "ArrowRight", "Space", "a"]);
+    assert_eq!(
+        keymap(&game).key_names(),
+        ["ArrowLeft", "ArrowRight", "Space", "a"]
+    );
 }
 
 /// Keys the map does not use are ignored.
 #[test]
 fn unmapped_keys_are_ignored() {
     let game = mountain_car();
-    let r = game.action_for(&held(&["x", "ArrowRight", "Enter"]));
+    let r = keymap(&game).action_for(&held(&["x", "ArrowRight", "Enter"]));
     assert_eq!(
         (r.action, r.chord.as_deref()),
         (Action::Discrete(2), Some("ArrowRight"))
     );
     // A shifted letter and a literal " " match their bindings.
-    assert_eq!(game.action_for(&held(&["A"])).chord.as_deref(), Some("a"));
     assert_eq!(
-        game.action_for(&held(&[" "])).chord.as_deref(),
+        keymap(&game).action_for(&held(&["A"])).chord.as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        keymap(&game).action_for(&held(&[" "])).chord.as_deref(),
         Some("Space")
     );
 }
@@ -91,7 +102,7 @@ fn unmapped_keys_are_ignored() {
 fn default_action_when_nothing_matches() {
     let game = mountain_car();
     for keys in [&[][..], &["x"][..], &["Enter", "b"][..]] {
-        let r = game.action_for(&held(keys));
+        let r = keymap(&game).action_for(&held(keys));
         assert_eq!((r.action, r.chord), (Action::Discrete(1), None));
     }
 }

@@ -5,7 +5,9 @@
 //! - [`web`]: the one router: participant page, static files, socket, health.
 //! - `session`: one participant's WebSocket (send task and receive loop).
 //! - `flow`: where each participant stands, and the only ways to move on.
-//! - `game`: one task per running game: clock, seat input, env, frames.
+//! - `lobby`: groups participants of multiplayer scenes into games; timeouts.
+//! - `game`: one task per running game: clock, seats, policies, env, frames.
+//! - [`policies`]: checks that every policy an experiment names can serve its seat.
 //! - `frames`: published frames and their per-socket encoding.
 //! - `wire`: the socket's message types (`docs/WIRE.md`).
 //! - `state`: the shared state handed to every handler and task.
@@ -16,6 +18,8 @@
 mod flow;
 mod frames;
 mod game;
+mod lobby;
+pub mod policies;
 mod session;
 mod state;
 pub mod web;
@@ -27,6 +31,7 @@ use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use tandem_experiment::Experiment;
+use tandem_policy::Registry;
 use tandem_store::{RecorderConfig, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -47,6 +52,22 @@ pub async fn run(
     store: Store,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with_policies(listener, experiment, store, Registry::builtin(), shutdown).await
+}
+
+/// [`run`] with a policy registry that holds more than the built-ins (the
+/// experiment's ONNX models, loaded by the caller). Every policy the experiment
+/// names is checked against its seats before the server takes anyone.
+pub async fn run_with_policies(
+    listener: TcpListener,
+    experiment: Experiment,
+    store: Store,
+    policies: Registry,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if let Err(problems) = policies::check(&experiment, &policies) {
+        anyhow::bail!("{}", problems.join("\n"));
+    }
     store
         .upsert_experiment(&experiment.id, &experiment.title, &experiment.source)
         .await?;
@@ -63,8 +84,17 @@ pub async fn run(
         Arc::new(experiment),
         store.clone(),
         recorder.clone(),
+        policies,
         stop_rx,
     );
+    let closed = store.close_stale_lobby_waits().await?;
+    if closed > 0 {
+        warn!(
+            waits = closed,
+            "lobby waits left open by an earlier run are now closed"
+        );
+    }
+    tokio::spawn(lobby::run_ticker(state.clone()));
     let app = web::app(state.clone());
 
     let signal = async move {

@@ -144,12 +144,7 @@ pub async fn run(socket: WebSocket, state: AppState, participant_id: i64) {
                     continue;
                 }
                 session.last_seq.store(input.seq, Ordering::Relaxed);
-                *lock(&session.input) = SeatInput {
-                    keys: input.keys,
-                    seq: Some(input.seq),
-                    frame: input.frame,
-                    ts: input.ts,
-                };
+                lock(&session.input).update(input.keys, input.seq, input.frame, input.ts);
             }
             ClientMessage::Advance { scene, checked } => {
                 if let Err(refusal) = flow::advance_info(&state, &session, scene, checked).await {
@@ -194,6 +189,7 @@ pub async fn run(socket: WebSocket, state: AppState, participant_id: i64) {
         }
     }
     state.games.detach(participant_id, connection);
+    crate::lobby::leave(&state, participant_id, connection);
     // The game may still hold a sender to this socket, so the send task is told
     // to close rather than left to notice; a close already queued goes first.
     session.control(Outgoing::Close(1000, "bye"));

@@ -13,7 +13,9 @@ use tandem_store::{Recorder, Store};
 use tokio::sync::watch;
 
 use crate::game::Games;
+use crate::lobby::Lobby;
 use crate::session::Session;
+use tandem_policy::Registry;
 
 /// Shared server state; clone freely.
 #[derive(Clone)]
@@ -27,6 +29,9 @@ pub struct Inner {
     /// one per participant: a new socket replaces the old one.
     pub sessions: Mutex<HashMap<i64, Arc<Session>>>,
     pub games: Games,
+    pub lobby: Lobby,
+    /// Every policy a seat may name: the built-ins and the experiment's own.
+    pub policies: Registry,
     /// Flips to `true` once, when the server starts shutting down.
     pub shutdown: watch::Receiver<bool>,
     /// Steps the game loops have played, for comparison with steps recorded.
@@ -46,6 +51,7 @@ impl AppState {
         experiment: Arc<Experiment>,
         store: Store,
         recorder: Recorder,
+        policies: Registry,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         AppState(Arc::new(Inner {
@@ -54,6 +60,8 @@ impl AppState {
             recorder,
             sessions: Mutex::new(HashMap::new()),
             games: Games::default(),
+            lobby: Lobby::default(),
+            policies,
             shutdown,
             steps_played: AtomicU64::new(0),
             next_connection: AtomicU64::new(1),

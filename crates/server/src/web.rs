@@ -240,7 +240,8 @@ async fn participant_socket(
 }
 
 /// Live counters as JSON, for `tandem bench` and monitoring: connected sockets,
-/// running games, steps played by the game loops and the recorder's counts.
+/// running games, participants waiting in lobbies, steps played by the game
+/// loops and the recorder's counts.
 /// They hold no participant data.
 async fn metrics(State(state): State<AppState>) -> Response {
     let recorder = state.recorder.stats();
@@ -248,6 +249,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     axum::Json(serde_json::json!({
         "sessions": sessions,
         "games_running": state.games.running_count(),
+        "lobby_waiting": state.lobby.waiting_total(),
         "steps_played": state.steps_played.load(std::sync::atomic::Ordering::Relaxed),
         "recorder": {
             "steps_received": recorder.steps_received,

@@ -131,6 +131,36 @@ pub fn replaced() -> Value {
     json!({"type": "replaced"})
 }
 
+/// `lobby`: waiting for partners in the lobby of game scene `scene`.
+pub fn lobby(
+    scene: usize,
+    waiting: usize,
+    needed: u32,
+    waited_s: f64,
+    timeout_s: Option<u32>,
+) -> Value {
+    json!({
+        "type": "lobby",
+        "scene": scene,
+        "waiting": waiting,
+        "needed": needed,
+        "waited_s": (waited_s * 10.0).round() / 10.0,
+        "timeout_s": timeout_s,
+    })
+}
+
+/// `seat`: which agent this participant plays, how their keys count, and who
+/// holds the other seats.
+pub fn seat(seat: Value, others: Vec<Value>) -> Value {
+    json!({"type": "seat", "seat": seat, "others": others})
+}
+
+/// `notice`: something about the game the participant should read (a partner
+/// left, an AI took over, the game ended early).
+pub fn notice(code: &str, text: &str) -> Value {
+    json!({"type": "notice", "code": code, "text": text})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -174,6 +174,7 @@ fn step(episode_id: i64, t: u32, obs: Observation) -> StepRecord {
             input_seq: Some(u64::from(t / 4)),
             client_frame: Some(u64::from(t)),
             client_ts: Some(f64::from(t) * 16.7),
+            feedback: None,
         }],
     }
 }

@@ -104,6 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     input_seq: None,
                     client_frame: None,
                     client_ts: None,
+                    feedback: None,
                 }],
             });
         }

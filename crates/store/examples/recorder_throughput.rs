@@ -112,6 +112,7 @@ async fn run(
                         input_seq: None,
                         client_frame: None,
                         client_ts: None,
+                        feedback: None,
                     })
                     .collect(),
             });

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use tandem_env::EnvSpec;
 
 use crate::clock::now_us;
@@ -118,35 +118,7 @@ impl Store {
     /// Creates a game and its seats in one transaction; returns the game's id.
     pub async fn create_game(&self, game: &NewGame, seats: &[Seat]) -> Result<i64, StoreError> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO games (experiment_id, scene_index, scene_id, env_id, env_version,
-                 spaces, fps, config, started_us)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(&game.experiment_id)
-        .bind(i64::from(game.scene_index))
-        .bind(&game.scene_id)
-        .bind(&game.env_id)
-        .bind(i64::from(game.env_version))
-        .bind(game.spaces.to_string())
-        .bind(i64::from(game.fps))
-        .bind(game.config.to_string())
-        .bind(now_us())
-        .fetch_one(&mut *tx)
-        .await?;
-        for seat in seats {
-            sqlx::query(
-                "INSERT INTO game_seats (game_id, agent, agent_name, participant_id, policy)
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(i64::from(seat.agent))
-            .bind(&seat.agent_name)
-            .bind(seat.participant_id)
-            .bind(&seat.policy)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let id = insert_game(&mut tx, game, seats).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -291,4 +263,42 @@ impl Store {
             seats,
         })
     }
+}
+
+/// Inserts a game and its seats on `conn` (inside the caller's transaction).
+pub(crate) async fn insert_game(
+    conn: &mut SqliteConnection,
+    game: &NewGame,
+    seats: &[Seat],
+) -> Result<i64, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO games (experiment_id, scene_index, scene_id, env_id, env_version,
+             spaces, fps, config, started_us)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&game.experiment_id)
+    .bind(i64::from(game.scene_index))
+    .bind(&game.scene_id)
+    .bind(&game.env_id)
+    .bind(i64::from(game.env_version))
+    .bind(game.spaces.to_string())
+    .bind(i64::from(game.fps))
+    .bind(game.config.to_string())
+    .bind(now_us())
+    .fetch_one(&mut *conn)
+    .await?;
+    for seat in seats {
+        sqlx::query(
+            "INSERT INTO game_seats (game_id, agent, agent_name, participant_id, policy)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(i64::from(seat.agent))
+        .bind(&seat.agent_name)
+        .bind(seat.participant_id)
+        .bind(&seat.policy)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(id)
 }

@@ -8,6 +8,7 @@
 //! - `flow`: experiments, participants, scene moves (guarded) and survey answers.
 //! - `games`: games and seats, episode bookkeeping, interrupting open episodes.
 //! - `events`: the `events` table (disconnects, fallbacks, errors).
+//! - `lobby`: lobby waits and the matches formed from them.
 //! - `recorder`: [`Recorder`], the non-blocking front of the writer, and its records.
 //! - `writer`: the writer (on its own thread): batching, multi-row inserts, retries.
 //! - `read`: recorded episodes and steps read back, observations decoded.
@@ -22,6 +23,7 @@ mod error;
 mod events;
 mod flow;
 mod games;
+mod lobby;
 pub mod obs_codec;
 mod read;
 mod recorder;
@@ -35,6 +37,7 @@ pub use flow::{
     Experiment, ExternalKey, NewParticipant, Participant, RecruitIds, Response, SceneEvent,
 };
 pub use games::{Game, NewGame, Outcome, Seat};
+pub use lobby::{LobbyWait, Match, MatchReason, NewMatch};
 pub use read::{Episode, StoredEpisodeAgent, StoredStep};
 pub use recorder::{
     ActionSource, AgentStep, EpisodeAgent, EpisodeEnd, EpisodeStart, Recorder, RecorderConfig,

@@ -60,6 +60,8 @@ pub struct StoredStep {
     pub client_frame: Option<u64>,
     pub client_ts: Option<f64>,
     pub server_us: i64,
+    /// Feedback the seat's participant gave on this step, if any.
+    pub feedback: Option<f64>,
 }
 
 const EPISODE_COLUMNS: &str = "id, game_id, idx, seed, env_id, env_version, started_us, \
@@ -115,7 +117,7 @@ impl Store {
     pub async fn steps_for_episode(&self, episode_id: i64) -> Result<Vec<StoredStep>, StoreError> {
         let rows = sqlx::query(
             "SELECT episode_id, t, agent, action, actor, source, keys, reward, terminated,
-                 truncated, obs, input_seq, client_frame, client_ts, server_us
+                 truncated, obs, input_seq, client_frame, client_ts, server_us, feedback
              FROM steps WHERE episode_id = ? ORDER BY t, agent",
         )
         .bind(episode_id)
@@ -206,5 +208,6 @@ fn step_from_row(
         client_frame: opt_u64_at(r, "client_frame")?,
         client_ts: r.try_get("client_ts")?,
         server_us: r.try_get("server_us")?,
+        feedback: r.try_get("feedback")?,
     })
 }

@@ -113,6 +113,9 @@ pub struct AgentStep {
     pub client_frame: Option<u64>,
     /// The browser's clock at the input, in milliseconds.
     pub client_ts: Option<f64>,
+    /// Scalar feedback the seat's participant gave on this step (input kind
+    /// `feedback`), recorded beside the environment's reward.
+    pub feedback: Option<f64>,
 }
 
 /// How an action was chosen.
@@ -126,7 +129,8 @@ pub enum ActionSource {
     Policy,
     /// An AI policy standing in for a participant who left or stalled.
     Fallback,
-    /// The server replaced an invalid action.
+    /// A participant's keys overrode the policy acting for their seat (input
+    /// kind `correction`).
     Correction,
 }
 

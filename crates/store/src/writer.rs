@@ -39,10 +39,10 @@ use crate::{EpisodeEnd, EpisodeStart, RecorderConfig, StepRecord, StoreError};
 
 /// Columns of one step row, in the order they are bound.
 const STEP_COLUMNS: &str = "episode_id, t, agent, action, actor, source, keys, reward, \
-     terminated, truncated, obs, input_seq, client_frame, client_ts, server_us";
-const STEP_COLUMN_COUNT: usize = 15;
+     terminated, truncated, obs, input_seq, client_frame, client_ts, server_us, feedback";
+const STEP_COLUMN_COUNT: usize = 16;
 
-/// Statements insert 2^k rows for k up to this: 256 rows × 15 columns = 3,840
+/// Statements insert 2^k rows for k up to this: 256 rows × 16 columns = 4,096
 /// bound variables, well under SQLite's limit of 32,766. A batch of any size is
 /// written as full 256-row statements plus one statement per set bit of the
 /// remainder, so the writer only ever prepares nine statements and every one
@@ -79,6 +79,7 @@ struct EncodedAgent {
     input_seq: Option<i64>,
     client_frame: Option<i64>,
     client_ts: Option<f64>,
+    feedback: Option<f64>,
 }
 
 /// A buffered episode start: written before any step, so its steps find it.
@@ -279,6 +280,7 @@ impl Writer {
                 input_seq: client_u64(a.input_seq),
                 client_frame: client_u64(a.client_frame),
                 client_ts: a.client_ts,
+                feedback: a.feedback,
             })
             .collect();
         self.buffered_bytes += agents
@@ -708,4 +710,5 @@ fn bind_row<'q>(
         .bind(a.client_frame)
         .bind(a.client_ts)
         .bind(step.server_us)
+        .bind(a.feedback)
 }

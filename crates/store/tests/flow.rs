@@ -50,6 +50,8 @@ async fn migrations_run_on_fresh_file_and_reopen_is_idempotent() {
         "responses",
         "scene_events",
         "steps",
+        "matches",
+        "lobby_waits",
     ] {
         assert!(
             tables.iter().any(|t| t == table),
@@ -64,7 +66,10 @@ async fn migrations_run_on_fresh_file_and_reopen_is_idempotent() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(applied, 1);
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .unwrap()
+        .count() as i64;
+    assert_eq!(applied, migrations);
     assert!(store.experiment("e").await.unwrap().is_some());
 
     let mut conn = store.pool().acquire().await.unwrap();

@@ -284,6 +284,7 @@ async fn actions_and_observations_of_every_kind_round_trip() {
         input_seq: Some(9),
         client_frame: Some(u64::MAX), // does not fit SQLite: stored as NULL
         client_ts: Some(1234.5),
+        feedback: None,
     };
     let step = StepRecord {
         episode_id: ep,

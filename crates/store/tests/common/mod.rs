@@ -99,6 +99,7 @@ pub fn cartpole_step(episode_id: i64, t: u32, agents: usize) -> StepRecord {
                 input_seq: Some(u64::from(t)),
                 client_frame: None,
                 client_ts: Some(f64::from(t) * 33.3),
+                feedback: None,
             })
             .collect(),
     }

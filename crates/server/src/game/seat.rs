@@ -1,0 +1,317 @@
+//! One agent's seat in a running game: who holds it and how it chooses an
+//! action each tick.
+//!
+//! A human seat belongs to one participant for the whole game. While their
+//! socket is attached, their keys count as the seat's `input` kind says:
+//! choosing the action, giving feedback while the seat's policy acts, or
+//! overriding the policy. While they are away, or if nobody was matched to the
+//! seat, its fallback policy plays. An AI seat's policy plays throughout; if it
+//! fails, its fallback replaces it for the rest of the game.
+//!
+//! Policies are created once per game and reset every episode, so a policy's
+//! state (frame stacks, sampling generator) never leaks between games.
+
+use tandem_env::{Action, Observation};
+use tandem_experiment::{InputKind, SeatConfig, SeatRole};
+use tandem_policy::{Policy, Registry};
+use tandem_store::ActionSource;
+use tokio::time::Instant;
+
+use super::Occupant;
+use crate::state::lock;
+
+/// A policy and the name it was created from.
+struct NamedPolicy {
+    name: String,
+    policy: Box<dyn Policy>,
+}
+
+impl NamedPolicy {
+    fn create(
+        registry: &Registry,
+        name: &str,
+        seat: &SeatConfig,
+        env: &tandem_env::EnvSpec,
+    ) -> Result<Self, String> {
+        registry
+            .create(name, env, seat.agent)
+            .map(|policy| NamedPolicy {
+                name: name.to_string(),
+                policy,
+            })
+            .map_err(|e| format!("policy {name:?} for {}: {e}", seat.agent_name))
+    }
+
+    fn actor(&self) -> String {
+        format!("policy:{}", self.name)
+    }
+}
+
+/// What a seat chose this tick, ready to record.
+pub(super) struct Choice {
+    pub(super) action: Action,
+    pub(super) actor: String,
+    pub(super) source: ActionSource,
+    pub(super) keys: Option<String>,
+    pub(super) feedback: Option<f64>,
+    pub(super) input_seq: Option<u64>,
+    pub(super) client_frame: Option<u64>,
+    pub(super) client_ts: Option<f64>,
+    /// A policy that failed this tick and was replaced by the fallback:
+    /// `(failed policy, reason)`, for the event log.
+    pub(super) replaced: Option<(String, String)>,
+}
+
+impl Choice {
+    fn by_policy(action: Action, policy: &NamedPolicy, source: ActionSource) -> Choice {
+        Choice {
+            action,
+            actor: policy.actor(),
+            source,
+            keys: None,
+            feedback: None,
+            input_seq: None,
+            client_frame: None,
+            client_ts: None,
+            replaced: None,
+        }
+    }
+}
+
+pub(super) struct SeatRuntime {
+    pub(super) config: SeatConfig,
+    /// The participant the seat belongs to; `None` for AI seats and for human
+    /// seats the lobby filled with their fallback.
+    pub(super) participant_id: Option<i64>,
+    /// Their socket, while attached.
+    pub(super) occupant: Option<Occupant>,
+    /// Since when the participant has been away (never attached counts).
+    pub(super) away_since: Option<Instant>,
+    /// Whether the participant's socket has been attached in this task.
+    pub(super) attached_once: bool,
+    /// The participant stayed away past the grace period: the fallback holds
+    /// the seat for good, and the participant has moved on.
+    pub(super) forfeited: bool,
+    /// The policy that acts for AI, feedback and correction seats.
+    policy: Option<NamedPolicy>,
+    fallback: Option<NamedPolicy>,
+    /// The acting policy failed; the fallback acts instead from now on.
+    policy_failed: bool,
+}
+
+impl SeatRuntime {
+    /// The seat of `config`, owned by `participant_id` if a person holds it.
+    pub(super) fn new(
+        config: &SeatConfig,
+        participant_id: Option<i64>,
+        registry: &Registry,
+        env: &tandem_env::EnvSpec,
+    ) -> Result<SeatRuntime, String> {
+        let (acting, fallback) = match &config.role {
+            SeatRole::Ai(ai) => (Some(&ai.policy), ai.fallback.as_ref()),
+            SeatRole::Human(h) => (h.policy.as_ref(), h.fallback.as_ref()),
+        };
+        let create = |p: Option<&tandem_experiment::PolicyRef>| {
+            p.map(|p| NamedPolicy::create(registry, &p.name, config, env))
+                .transpose()
+        };
+        Ok(SeatRuntime {
+            participant_id,
+            occupant: None,
+            away_since: participant_id.map(|_| Instant::now()),
+            attached_once: false,
+            forfeited: false,
+            policy: create(acting)?,
+            fallback: create(fallback)?,
+            policy_failed: false,
+            config: config.clone(),
+        })
+    }
+
+    pub(super) fn agent(&self) -> usize {
+        self.config.agent
+    }
+
+    pub(super) fn name(&self) -> &str {
+        &self.config.agent_name
+    }
+
+    /// The participant who plays here now (attached, not forfeited).
+    pub(super) fn present(&self) -> Option<&Occupant> {
+        self.occupant.as_ref().filter(|_| !self.forfeited)
+    }
+
+    /// A participant's seat they may still come back to.
+    pub(super) fn is_awaited(&self) -> bool {
+        self.participant_id.is_some() && !self.forfeited
+    }
+
+    /// Whether the seat can act without its participant.
+    pub(super) fn has_fallback(&self) -> bool {
+        self.fallback.is_some()
+    }
+
+    /// The seat's participant is away and nothing can play for them: the game
+    /// must wait.
+    pub(super) fn blocks_play(&self) -> bool {
+        self.is_awaited() && self.occupant.is_none() && self.fallback.is_none()
+    }
+
+    /// Who acts for the seat now, as recorded in `actor` columns.
+    pub(super) fn actor(&self) -> String {
+        if let Some(o) = self.present() {
+            return match (&self.config.role, &self.policy) {
+                (SeatRole::Human(h), Some(p)) if h.input == InputKind::Feedback => p.actor(),
+                _ => format!("participant:{}", o.participant_id),
+            };
+        }
+        match (&self.config.role, &self.policy, &self.fallback) {
+            (SeatRole::Ai(_), Some(p), _) if !self.policy_failed => p.actor(),
+            (_, _, Some(f)) => f.actor(),
+            _ => "nobody".to_string(),
+        }
+    }
+
+    /// Resets the seat's policies for an episode of seed `seed`.
+    pub(super) fn reset(&mut self, seed: u64) {
+        // Each seat's policies draw from their own stream.
+        let seed = seed ^ (self.config.agent as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for p in self.policy.iter_mut().chain(self.fallback.iter_mut()) {
+            p.policy.reset(seed);
+        }
+    }
+
+    /// Chooses the seat's action for this tick from its observation. `Err` is a
+    /// failure no fallback can absorb; the game must end.
+    pub(super) fn choose(&mut self, obs: &Observation) -> Result<Choice, String> {
+        let human = match &self.config.role {
+            SeatRole::Human(h) if self.present().is_some() => Some(h.clone()),
+            _ => None,
+        };
+        let Some(human) = human else {
+            return self.act_without_human(obs);
+        };
+        let input = match self.present() {
+            Some(o) => lock(&o.input).take(),
+            None => return self.act_without_human(obs),
+        };
+        let participant = format!("participant:{}", input_owner(self));
+        let mut held = input.keys.clone();
+        held.extend(input.pressed.iter().cloned());
+        // The acting policy (feedback and correction seats) decides every tick,
+        // even when overridden, so its own state (frame stacks) stays current.
+        let policy_choice = match self.policy.is_some() && !self.policy_failed {
+            true => Some(self.act_policy(obs)?),
+            false if self.policy.is_some() => Some(self.act_fallback(obs, None)?),
+            false => None,
+        };
+        let replaced = policy_choice.as_ref().and_then(|c| c.replaced.clone());
+        let with_input = |mut c: Choice| {
+            c.replaced = replaced;
+            c.input_seq = input.seq;
+            c.client_frame = input.frame;
+            c.client_ts = input.ts;
+            c
+        };
+        let choice = match human.input {
+            InputKind::Action | InputKind::Correction => {
+                let resolved = match &human.keys {
+                    Some(keys) => keys.action_for(&held),
+                    None => return Err(format!("seat {} has no key map", self.name())),
+                };
+                match (human.input, resolved.chord, policy_choice) {
+                    (InputKind::Correction, None, Some(policy)) => policy,
+                    (input_kind, chord, _) => Choice {
+                        action: resolved.action,
+                        actor: participant,
+                        source: match (input_kind, &chord) {
+                            (_, None) => ActionSource::Default,
+                            (InputKind::Correction, Some(_)) => ActionSource::Correction,
+                            _ => ActionSource::Keys,
+                        },
+                        keys: chord,
+                        feedback: None,
+                        input_seq: None,
+                        client_frame: None,
+                        client_ts: None,
+                        replaced: None,
+                    },
+                }
+            }
+            InputKind::Feedback => {
+                let Some(mut choice) = policy_choice else {
+                    return Err(format!("seat {} has no policy to act", self.name()));
+                };
+                let mut total = 0.0;
+                let mut given = false;
+                for key in &input.pressed {
+                    if let Some(f) = human
+                        .feedback_keys
+                        .iter()
+                        .find(|f| tandem_experiment::key_matches(&f.key, key))
+                    {
+                        total += f.value;
+                        given = true;
+                    }
+                }
+                choice.feedback = given.then_some(total);
+                choice
+            }
+        };
+        Ok(with_input(choice))
+    }
+
+    /// The acting policy's action; if it fails, the fallback's (recording the
+    /// replacement), else an error.
+    fn act_policy(&mut self, obs: &Observation) -> Result<Choice, String> {
+        let Some(policy) = self.policy.as_mut() else {
+            return Err(format!("seat {} has no policy", self.config.agent_name));
+        };
+        match policy.policy.act(obs) {
+            Ok(action) => Ok(Choice::by_policy(action, policy, ActionSource::Policy)),
+            Err(e) => {
+                let failed = (policy.name.clone(), e.to_string());
+                self.policy_failed = true;
+                self.act_fallback(obs, Some(failed))
+            }
+        }
+    }
+
+    fn act_fallback(
+        &mut self,
+        obs: &Observation,
+        replaced: Option<(String, String)>,
+    ) -> Result<Choice, String> {
+        let Some(fallback) = self.fallback.as_mut() else {
+            let why = replaced.map_or_else(
+                || "nothing can play it".to_string(),
+                |(name, reason)| {
+                    format!("policy {name:?} failed ({reason}) and there is no fallback")
+                },
+            );
+            return Err(format!("seat {}: {why}", self.config.agent_name));
+        };
+        match fallback.policy.act(obs) {
+            Ok(action) => {
+                let mut choice = Choice::by_policy(action, fallback, ActionSource::Fallback);
+                choice.replaced = replaced;
+                Ok(choice)
+            }
+            Err(e) => Err(format!(
+                "seat {}: fallback policy {:?} failed: {e}",
+                self.config.agent_name, fallback.name
+            )),
+        }
+    }
+
+    fn act_without_human(&mut self, obs: &Observation) -> Result<Choice, String> {
+        match (&self.config.role, self.policy_failed) {
+            (SeatRole::Ai(_), false) => self.act_policy(obs),
+            _ => self.act_fallback(obs, None),
+        }
+    }
+}
+
+fn input_owner(seat: &SeatRuntime) -> i64 {
+    seat.present().map_or(0, |o| o.participant_id)
+}
