@@ -90,14 +90,8 @@ fn check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let registry = match policies::registry_for(&experiment) {
-        Ok(registry) => registry,
-        Err(problems) => {
-            for problem in problems {
-                eprintln!("{problem}");
-            }
-            return Ok(ExitCode::from(2));
-        }
+    let Some(registry) = policies::registry_or_report(&experiment) else {
+        return Ok(ExitCode::from(2));
     };
     println!(
         "{}: ok: experiment {:?} with {} scenes",
@@ -142,14 +136,8 @@ async fn serve(file: Option<PathBuf>, db: String, addr: SocketAddr) -> anyhow::R
         },
         None => tandem_experiment::default_experiment(),
     };
-    let registry = match policies::registry_for(&experiment) {
-        Ok(registry) => registry,
-        Err(problems) => {
-            for problem in problems {
-                eprintln!("{problem}");
-            }
-            return Ok(ExitCode::from(2));
-        }
+    let Some(registry) = policies::registry_or_report(&experiment) else {
+        return Ok(ExitCode::from(2));
     };
     let store = tandem_store::Store::open(&db)
         .await

@@ -28,3 +28,16 @@ pub fn registry_for(experiment: &Experiment) -> Result<Registry, Vec<String>> {
     tandem_server::policies::check(experiment, &registry)?;
     Ok(registry)
 }
+
+/// [`registry_for`], printing every problem to stderr when there are any.
+pub fn registry_or_report(experiment: &Experiment) -> Option<Registry> {
+    match registry_for(experiment) {
+        Ok(registry) => Some(registry),
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("{problem}");
+            }
+            None
+        }
+    }
+}

@@ -13,7 +13,7 @@ use tandem_env::{Action, Space};
 
 use crate::error::{Problems, Reported};
 use crate::keys::{is_held, parse_chord};
-use crate::reader::{Field, Span};
+use crate::reader::{Field, Span, as_f32s};
 
 /// One entry of a key map: when all of `keys` are held, play `action`.
 #[derive(Clone, Debug, PartialEq)]
@@ -191,16 +191,7 @@ pub(crate) fn read_action(
         }
         Space::Box { .. } => {
             let value = field.value(problems, "an array action")?;
-            let floats: Option<Vec<f32>> = value.as_array().and_then(|a| {
-                a.iter()
-                    .map(|v| {
-                        v.as_float()
-                            .or_else(|| v.as_integer().map(|i| i as f64))
-                            .map(|f| f as f32)
-                    })
-                    .collect()
-            });
-            match floats {
+            match as_f32s(field.item) {
                 Some(floats) => Action::Continuous(floats),
                 None => return Err(mismatch(problems, shown(value))),
             }

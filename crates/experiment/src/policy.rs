@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use tandem_policy::{Normalize, OnnxSpec, Preprocess, Sampling};
 
 use crate::error::{Problems, Reported};
-use crate::reader::{Field, Table, check_id};
+use crate::reader::{Field, Table, as_f32s, as_number, check_id};
 use crate::suggest::did_you_mean;
 
 /// Fields of a `[policy.NAME]` table.
@@ -208,8 +208,7 @@ fn read_float(problems: &mut Problems, table: &Table, key: &str) -> Result<Optio
     let Some(field) = table.field(key) else {
         return Ok(None);
     };
-    let value = field.item.as_value();
-    match value.and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))) {
+    match field.item.as_value().and_then(as_number) {
         Some(f) => Ok(Some(f)),
         None => Err(field.report(problems, format!("{key} must be a number"))),
     }
@@ -223,16 +222,7 @@ fn read_floats(
     let Some(field) = table.field(key) else {
         return Ok(None);
     };
-    let values: Option<Vec<f32>> = field.item.as_array().and_then(|a| {
-        a.iter()
-            .map(|v| {
-                v.as_float()
-                    .or_else(|| v.as_integer().map(|i| i as f64))
-                    .map(|f| f as f32)
-            })
-            .collect()
-    });
-    match values {
+    match as_f32s(field.item) {
         Some(v) if !v.is_empty() => Ok(Some(v)),
         _ => Err(field.report(
             problems,

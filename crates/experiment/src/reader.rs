@@ -342,6 +342,21 @@ impl<'d> Field<'d> {
 }
 
 /// `"an integer"`, `"a string"`: a type name with its article.
+/// A TOML number (integer or float) as `f64`.
+pub(crate) fn as_number(value: &toml_edit::Value) -> Option<f64> {
+    value
+        .as_float()
+        .or_else(|| value.as_integer().map(|i| i as f64))
+}
+
+/// A TOML array of numbers as `f32`s, if every element is a number.
+pub(crate) fn as_f32s(item: &Item) -> Option<Vec<f32>> {
+    item.as_array()?
+        .iter()
+        .map(|v| as_number(v).map(|f| f as f32))
+        .collect()
+}
+
 pub(crate) fn article(type_name: &str) -> String {
     let vowel = type_name.starts_with(['a', 'e', 'i', 'o', 'u']);
     format!("{} {type_name}", if vowel { "an" } else { "a" })

@@ -18,7 +18,7 @@ use tandem_env::EnvSpec;
 use crate::error::{Problems, Reported};
 use crate::keymap::{KeyMap, read_action, read_keys};
 use crate::keys::parse_chord;
-use crate::reader::{Field, Table};
+use crate::reader::{Field, Table, as_number};
 use crate::suggest::did_you_mean;
 
 /// Fields of a `[[scene.seat]]` table.
@@ -467,12 +467,9 @@ fn read_feedback(problems: &mut Problems, field: &Field) -> Result<Vec<FeedbackK
             Ok(_) => Err(entry.report_key(problems, "a feedback key is one key, not a chord")),
             Err(e) => Err(entry.report_key(problems, e.message())),
         };
-        let value = match entry.item.as_value() {
-            Some(v) if v.as_float().is_some() || v.as_integer().is_some() => Ok(v
-                .as_float()
-                .unwrap_or_else(|| v.as_integer().unwrap_or(0) as f64)),
-            _ => Err(entry.report(problems, "a feedback value is a number, such as 1 or -0.5")),
-        };
+        let value = entry.item.as_value().and_then(as_number).ok_or_else(|| {
+            entry.report(problems, "a feedback value is a number, such as 1 or -0.5")
+        });
         match (&mut keys, key, value) {
             (Ok(keys), Ok(key), Ok(value)) => keys.push(FeedbackKey { key, value }),
             (_, Err(r), _) | (_, _, Err(r)) => keys = Err(r),
