@@ -184,16 +184,9 @@ impl SeatRuntime {
     /// Chooses the seat's action for this tick from its observation. `Err` is a
     /// failure no fallback can absorb; the game must end.
     pub(super) fn choose(&mut self, obs: &Observation) -> Result<Choice, String> {
-        let human = match &self.config.role {
-            SeatRole::Human(h) if self.present().is_some() => Some(h.clone()),
-            _ => None,
-        };
-        let Some(human) = human else {
-            return self.act_without_human(obs);
-        };
-        let input = match self.present() {
-            Some(o) => lock(&o.input).take(),
-            None => return self.act_without_human(obs),
+        let input = match (&self.config.role, self.present()) {
+            (SeatRole::Human(_), Some(o)) => lock(&o.input).take(),
+            _ => return self.act_without_human(obs),
         };
         let participant = format!("participant:{}", input_owner(self));
         let mut held = input.keys.clone();
@@ -206,6 +199,10 @@ impl SeatRuntime {
             false => None,
         };
         let replaced = policy_choice.as_ref().and_then(|c| c.replaced.clone());
+        // Borrowed again only now: the policies above needed `self` mutably.
+        let SeatRole::Human(human) = &self.config.role else {
+            return Err(format!("seat {} is not a human seat", self.name()));
+        };
         let with_input = |mut c: Choice| {
             c.replaced = replaced;
             c.input_seq = input.seq;

@@ -657,7 +657,6 @@ impl GameTask<'_> {
             let mut choices = Vec::with_capacity(agent_count);
             for index in 0..self.seats.len() {
                 let agent = self.seats[index].agent();
-                let before = self.seats[index].actor();
                 let choice = match self.obs.get(agent) {
                     Some(obs) => self.seats[index].choose(obs),
                     None => Err(format!("no observation for agent {agent}")),
@@ -692,7 +691,13 @@ impl GameTask<'_> {
                         policy, reason, "a policy failed; its fallback takes over"
                     );
                     self.event(None, "policy_failed", json!({"agent": agent, "policy": policy, "reason": reason, "replaced_by": choice.actor}), at);
-                    self.seat_change(index, &before, &choice.actor, "policy_failed", at);
+                    self.seat_change(
+                        index,
+                        &format!("policy:{policy}"),
+                        &choice.actor,
+                        "policy_failed",
+                        at,
+                    );
                 }
                 choices.push(choice);
             }
