@@ -382,6 +382,12 @@ impl GameTask<'_> {
         }) else {
             return; // an old socket closing after a newer one took the seat
         };
+        if self.state.is_shutting_down() {
+            // Sockets close because the server stops, not because anyone left:
+            // nothing to record or tell, and the game stops right after.
+            self.seats[index].occupant = None;
+            return;
+        }
         let grace = self.scene.reconnect_grace_s;
         let seat = &mut self.seats[index];
         let before = seat.actor();
@@ -634,6 +640,10 @@ impl GameTask<'_> {
                         return EpisodeExit::Ended(GameExit::Shutdown);
                     };
                     self.apply(command, at);
+                    if self.state.is_shutting_down() {
+                        let _ = recorder.record_episode_end(episode_id, end(interrupted("server_shutdown"), t, &returns));
+                        return EpisodeExit::Ended(GameExit::Shutdown);
+                    }
                     if !self.is_ready() {
                         info!(game = self.game_id, episode = episode_id, "episode interrupted: a seat has nobody to play it");
                         // Queued behind the episode's steps, like every
