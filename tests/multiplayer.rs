@@ -606,3 +606,47 @@ async fn a_failing_policy_is_replaced_or_ends_the_game_cleanly() {
         }
     }
 }
+
+/// An ONNX model (the example CartPole network, through tract) plays a seat
+/// in a real game: every step is the model's, and greedy play balances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_onnx_model_plays_a_seat() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = std::fs::canonicalize("examples/models/cartpole_mlp.onnx").expect("example model");
+    let exp = format!(
+        "{}\n[policy.balancer]\nkind = \"onnx\"\npath = \"{}\"\n",
+        assisted("feedback", "balancer", ""),
+        model.display()
+    );
+    let experiment = tandem_experiment::parse(&exp, "t.toml").expect("parses");
+    let mut registry = Registry::builtin();
+    for def in &experiment.policies {
+        let factory = tandem_policy_onnx::OnnxFactory::load(&def.onnx).expect("model loads");
+        registry.insert(&def.name, Arc::new(factory));
+    }
+    let mut server = TestServer::start_with(&exp, &dir.path().join("t.db"), registry).await;
+    let mut p = Client::arrive(&server, "").await;
+    p.expect("seat").await;
+    while p.expect("frame").await["step"].as_u64() < Some(60) {}
+    server.stop().await;
+    let db = server.db().await;
+    let steps = count(&db, "SELECT COUNT(*) FROM steps").await;
+    assert!(steps >= 60, "{steps} steps");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM steps WHERE actor = 'policy:balancer' AND source = 'policy'"
+        )
+        .await,
+        steps
+    );
+    // Greedy play keeps the pole up: no episode ended by falling in 60 steps.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM episodes WHERE outcome = 'complete'"
+        )
+        .await,
+        0
+    );
+}
