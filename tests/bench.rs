@@ -73,6 +73,56 @@ fn bench_with_its_own_server_loses_no_steps() {
     );
 }
 
+/// The pairs scenario: four bots pair up in the lobby into two kitchen games,
+/// play, and every tick is recorded with a row for each of its two agents.
+#[test]
+fn bench_pairs_seats_every_bot_and_loses_no_steps() {
+    let (code, stderr, lines) = bench(&[
+        "--scenario",
+        "pairs",
+        "--sessions",
+        "4",
+        "--ramp-up",
+        "1",
+        "--duration",
+        "3",
+    ]);
+    assert_eq!(
+        code,
+        Some(0),
+        "bench failed:\n{stderr}\n{}",
+        lines.join("\n")
+    );
+    let v = last_json(&lines);
+    assert_eq!(v["scenario"], "pairs");
+    assert_eq!(v["target_fps"], 15);
+    assert_eq!(count(&v, "sessions_multiplayer"), 4, "{v}");
+    assert_eq!(count(&v, "sessions_seated"), 4, "{v}");
+    assert_eq!(count(&v, "sessions_waiting_at_end"), 0, "{v}");
+    assert_eq!(count(&v, "lobby_wait_samples"), 4, "{v}");
+    assert!(v["lobby_wait_p99_ms"].is_number(), "{v}");
+    assert!(count(&v, "frames_received") > 0, "{v}");
+    assert!(count(&v, "latency_samples") > 0, "{v}");
+    // Four bots ramped over a second make two full pairs, long before the
+    // lobby's 20 s timeout would give anyone the AI.
+    assert_eq!(v["matches"], serde_json::json!({"full": 2}), "{v}");
+    assert!(count(&v, "steps_played") > 0, "{v}");
+    assert_eq!(v["steps_lost"], 0, "{v}");
+    // Two chefs: two rows per tick, none missing.
+    assert_eq!(
+        count(&v, "step_rows_recorded"),
+        2 * count(&v, "steps_recorded"),
+        "{v}"
+    );
+    assert_eq!(v["step_rows_missing"], 0, "{v}");
+    assert_eq!(v["server_exit_ok"], true);
+    assert!(
+        lines.iter().any(|l| l.starts_with("── lobby")),
+        "{}",
+        lines.join("\n")
+    );
+}
+
 /// Against a running server (`--url`, `--server-pid`), `--json-only` prints one
 /// line, and steps are checked against the recorder's counters.
 #[test]

@@ -12,12 +12,16 @@
 //! - for every input it sends, the instant it sent it, until a frame's `ack`
 //!   reaches that sequence number: that difference is the input-to-frame latency;
 //! - how long it sat in a game inside the window, and at what fps, so that the
-//!   frames it should have had are known exactly.
+//!   frames it should have had are known exactly;
+//! - in a multiplayer scene, how long it waited in the lobby (from the `scene`
+//!   message to its `seat`), and the `notice`s it was sent. Its game clock starts
+//!   at the seat, not at the scene: a lobby publishes no frames, so counting its
+//!   wait as game time would report frames as missing that no game owed.
 //!
 //! Network trouble is an outcome, not a panic: a failed connection or a socket
 //! that drops is recorded in the report and the bot ends.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,6 +135,21 @@ pub struct BotReport {
     pub inputs_sent: u64,
     /// Inputs sent inside the window that no frame acknowledged before the end.
     pub inputs_unacked: u64,
+    /// Reached a multiplayer game scene (one with a lobby).
+    pub multiplayer: bool,
+    /// Microseconds from each multiplayer scene's `scene` message to the first
+    /// `seat` (the lobby wait), whether or not inside the window.
+    pub lobby_waits_us: Vec<u32>,
+    /// Was in a lobby, not yet seated, when told to stop.
+    pub waiting_at_end: bool,
+    /// Was seated with at least one seat played by an AI rather than a person.
+    pub seated_with_ai: bool,
+    /// `seat` messages after the first of a game (the game resumed).
+    pub reseats: u64,
+    pub lobby_messages: u64,
+    /// `notice` messages by code, received before the window's end (from then
+    /// on bots close, and each close sends its partner one).
+    pub notices: BTreeMap<String, u64>,
     pub sprite_frames: u64,
     pub sprite_bytes: u64,
     pub pixel_frames: u64,
@@ -154,19 +173,7 @@ pub async fn run(config: BotConfig) -> BotReport {
     };
     report.connected = true;
     Live::add(&live.connected, 1);
-    let mut bot = Bot {
-        rng: SmallRng::seed_from_u64(config.index as u64),
-        config,
-        report,
-        game: None,
-        seq: 0,
-        keys: Vec::new(),
-        last_sent: None,
-        pending: VecDeque::new(),
-        last_frame: None,
-        last_tick: None,
-        frames_seen: 0,
-    };
+    let mut bot = Bot::new(config, report);
     bot.play(&mut socket).await;
     bot.leave_game(Instant::now());
     Live::sub(&live.connected, 1);
@@ -216,11 +223,25 @@ fn socket_config() -> WebSocketConfig {
 
 /// The game scene a bot is in.
 struct Game {
-    /// Key names the scene maps (from the scene message), capped at [`MAX_KEYS`].
+    /// Key names the bot's seat maps (from the seat message, else the scene
+    /// message), capped at [`MAX_KEYS`].
     keys: Vec<String>,
     fps: u32,
-    since: Instant,
+    /// When the scene message came.
+    entered: Instant,
+    /// When play began: at the scene message, or for a multiplayer scene at the
+    /// seat message; `None` while waiting in the lobby.
+    since: Option<Instant>,
+    /// `seat` messages received in this scene.
+    seats: u32,
     next_change: Instant,
+}
+
+impl Game {
+    /// When the bot next changes its keys: only while seated.
+    fn next_change(&self) -> Option<Instant> {
+        self.since.map(|_| self.next_change)
+    }
 }
 
 struct Bot {
@@ -257,6 +278,15 @@ struct Incoming {
     index: Option<usize>,
     #[serde(default)]
     scene: Option<Value>,
+    /// `seat` messages: this participant's seat.
+    #[serde(default)]
+    seat: Option<Value>,
+    /// `seat` messages: the other seats.
+    #[serde(default)]
+    others: Option<Vec<Value>>,
+    /// `notice` messages.
+    #[serde(default)]
+    code: Option<String>,
 }
 
 /// The header of a binary pixel frame (the fields the bot looks at).
@@ -290,13 +320,30 @@ enum Next {
 }
 
 impl Bot {
+    fn new(config: BotConfig, report: BotReport) -> Bot {
+        Bot {
+            rng: SmallRng::seed_from_u64(config.index as u64),
+            config,
+            report,
+            game: None,
+            seq: 0,
+            keys: Vec::new(),
+            last_sent: None,
+            pending: VecDeque::new(),
+            last_frame: None,
+            last_tick: None,
+            frames_seen: 0,
+        }
+    }
+
     async fn play(&mut self, socket: &mut Socket) {
         let mut stop = self.config.stop.clone();
         loop {
-            let change = self.game.as_ref().map(|g| g.next_change);
+            let change = self.game.as_ref().and_then(Game::next_change);
             let message = tokio::select! {
                 biased;
                 () = stopped(&mut stop) => {
+                    self.report.waiting_at_end = self.in_lobby();
                     self.close(socket).await;
                     return;
                 }
@@ -343,6 +390,10 @@ impl Bot {
                 }
             }
         }
+    }
+
+    fn in_lobby(&self) -> bool {
+        self.game.as_ref().is_some_and(|g| g.since.is_none())
     }
 
     fn disconnected(&mut self, cause: String) {
@@ -400,6 +451,27 @@ impl Bot {
                 };
                 self.on_scene(socket, index, &scene, now).await
             }
+            "lobby" => {
+                self.report.lobby_messages += 1;
+                Ok(Next::Continue)
+            }
+            "seat" => {
+                let Some(seat) = message.seat else {
+                    self.report.server_errors += 1;
+                    return Ok(Next::Continue);
+                };
+                self.on_seat(&seat, message.others.as_deref().unwrap_or_default(), now);
+                Ok(Next::Continue)
+            }
+            "notice" => {
+                // After the window the bots close one by one, and each close
+                // tells its partner `partner_left`: teardown, not the run's news.
+                if now < self.config.window.end {
+                    let code = message.code.unwrap_or_else(|| "(none)".to_string());
+                    *self.report.notices.entry(code).or_default() += 1;
+                }
+                Ok(Next::Continue)
+            }
             "error" => {
                 self.report.server_errors += 1;
                 Ok(Next::Continue)
@@ -437,31 +509,7 @@ impl Bot {
                 )
                 .await?;
             }
-            Some("game") => {
-                let keys: Vec<String> = scene["keys"]
-                    .as_array()
-                    .map(|keys| {
-                        keys.iter()
-                            .filter_map(|k| k.as_str().map(str::to_string))
-                            .take(MAX_KEYS)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let fps = scene["fps"]
-                    .as_u64()
-                    .and_then(|f| u32::try_from(f).ok())
-                    .unwrap_or(0);
-                self.report.reached_game = true;
-                self.report.fps = Some(fps);
-                Live::add(&self.config.live.in_game, 1);
-                let next_change = now + self.pause();
-                self.game = Some(Game {
-                    keys,
-                    fps,
-                    since: now,
-                    next_change,
-                });
-            }
+            Some("game") => self.enter_game(scene, now),
             Some("end") => {
                 self.report.finished = true;
                 return Ok(Next::Close);
@@ -471,14 +519,79 @@ impl Bot {
         Ok(Next::Continue)
     }
 
+    /// Enters a game scene: a single-player game's clock starts now, a
+    /// multiplayer one's at the seat (the bot waits in the lobby until then).
+    fn enter_game(&mut self, scene: &Value, now: Instant) {
+        let fps = scene["fps"]
+            .as_u64()
+            .and_then(|f| u32::try_from(f).ok())
+            .unwrap_or(0);
+        let multiplayer = scene["multiplayer"].as_bool().unwrap_or(false);
+        self.report.reached_game = true;
+        self.report.fps = Some(fps);
+        self.report.multiplayer |= multiplayer;
+        let since = if multiplayer {
+            Live::add(&self.config.live.in_lobby, 1);
+            None
+        } else {
+            Live::add(&self.config.live.in_game, 1);
+            Some(now)
+        };
+        let next_change = now + self.pause();
+        self.game = Some(Game {
+            keys: key_names(&scene["keys"]),
+            fps,
+            entered: now,
+            since,
+            seats: 0,
+            next_change,
+        });
+    }
+
+    /// A `seat` message: the game started (or resumed) with this bot in `seat`.
+    /// The first one of a multiplayer scene ends the lobby wait and starts the
+    /// game's clock; the seat's own keys replace the scene's.
+    fn on_seat(&mut self, seat: &Value, others: &[Value], now: Instant) {
+        let pause = self.pause();
+        let Some(game) = self.game.as_mut() else {
+            // A seat outside a game scene: the server is confused, not the bot.
+            self.report.server_errors += 1;
+            return;
+        };
+        let keys = key_names(&seat["keys"]);
+        if !keys.is_empty() {
+            game.keys = keys;
+        }
+        if others.iter().any(|o| o["human"].as_bool() == Some(false)) {
+            self.report.seated_with_ai = true;
+        }
+        game.seats += 1;
+        if game.seats > 1 {
+            self.report.reseats += 1;
+        }
+        // Single-player games announce their seat too, after the clock started.
+        if game.since.is_some() {
+            return;
+        }
+        game.since = Some(now);
+        game.next_change = now + pause;
+        self.report.lobby_waits_us.push(micros(now - game.entered));
+        Live::sub(&self.config.live.in_lobby, 1);
+        Live::add(&self.config.live.in_game, 1);
+    }
+
     /// Leaves the current game, if any: books its time in the window and forgets
-    /// its pending inputs.
+    /// its pending inputs. A bot still in the lobby only leaves the lobby.
     fn leave_game(&mut self, now: Instant) {
         let Some(game) = self.game.take() else {
             return;
         };
+        let Some(since) = game.since else {
+            Live::sub(&self.config.live.in_lobby, 1);
+            return;
+        };
         Live::sub(&self.config.live.in_game, 1);
-        let seconds = self.config.window.overlap(game.since, now);
+        let seconds = self.config.window.overlap(since, now);
         self.report.game_seconds += seconds;
         self.report.expected_frames += seconds * f64::from(game.fps);
         self.report.inputs_unacked += self.pending.iter().filter(|p| p.2).count() as u64;
@@ -614,6 +727,19 @@ fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
+/// Key names from a `keys` array of a scene or seat message, capped at
+/// [`MAX_KEYS`]; empty if there is none.
+fn key_names(keys: &Value) -> Vec<String> {
+    keys.as_array()
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .take(MAX_KEYS)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The header of a binary pixel frame, if the frame is well formed (byte 0 is 1,
 /// a little-endian u32 header length, a JSON header).
 fn pixel_header(bytes: &[u8]) -> Option<PixelHeader> {
@@ -686,6 +812,47 @@ mod tests {
         assert_eq!(pixel_header(&[2, 0, 0, 0, 0]), None);
         assert_eq!(pixel_header(&[1, 255, 255, 255, 255, b'{']), None);
         assert_eq!(pixel_header(&[]), None);
+    }
+
+    /// A bot that waits in a multiplayer scene's lobby starts its game clock at
+    /// the seat: the wait is reported as such, not as game time owing frames.
+    #[test]
+    fn lobby_time_is_not_game_time() {
+        let t = Instant::now();
+        let live = Arc::new(Live::default());
+        let config = BotConfig {
+            index: 0,
+            addr: SocketAddr::from(([127, 0, 0, 1], 9)),
+            host: "127.0.0.1:9".to_string(),
+            window: Window {
+                start: t,
+                end: t + Duration::from_secs(60),
+            },
+            epoch: t,
+            stop: watch::channel(false).1,
+            live: Arc::clone(&live),
+        };
+        let mut bot = Bot::new(config, BotReport::default());
+        let scene = json!({"kind": "game", "fps": 15, "multiplayer": true, "keys": ["Space"]});
+        bot.enter_game(&scene, t);
+        assert!(bot.in_lobby());
+        assert_eq!(Live::get(&live.in_lobby), 1);
+        let seat = json!({"agent": 1, "keys": ["ArrowUp", "Space"]});
+        let others = [json!({"agent": 0, "human": true})];
+        bot.on_seat(&seat, &others, t + Duration::from_secs(2));
+        assert!(!bot.in_lobby());
+        assert_eq!(
+            (Live::get(&live.in_lobby), Live::get(&live.in_game)),
+            (0, 1)
+        );
+        assert_eq!(bot.game.as_ref().map(|g| g.keys.len()), Some(2));
+        bot.leave_game(t + Duration::from_secs(5));
+        let r = &bot.report;
+        assert_eq!(r.lobby_waits_us, vec![2_000_000]);
+        assert_eq!(r.game_seconds, 3.0);
+        assert_eq!(r.expected_frames, 45.0);
+        assert!(r.multiplayer && !r.seated_with_ai);
+        assert_eq!(Live::get(&live.in_game), 0);
     }
 
     /// Window overlap counts only the part of a span inside the window.

@@ -20,8 +20,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Live {
     /// Sockets open now.
     pub connected: AtomicU64,
-    /// Bots in a game scene now.
+    /// Bots in a game scene now (in a multiplayer scene: seated).
     pub in_game: AtomicU64,
+    /// Bots in a multiplayer scene's lobby now, not yet seated.
+    pub in_lobby: AtomicU64,
     /// Frames received so far, all bots.
     pub frames: AtomicU64,
     pub connect_errors: AtomicU64,
@@ -100,8 +102,13 @@ impl Progress {
         } else {
             "measuring"
         };
+        // The lobby shows only in scenarios that have one.
+        let lobby = match Live::get(&live.in_lobby) {
+            0 => String::new(),
+            n => format!(" · in lobby {n}"),
+        };
         let message = format!(
-            "connected {}/{} · in game {} · {:.0} frames/s · errors {} · disconnects {}",
+            "connected {}/{} · in game {}{lobby} · {:.0} frames/s · errors {} · disconnects {}",
             Live::get(&live.connected),
             self.sessions,
             Live::get(&live.in_game),

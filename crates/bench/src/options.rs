@@ -31,7 +31,7 @@ pub struct Options {
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub duration: f64,
     /// Built-in experiment for the server bench starts: CartPole-v1 at 30 fps with
-    /// sprite or pixel frames.
+    /// sprite or pixel frames, or two players paired in Kitchen-v0 at 15 fps.
     #[arg(long, value_enum, default_value_t = ScenarioName::Sprites, conflicts_with = "experiment")]
     pub scenario: ScenarioName,
     /// An experiment file instead of a built-in scenario. With --url, it must be
@@ -57,6 +57,9 @@ pub enum ScenarioName {
     Sprites,
     /// CartPole-v1 at 30 fps rendered as PNG pixel frames.
     Pixels,
+    /// Kitchen-v0 at 15 fps for two players paired in the lobby (an odd one out
+    /// plays with the scripted chef after 20 s).
+    Pairs,
 }
 
 impl ScenarioName {
@@ -64,6 +67,7 @@ impl ScenarioName {
         match self {
             ScenarioName::Sprites => "sprites",
             ScenarioName::Pixels => "pixels",
+            ScenarioName::Pairs => "pairs",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! The table puts each figure beside the goal it answers to from issue 3, with a
 //! verdict, so a run can be read without the issue at hand.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -75,6 +76,26 @@ pub struct Figures {
     pub inputs_sent: u64,
     pub inputs_unacked: u64,
 
+    /// Bots that reached a multiplayer scene (one with a lobby); of them, those
+    /// seated in a game and those still in the lobby when told to stop.
+    pub sessions_multiplayer: u64,
+    pub sessions_seated: u64,
+    pub sessions_waiting_at_end: u64,
+    /// Seated with an AI in another seat (the lobby timed out and filled it).
+    pub sessions_seated_with_ai: u64,
+    /// `seat` messages after a game's first (a game resumed for a bot).
+    pub reseats: u64,
+    /// Each seated bot's wait from the `scene` message to its `seat`, over the
+    /// whole run (most bots are paired during the ramp-up).
+    pub lobby_wait_samples: u64,
+    pub lobby_wait_p50_ms: Option<f64>,
+    pub lobby_wait_p99_ms: Option<f64>,
+    pub lobby_wait_max_ms: Option<f64>,
+    pub lobby_messages: u64,
+    /// `notice` messages the bots received before the window's end, by code
+    /// (from then on closing bots send their partners `partner_left`).
+    pub notices: BTreeMap<String, u64>,
+
     pub sprite_frames: u64,
     pub sprite_frame_bytes_mean: Option<f64>,
     pub pixel_frames: u64,
@@ -94,12 +115,21 @@ pub struct Figures {
 
     pub steps_played: u64,
     pub steps_recorded: u64,
-    /// `steps_played - steps_recorded`: must be 0.
+    /// `steps_played - steps_recorded`: must be 0. Steps are ticks: a
+    /// two-agent tick is one step (and two rows).
     pub steps_lost: i64,
+    /// Rows in `steps` (one per agent per tick), and the rows the recorded ticks
+    /// lack (each should have one per agent of its episode): must be 0. `null`
+    /// with --url (the database is not read).
+    pub step_rows_recorded: Option<u64>,
+    pub step_rows_missing: Option<i64>,
     /// `database` (rows counted after the server stopped) or `recorder_counters`
     /// (with --url: the recorder's own count of steps written).
     pub steps_checked_in: &'static str,
     pub episodes_recorded: Option<u64>,
+    /// Games the lobby formed, by reason (`full`, `human_timeout`); `null` with
+    /// --url.
+    pub matches: Option<BTreeMap<String, u64>>,
     pub recorder_write_errors: u64,
     pub recorder_steps_dropped: u64,
     pub server_log_warnings: Option<u64>,
@@ -260,6 +290,9 @@ impl Figures {
             "",
             None,
         );
+        if self.sessions_multiplayer > 0 {
+            self.lobby_rows(&mut t);
+        }
         t.section("wire");
         t.row(
             "sprite frames: count, mean bytes",
@@ -347,6 +380,17 @@ impl Figures {
             "0",
             Some(self.steps_lost == 0),
         );
+        if let (Some(rows), Some(missing)) = (self.step_rows_recorded, self.step_rows_missing) {
+            t.row(
+                "step rows (one per agent) recorded / missing",
+                format!("{rows} / {missing}"),
+                "0 missing",
+                Some(missing == 0),
+            );
+        }
+        if let Some(matches) = self.matches.as_ref().filter(|m| !m.is_empty()) {
+            t.row("lobby matches by reason", counts(matches), "", None);
+        }
         t.row(
             "recorder write errors / steps dropped",
             format!(
@@ -370,6 +414,61 @@ impl Figures {
         t.line(&format!("steps lost: {}", self.steps_lost));
         t.out
     }
+}
+
+impl Figures {
+    /// The lobby's section of the table (multiplayer scenes only).
+    fn lobby_rows(&self, t: &mut Table) {
+        t.section("lobby");
+        t.row(
+            "seated / still waiting at end, of reaching it",
+            format!(
+                "{} / {} of {}",
+                self.sessions_seated, self.sessions_waiting_at_end, self.sessions_multiplayer
+            ),
+            "",
+            None,
+        );
+        t.row(
+            "seated with an AI partner / re-seated",
+            format!("{} / {}", self.sessions_seated_with_ai, self.reseats),
+            "",
+            None,
+        );
+        t.row(
+            "wait p50 / p99 / max",
+            format!(
+                "{} / {} / {} ms",
+                opt(self.lobby_wait_p50_ms, 1),
+                opt(self.lobby_wait_p99_ms, 1),
+                opt(self.lobby_wait_max_ms, 1)
+            ),
+            "",
+            None,
+        );
+        t.row(
+            "lobby messages / notices",
+            format!(
+                "{} / {}",
+                self.lobby_messages,
+                if self.notices.is_empty() {
+                    "none".to_string()
+                } else {
+                    counts(&self.notices)
+                }
+            ),
+            "",
+            None,
+        );
+    }
+}
+
+/// `a 2, b 1`: counts by name.
+fn counts(map: &BTreeMap<String, u64>) -> String {
+    map.iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Default)]

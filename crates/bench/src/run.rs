@@ -5,7 +5,9 @@
 //! The order carries the step check: bots close first, so every game pauses
 //! (its running episode is recorded as interrupted) and `steps_played` stops
 //! moving; a second later it is read; only then is the child server stopped, so
-//! its final flush is part of what the database count checks. The server's CPU
+//! its final flush is part of what the database count checks (ticks against
+//! `steps_played`, and each tick's rows against its agents; see `storage`). The
+//! server's CPU
 //! and memory are read at three instants: before the first bot (idle baseline),
 //! at the window's start and at its end.
 
@@ -46,9 +48,10 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Whether every step played was recorded (the bench's correctness check).
+    /// Whether every step played was recorded, with a row for each of its
+    /// agents (the bench's correctness check).
     pub fn is_clean(&self) -> bool {
-        self.figures.steps_lost == 0
+        self.figures.steps_lost == 0 && self.figures.step_rows_missing.unwrap_or(0) == 0
     }
 }
 
@@ -67,7 +70,11 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
     let plan = options.plan().await?;
     let open_files = raise_open_files(plan.sessions, plan.json_only);
     let run_seconds = (plan.ramp_up + plan.duration).as_secs_f64();
-    if let Some(warning) = plan.scenario.early_end(run_seconds) {
+    let warnings = [
+        plan.scenario.early_end(run_seconds),
+        plan.scenario.lobby_warning(plan.sessions, run_seconds),
+    ];
+    for warning in warnings.into_iter().flatten() {
         eprintln!("bench: warning: {warning}");
     }
     let dir = tempfile::Builder::new()
@@ -183,6 +190,17 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         latency_max_ms: pooled.latencies.max_ms,
         inputs_sent: pooled.inputs_sent,
         inputs_unacked: pooled.inputs_unacked,
+        sessions_multiplayer: pooled.multiplayer,
+        sessions_seated: pooled.seated,
+        sessions_waiting_at_end: pooled.waiting_at_end,
+        sessions_seated_with_ai: pooled.seated_with_ai,
+        reseats: pooled.reseats,
+        lobby_wait_samples: pooled.lobby_waits.count,
+        lobby_wait_p50_ms: pooled.lobby_waits.p50_ms,
+        lobby_wait_p99_ms: pooled.lobby_waits.p99_ms,
+        lobby_wait_max_ms: pooled.lobby_waits.max_ms,
+        lobby_messages: pooled.lobby_messages,
+        notices: pooled.notices.clone(),
         sprite_frames: pooled.sprite_frames,
         sprite_frame_bytes_mean: ratio(pooled.sprite_bytes as f64, pooled.sprite_frames as f64)
             .map(|b| round(b, 1)),
@@ -218,7 +236,12 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         steps_played: check.played,
         steps_recorded: check.recorded,
         steps_lost: check.played as i64 - check.recorded as i64,
+        step_rows_recorded: check.rows.map(|(rows, _)| rows),
+        step_rows_missing: check
+            .rows
+            .map(|(rows, expected)| expected as i64 - rows as i64),
         steps_checked_in: check.checked_in,
+        matches: check.matches.clone(),
         episodes_recorded: check.episodes,
         recorder_write_errors: check.metrics.recorder.write_errors,
         recorder_steps_dropped: check.metrics.recorder.steps_dropped,
@@ -324,7 +347,11 @@ struct StepCheck {
     url: String,
     played: u64,
     recorded: u64,
+    /// `steps` rows in the database, and the rows its ticks should have.
+    rows: Option<(u64, u64)>,
     checked_in: &'static str,
+    /// Games the lobby formed, by reason (database only).
+    matches: Option<std::collections::BTreeMap<String, u64>>,
     episodes: Option<u64>,
     metrics: Metrics,
     log_problems: Option<(u64, u64)>,
@@ -363,7 +390,9 @@ async fn check_steps(server: Server, before: &Metrics) -> anyhow::Result<StepChe
             url,
             played: metrics.steps_played,
             recorded: metrics.recorder.steps_written,
+            rows: None,
             checked_in: "recorder_counters",
+            matches: None,
             episodes: None,
             metrics,
             log_problems: None,
@@ -402,7 +431,9 @@ async fn check_steps(server: Server, before: &Metrics) -> anyhow::Result<StepChe
         url,
         played: metrics.steps_played,
         recorded: recorded.steps,
+        rows: Some((recorded.agent_rows, recorded.agent_rows_expected)),
         checked_in: "database",
+        matches: Some(recorded.matches),
         episodes: Some(recorded.episodes),
         metrics,
         log_problems,

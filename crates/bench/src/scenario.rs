@@ -2,8 +2,10 @@
 //!
 //! The built-in scenarios are experiment files kept beside this crate
 //! (`scenarios/*.toml`) and compiled in, so a run needs no files and every run
-//! of a scenario plays the same thing: a consent page, then CartPole-v1 at 30 fps
-//! for a day (longer than any run), then the end scene. Either way the file is
+//! of a scenario plays the same thing: a consent page, then a game for a day
+//! (longer than any run), then the end scene. The game is CartPole-v1 at 30 fps
+//! for one player (`sprites`, `pixels`), or Kitchen-v0 at 15 fps for two players
+//! paired by the lobby (`pairs`). Either way the file is
 //! parsed here with the server's own reader, so a bad file is refused before a
 //! server starts, and the run knows the game it should see (its fps, whether it
 //! can end before the measurement does).
@@ -19,11 +21,12 @@ use crate::options::ScenarioName;
 
 const SPRITES: &str = include_str!("../scenarios/sprites.toml");
 const PIXELS: &str = include_str!("../scenarios/pixels.toml");
+const PAIRS: &str = include_str!("../scenarios/pairs.toml");
 
 /// The experiment a run uses.
 #[derive(Clone, Debug)]
 pub struct Scenario {
-    /// `sprites`, `pixels`, or the file's path.
+    /// `sprites`, `pixels`, `pairs`, or the file's path.
     pub name: String,
     pub source: Source,
     pub experiment_id: String,
@@ -45,6 +48,10 @@ pub struct GameFacts {
     pub fps: u32,
     pub time_limit_s: Option<u32>,
     pub episodes: Option<u32>,
+    /// Participants the lobby puts in one game (1: no lobby).
+    pub humans: u32,
+    /// Seconds a lobby waits for a full group before filling seats with AI.
+    pub human_timeout_s: Option<u32>,
 }
 
 impl Scenario {
@@ -52,6 +59,7 @@ impl Scenario {
         let text = match name {
             ScenarioName::Sprites => SPRITES,
             ScenarioName::Pixels => PIXELS,
+            ScenarioName::Pairs => PAIRS,
         };
         // The built-in files are tested to parse (see the tests below), so a
         // failure here is a broken build, not a user's mistake.
@@ -97,6 +105,30 @@ impl Scenario {
             )
         })
     }
+
+    /// Why some bots may wait in the lobby for the whole run, if they may: a
+    /// group needs more bots than the run has, or an incomplete group waits
+    /// longer than the run lasts.
+    pub fn lobby_warning(&self, sessions: usize, run_seconds: f64) -> Option<String> {
+        let game = self.game?;
+        let humans = game.humans as usize;
+        if humans <= 1 || sessions.is_multiple_of(humans) {
+            return None;
+        }
+        let left_over = sessions % humans;
+        match game.human_timeout_s {
+            Some(timeout) if f64::from(timeout) < run_seconds => None,
+            Some(timeout) => Some(format!(
+                "{left_over} of {sessions} sessions make no full group of {humans} and the \
+                 lobby fills their game only after {timeout} s, longer than ramp-up + duration \
+                 ({run_seconds:.0} s): they may wait in the lobby the whole run"
+            )),
+            None => Some(format!(
+                "{left_over} of {sessions} sessions make no full group of {humans} and the \
+                 lobby has no human_timeout_s: they wait in the lobby the whole run"
+            )),
+        }
+    }
 }
 
 fn first_game(experiment: &Experiment) -> Option<GameFacts> {
@@ -105,6 +137,8 @@ fn first_game(experiment: &Experiment) -> Option<GameFacts> {
             fps: g.fps,
             time_limit_s: g.time_limit_s,
             episodes: g.episodes,
+            humans: g.humans,
+            human_timeout_s: g.human_timeout_s,
         }),
         _ => None,
     })
@@ -114,8 +148,8 @@ fn first_game(experiment: &Experiment) -> Option<GameFacts> {
 mod tests {
     use super::*;
 
-    /// Both built-in scenarios parse, play CartPole at 30 fps with the intended
-    /// rendering, and last longer than any run.
+    /// Both CartPole scenarios parse, play at 30 fps with the intended
+    /// rendering, for one player, and last longer than any run.
     #[test]
     fn builtins_parse() {
         for (name, render) in [
@@ -126,12 +160,29 @@ mod tests {
             let game = s.game.expect("a game scene");
             assert_eq!(game.fps, 30);
             assert_eq!(game.episodes, None);
+            assert_eq!(game.humans, 1);
+            assert!(s.lobby_warning(3, 10.0).is_none());
             assert!(s.early_end(3600.0).is_none());
             let Source::Builtin(text) = s.source else {
                 panic!("built in")
             };
             assert!(text.contains(&format!("render = \"{render}\"")));
         }
+    }
+
+    /// The pairs scenario puts two players in a game that lasts longer than any
+    /// run, and fills a lone player's game within a run of ordinary length.
+    #[test]
+    fn pairs_parses() {
+        let s = Scenario::builtin(ScenarioName::Pairs);
+        let game = s.game.expect("a game scene");
+        assert_eq!((game.fps, game.humans), (15, 2));
+        assert_eq!(game.human_timeout_s, Some(20));
+        assert!(s.early_end(3600.0).is_none());
+        assert!(s.lobby_warning(4, 10.0).is_none());
+        assert!(s.lobby_warning(5, 30.0).is_none());
+        let warning = s.lobby_warning(5, 10.0).expect("an odd bot may wait");
+        assert!(warning.contains("1 of 5"), "{warning}");
     }
 
     /// The diagnostic MountainCar file shipped beside the built-ins is valid.

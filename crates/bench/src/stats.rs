@@ -6,6 +6,8 @@
 //! gives exact percentiles. Percentiles use the nearest-rank definition, so p99
 //! is a value that was actually observed.
 
+use std::collections::BTreeMap;
+
 use crate::bot::{BotReport, Trouble};
 
 /// Frames, latencies and sizes pooled over all bots.
@@ -37,6 +39,17 @@ pub struct Pooled {
     pub sprite_bytes: u64,
     pub pixel_frames: u64,
     pub pixel_bytes: u64,
+    /// Bots that reached a multiplayer scene, were seated in one, or were still
+    /// in its lobby when told to stop.
+    pub multiplayer: u64,
+    pub seated: u64,
+    pub waiting_at_end: u64,
+    pub seated_with_ai: u64,
+    pub reseats: u64,
+    /// Lobby waits (scene to seat) of every seated bot.
+    pub lobby_waits: Percentiles,
+    pub lobby_messages: u64,
+    pub notices: BTreeMap<String, u64>,
 }
 
 /// p50, p99 and max of a sample, in milliseconds.
@@ -80,6 +93,7 @@ impl Pooled {
         let mut p = Pooled::default();
         let mut intervals = Vec::with_capacity(reports.iter().map(|r| r.intervals_us.len()).sum());
         let mut latencies = Vec::with_capacity(reports.iter().map(|r| r.latencies_us.len()).sum());
+        let mut lobby_waits = Vec::new();
         let mut rates = Vec::new();
         let mut fps_counts: std::collections::BTreeMap<u32, u64> = Default::default();
         for r in reports {
@@ -121,6 +135,16 @@ impl Pooled {
             p.sprite_bytes += r.sprite_bytes;
             p.pixel_frames += r.pixel_frames;
             p.pixel_bytes += r.pixel_bytes;
+            p.multiplayer += u64::from(r.multiplayer);
+            p.seated += u64::from(r.multiplayer && !r.lobby_waits_us.is_empty());
+            p.waiting_at_end += u64::from(r.waiting_at_end);
+            p.seated_with_ai += u64::from(r.seated_with_ai);
+            p.reseats += r.reseats;
+            lobby_waits.extend_from_slice(&r.lobby_waits_us);
+            p.lobby_messages += r.lobby_messages;
+            for (code, n) in r.notices {
+                *p.notices.entry(code).or_default() += n;
+            }
         }
         p.target_fps = fps_counts
             .into_iter()
@@ -132,6 +156,7 @@ impl Pooled {
         }
         p.intervals = Percentiles::of_micros(intervals);
         p.latencies = Percentiles::of_micros(latencies);
+        p.lobby_waits = Percentiles::of_micros(lobby_waits);
         p
     }
 }
@@ -177,5 +202,27 @@ mod tests {
         assert_eq!(p.rate_mean, Some(30.0));
         assert_eq!(p.intervals.p99_ms, Some(33.0));
         assert_eq!(p.trouble_samples, vec!["connect: refused".to_string()]);
+    }
+
+    /// Lobby waits, seated and waiting bots, and notices add up across bots.
+    #[test]
+    fn pools_lobby_figures() {
+        let seated = BotReport {
+            multiplayer: true,
+            lobby_waits_us: vec![20_000],
+            notices: [("partner_left".to_string(), 1)].into(),
+            ..BotReport::default()
+        };
+        let waiting = BotReport {
+            multiplayer: true,
+            waiting_at_end: true,
+            notices: [("partner_left".to_string(), 2)].into(),
+            ..BotReport::default()
+        };
+        let p = Pooled::from_reports(vec![seated, waiting, BotReport::default()], 1.0);
+        assert_eq!((p.multiplayer, p.seated, p.waiting_at_end), (2, 1, 1));
+        assert_eq!(p.lobby_waits.count, 1);
+        assert_eq!(p.lobby_waits.max_ms, Some(20.0));
+        assert_eq!(p.notices.get("partner_left"), Some(&3));
     }
 }
