@@ -505,30 +505,33 @@ async fn feedback_presses_are_recorded_beside_the_reward() {
     );
 }
 
-/// A policy that fails after a number of actions, as a model might on an
-/// input it cannot handle.
+/// A policy that goes wrong after a number of actions, as a model might on an
+/// input it cannot handle: it errors, or (`out_of_range`) returns an action
+/// outside the action space.
 struct Flaky {
     after: u32,
+    out_of_range: bool,
     acted: Arc<AtomicU32>,
 }
 
 impl Policy for Flaky {
     fn reset(&mut self, _seed: u64) {}
     fn act(&mut self, _obs: &Observation) -> Result<Action, PolicyError> {
-        if self.acted.fetch_add(1, Ordering::SeqCst) >= self.after {
-            Err(PolicyError::Inference("tensor shape changed".into()))
-        } else {
-            Ok(Action::Discrete(0))
+        match self.acted.fetch_add(1, Ordering::SeqCst) >= self.after {
+            false => Ok(Action::Discrete(0)),
+            true if self.out_of_range => Ok(Action::Discrete(99)),
+            true => Err(PolicyError::Inference("tensor shape changed".into())),
         }
     }
 }
 
-struct FlakyFactory(u32);
+struct FlakyFactory(u32, bool);
 
 impl PolicyFactory for FlakyFactory {
     fn create(&self, _env: &EnvSpec, _agent: usize) -> Result<Box<dyn Policy>, PolicyError> {
         Ok(Box::new(Flaky {
             after: self.0,
+            out_of_range: self.1,
             acted: Arc::new(AtomicU32::new(0)),
         }))
     }
@@ -540,11 +543,17 @@ impl PolicyFactory for FlakyFactory {
 /// `[policy.flaky]` in a file, to be replaced by [`FlakyFactory`] in the registry.
 const FLAKY_TABLE: &str = "[policy.flaky]\nkind = \"onnx\"\npath = \"unused.onnx\"\n";
 
-/// An AI seat whose policy fails mid-game is taken over by its fallback, with
-/// an event; without a fallback the game ends cleanly and the flow goes on.
+/// An AI seat whose policy fails mid-game (an error, or an action outside the
+/// space) is taken over by its fallback, with an event; without a fallback the
+/// game ends cleanly and the flow goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_policy_is_replaced_or_ends_the_game_cleanly() {
-    for (fallback, ends) in [("fallback = \"noop\"", false), ("", true)] {
+    for (fallback, ends, out_of_range) in [
+        ("fallback = \"noop\"", false, false),
+        ("fallback = \"noop\"", false, true),
+        ("", true, false),
+        ("", true, true),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let exp = format!(
             "{}\n{FLAKY_TABLE}",
@@ -554,7 +563,7 @@ async fn a_failing_policy_is_replaced_or_ends_the_game_cleanly() {
             )
         );
         let mut registry = Registry::builtin();
-        registry.insert("flaky", Arc::new(FlakyFactory(5)));
+        registry.insert("flaky", Arc::new(FlakyFactory(5, out_of_range)));
         let mut server = TestServer::start_with(&exp, &dir.path().join("t.db"), registry).await;
         let mut a = Client::arrive(&server, "").await;
         seat(&mut a).await;
@@ -648,5 +657,22 @@ async fn an_onnx_model_plays_a_seat() {
         )
         .await,
         0
+    );
+}
+
+/// Participants still waiting when the server stops have their waits closed
+/// as `server_shutdown`, not as having left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_lobby_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = kitchen("human_timeout_s = 600", "fallback = \"scripted\"");
+    let mut server = TestServer::start_at(&exp, &dir.path().join("t.db")).await;
+    let mut a = Client::arrive(&server, "").await;
+    lobby(&mut a).await;
+    server.stop().await;
+    let db = server.db().await;
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM lobby_waits WHERE outcome = 'server_shutdown' AND left_us IS NOT NULL").await,
+        1
     );
 }

@@ -87,7 +87,7 @@ pub async fn run_with_policies(
         policies,
         stop_rx,
     );
-    let closed = store.close_stale_lobby_waits().await?;
+    let closed = store.close_open_lobby_waits("server_restart").await?;
     if closed > 0 {
         warn!(
             waits = closed,
@@ -121,6 +121,9 @@ pub async fn run_with_policies(
     }
     if let Err(e) = recorder.flush().await {
         warn!(cause = %e, "the final flush failed; the writer retries on shutdown");
+    }
+    if let Err(e) = store.close_open_lobby_waits("server_shutdown").await {
+        warn!(cause = %e, "could not close the lobby waits");
     }
     drop(state);
     drop(recorder);

@@ -105,9 +105,16 @@ pub async fn join(state: &AppState, session: &Session, p: &Participant, scene_in
     };
     let queued = {
         let mut queues = lock(&state.lobby.queues);
+        let placing = queues.placing.contains(&p.id);
         let queue = queues.by_scene.entry(scene_index).or_default();
-        // Another socket of theirs may have queued while this one wrote its row.
-        let duplicate = queue.iter().any(|w| w.participant_id == p.id);
+        // Meanwhile another socket of theirs may have queued, or been placed in
+        // a game, and this socket may have closed (its leave already ran).
+        let duplicate = queue.iter().any(|w| w.participant_id == p.id)
+            || placing
+            || state.games.is_seated(p.id)
+            || state
+                .session(p.id)
+                .is_none_or(|s| s.connection != session.connection);
         if !duplicate {
             info!(
                 participant = p.id,
@@ -137,6 +144,10 @@ pub async fn join(state: &AppState, session: &Session, p: &Participant, scene_in
 /// refresh) hands the place to the newer socket instead: the participant keeps
 /// their place in the queue.
 pub fn leave(state: &AppState, participant_id: i64, connection: u64) {
+    if state.is_shutting_down() {
+        // Not leaving: the server is stopping. Shutdown closes open waits.
+        return;
+    }
     let successor = state
         .session(participant_id)
         .filter(|s| s.connection != connection);
@@ -211,7 +222,9 @@ async fn form_groups(state: &AppState, scene_index: usize, scene: &GameScene) {
             let queues = &mut *queues;
             let queue = queues.by_scene.entry(scene_index).or_default();
             let next = decide(queue, scene);
-            if let Next::Form(group, _) = &next {
+            // Marked until they are seated or moved on, so that a reconnect
+            // meanwhile neither queues them again nor loses them.
+            if let Next::Form(group, _) | Next::NoPartner(group) = &next {
                 queues
                     .placing
                     .extend(group.iter().map(|w| w.participant_id));
@@ -242,6 +255,7 @@ async fn form_groups(state: &AppState, scene_index: usize, scene: &GameScene) {
                         warn!(cause = %e, "could not record a lobby timeout");
                     }
                     let _ = flow::move_on(state, w.participant_id, scene_index).await;
+                    lock(&state.lobby.queues).placing.remove(&w.participant_id);
                 }
             }
         }
@@ -370,10 +384,14 @@ async fn place(
             unmark(state);
             error!(?participants, cause, "the lobby could not create a game");
             for w in group {
-                w.send(wire::error(
+                let message = wire::error(
                     "storage",
                     "the game could not start; please reload the page",
-                ));
+                );
+                match state.session(w.participant_id) {
+                    Some(session) => session.send(message),
+                    None => w.send(message),
+                }
                 let _ = state.store.close_lobby_wait(w.wait_id, "error").await;
             }
         }

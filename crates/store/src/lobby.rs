@@ -104,15 +104,15 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the waits an earlier run left open (its lobby died with it);
-    /// returns how many.
-    pub async fn close_stale_lobby_waits(&self) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE lobby_waits SET left_us = ?, outcome = 'server_restart' WHERE outcome IS NULL",
-        )
-        .bind(now_us())
-        .execute(self.pool())
-        .await?;
+    /// Closes every open wait with `outcome` (`server_shutdown` when stopping,
+    /// `server_restart` for waits a crashed run left open); returns how many.
+    pub async fn close_open_lobby_waits(&self, outcome: &str) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("UPDATE lobby_waits SET left_us = ?, outcome = ? WHERE outcome IS NULL")
+                .bind(now_us())
+                .bind(outcome)
+                .execute(self.pool())
+                .await?;
         Ok(done.rows_affected())
     }
 

@@ -152,6 +152,13 @@ impl Games {
         }
     }
 
+    /// Whether a running game seats `participant_id`.
+    pub fn is_seated(&self, participant_id: i64) -> bool {
+        lock(&self.running)
+            .values()
+            .any(|r| r.participants.contains(&participant_id))
+    }
+
     /// How many game tasks are running.
     pub fn running_count(&self) -> usize {
         lock(&self.running).len()
@@ -311,7 +318,22 @@ pub(crate) fn start(state: &AppState, game: &Game, fresh: bool, occupants: Vec<O
         }
     };
     let mut running = lock(&state.games.running);
-    let mut occupants = occupants;
+    // A socket that closed while its game was being found or created has
+    // already sent its detach (a socket leaves the session table before it
+    // detaches, and detaching takes this lock): seating it now would hold the
+    // seat for nobody, forever. Checked under the lock, a socket closing later
+    // detaches after the attach.
+    let mut occupants: Vec<Occupant> = occupants
+        .into_iter()
+        .filter(|o| {
+            state
+                .session(o.participant_id)
+                .is_some_and(|s| s.connection == o.connection)
+        })
+        .collect();
+    if occupants.is_empty() && !running.contains_key(&game.id) {
+        return; // nobody to play: the game starts when someone comes back
+    }
     if let Some(r) = running.get(&game.id) {
         let mut rejected = Vec::new();
         for occupant in occupants {

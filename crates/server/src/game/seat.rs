@@ -11,7 +11,7 @@
 //! Policies are created once per game and reset every episode, so a policy's
 //! state (frame stacks, sampling generator) never leaks between games.
 
-use tandem_env::{Action, Observation};
+use tandem_env::{Action, Observation, Space};
 use tandem_experiment::{InputKind, SeatConfig, SeatRole};
 use tandem_policy::{Policy, Registry};
 use tandem_store::ActionSource;
@@ -44,6 +44,17 @@ impl NamedPolicy {
 
     fn actor(&self) -> String {
         format!("policy:{}", self.name)
+    }
+
+    /// The policy's action, which must be in the seat's action space: a
+    /// model's NaN or out-of-range output counts as the policy failing, not as
+    /// the environment's error.
+    fn act(&mut self, obs: &Observation, space: &Space) -> Result<Action, String> {
+        match self.policy.act(obs) {
+            Ok(action) if space.contains(&action) => Ok(action),
+            Ok(action) => Err(format!("action {action:?} is outside the action space")),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 
@@ -97,6 +108,8 @@ pub(super) struct SeatRuntime {
     fallback: Option<NamedPolicy>,
     /// The acting policy failed; the fallback acts instead from now on.
     policy_failed: bool,
+    /// The agent's action space, which every policy action is checked against.
+    action_space: Space,
 }
 
 impl SeatRuntime {
@@ -124,6 +137,11 @@ impl SeatRuntime {
             policy: create(acting)?,
             fallback: create(fallback)?,
             policy_failed: false,
+            action_space: env
+                .agents
+                .get(config.agent)
+                .map(|a| a.action_space.clone())
+                .ok_or_else(|| format!("{} has no agent {}", env.id, config.agent))?,
             config: config.clone(),
         })
     }
@@ -264,10 +282,10 @@ impl SeatRuntime {
         let Some(policy) = self.policy.as_mut() else {
             return Err(format!("seat {} has no policy", self.config.agent_name));
         };
-        match policy.policy.act(obs) {
+        match policy.act(obs, &self.action_space) {
             Ok(action) => Ok(Choice::by_policy(action, policy, ActionSource::Policy)),
             Err(e) => {
-                let failed = (policy.name.clone(), e.to_string());
+                let failed = (policy.name.clone(), e);
                 self.policy_failed = true;
                 self.act_fallback(obs, Some(failed))
             }
@@ -288,7 +306,7 @@ impl SeatRuntime {
             );
             return Err(format!("seat {}: {why}", self.config.agent_name));
         };
-        match fallback.policy.act(obs) {
+        match fallback.act(obs, &self.action_space) {
             Ok(action) => {
                 let mut choice = Choice::by_policy(action, fallback, ActionSource::Fallback);
                 choice.replaced = replaced;

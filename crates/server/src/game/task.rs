@@ -14,9 +14,11 @@
 //! reconnects, expired grace periods and failed policies are events too, all
 //! queued through the recorder behind the steps they follow.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use serde_json::{Value, json};
 use tandem_env::{Env, Frame, Observation};
 use tandem_experiment::{GameScene, RenderMode, Scene};
@@ -98,7 +100,10 @@ pub(crate) async fn run(
         .iter()
         .filter_map(|s| s.participant_id)
         .collect();
-    let (exit, seats) = match (seats, env) {
+    // The command receiver lives until the game leaves the registry, so that a
+    // socket attaching meanwhile reaches this (ending) task instead of making
+    // `start` think the task died and start another for the same game.
+    let (exit, seats, _commands) = match (seats, env) {
         (Ok(seats), Ok(env)) => {
             let mut task = GameTask {
                 deadline_us: scene
@@ -118,14 +123,19 @@ pub(crate) async fn run(
                 idle_since: Instant::now(),
                 obs: Vec::new(),
             };
-            let exit = task.play(setup.fresh).await;
-            (exit, task.seats)
+            // A panic in an environment or a policy ends this game as failed
+            // (players told and moved on), never the server or other games.
+            let exit = match AssertUnwindSafe(task.play(setup.fresh))
+                .catch_unwind()
+                .await
+            {
+                Ok(exit) => exit,
+                Err(panic) => GameExit::Failed(format!("panicked: {}", panic_message(&panic))),
+            };
+            (exit, task.seats, task.commands)
         }
-        (Err(e), _) | (_, Err(e)) => (GameExit::Failed(e), Vec::new()),
+        (Err(e), _) | (_, Err(e)) => (GameExit::Failed(e), Vec::new(), commands),
     };
-    if !matches!(exit, GameExit::Retired) {
-        state.games.remove(game_id, setup.generation);
-    }
     // Participants who forfeited their seat have moved on already.
     let staying: Vec<i64> = if seats.is_empty() {
         participants
@@ -137,7 +147,11 @@ pub(crate) async fn run(
             .collect()
     };
     let (reason, notice) = match exit {
-        GameExit::Shutdown | GameExit::Retired => return,
+        GameExit::Retired => return,
+        GameExit::Shutdown => {
+            state.games.remove(game_id, setup.generation);
+            return;
+        }
         GameExit::Finished => {
             info!(game = game_id, "game finished");
             ("finished".to_string(), None)
@@ -171,15 +185,28 @@ pub(crate) async fn run(
             (reason, Some(wire::notice(code, &notice)))
         }
     };
-    if let Err(e) = state.store.end_game(game_id, &reason).await {
-        error!(game = game_id, cause = %e, "could not mark game ended");
-    }
+    // Everyone moves on before the game is marked ended and leaves the
+    // registry: until then a reconnect finds this game (and is ignored by it)
+    // rather than no game, which in a multiplayer scene would mean the lobby.
     for participant in staying {
         if let (Some(notice), Some(session)) = (&notice, state.session(participant)) {
             session.send(notice.clone());
         }
         let _ = flow::move_on(&state, participant, scene_index).await;
     }
+    if let Err(e) = state.store.end_game(game_id, &reason).await {
+        error!(game = game_id, cause = %e, "could not mark game ended");
+    }
+    state.games.remove(game_id, setup.generation);
+}
+
+/// The message of a caught panic, when it has one.
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string())
 }
 
 struct GameTask<'a> {
@@ -343,8 +370,21 @@ impl GameTask<'_> {
             .iter()
             .position(|s| s.participant_id == Some(participant) && s.is_awaited())
         else {
-            // Not (or no longer) seated here: the flow has moved them on.
+            // No longer seated here: their seat went to its fallback for good.
+            // Moving them on (again: it is guarded) shows them the next scene
+            // even if the first move was lost.
             let _ = occupant.out.send(Outgoing::Unwatch);
+            if self
+                .seats
+                .iter()
+                .any(|s| s.participant_id == Some(participant))
+            {
+                let state = self.state.clone();
+                let scene_index = self.scene_index;
+                tokio::spawn(async move {
+                    let _ = flow::move_on(&state, participant, scene_index).await;
+                });
+            }
             return;
         };
         let first_join = self.tick == 0 && !self.seats[index].attached_once;
