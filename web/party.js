@@ -4,6 +4,8 @@
 // end-to-end tests read is mirrored on the DOM: body[data-lobby, data-agent,
 // data-input] and #notice[data-code].
 
+import { el } from './scenes.js';
+
 const NOTICE_MS = 12000;
 
 export class Party {
@@ -111,14 +113,4 @@ function label(key) {
 function clock(seconds) {
   const s = Math.max(0, Math.floor(Number(seconds) || 0));
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === 'text') node.textContent = value;
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
 }

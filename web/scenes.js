@@ -227,7 +227,7 @@ function prose(html, cls = 'prose') {
 }
 
 /** An element with attributes (`text` sets textContent) and children. */
-function el(tag, attrs = {}, ...children) {
+export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (key === 'text') node.textContent = value;

@@ -274,12 +274,14 @@ pub(crate) fn read(
                     format!("humans = {n}, but only {human_seats} seats have human = true"),
                 ));
             }
+            // Human seats only a person can fill: fewer humans than these
+            // would leave one of them empty.
             let unfillable: Vec<&str> = seats
                 .iter()
                 .filter(|s| s.human().is_some() && s.fallback().is_none())
                 .map(|s| s.agent_name.as_str())
                 .collect();
-            if n < human_seats && human_seats - n > human_seats - unfillable.len() as u32 {
+            if (n as usize) < unfillable.len() {
                 return Err(at(
                     problems,
                     format!(

@@ -87,6 +87,16 @@ pub struct HumanSeat {
     pub feedback_keys: Vec<FeedbackKey>,
 }
 
+impl HumanSeat {
+    /// The feedback keys as `[{"key", "value"}]`.
+    fn feedback_json(&self) -> Value {
+        self.feedback_keys
+            .iter()
+            .map(|f| json!({"key": f.key, "value": f.value}))
+            .collect()
+    }
+}
+
 /// A seat a policy plays.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AiSeat {
@@ -163,9 +173,7 @@ impl SeatConfig {
                 "policy": policy(h.policy.as_ref()),
                 "fallback": policy(h.fallback.as_ref()),
                 "keys": h.keys.as_ref().map(KeyMap::to_json),
-                "feedback": h.feedback_keys.iter()
-                    .map(|f| json!({"key": f.key, "value": f.value}))
-                    .collect::<Vec<_>>(),
+                "feedback": h.feedback_json(),
             }),
             SeatRole::Ai(a) => json!({
                 "agent": self.agent_name,
@@ -183,9 +191,7 @@ impl SeatConfig {
             "agent_name": self.agent_name,
             "input": human.map(|h| h.input.name()),
             "keys": self.key_names(),
-            "feedback": human.map(|h| h.feedback_keys.iter()
-                .map(|f| json!({"key": f.key, "value": f.value}))
-                .collect::<Vec<_>>()),
+            "feedback": human.map(HumanSeat::feedback_json),
         })
     }
 }

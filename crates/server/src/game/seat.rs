@@ -202,19 +202,23 @@ impl SeatRuntime {
     /// Chooses the seat's action for this tick from its observation. `Err` is a
     /// failure no fallback can absorb; the game must end.
     pub(super) fn choose(&mut self, obs: &Observation) -> Result<Choice, String> {
-        let input = match (&self.config.role, self.present()) {
-            (SeatRole::Human(_), Some(o)) => lock(&o.input).take(),
+        let (participant, input) = match (&self.config.role, self.present()) {
+            (SeatRole::Human(_), Some(o)) => (
+                format!("participant:{}", o.participant_id),
+                lock(&o.input).take(),
+            ),
             _ => return self.act_without_human(obs),
         };
-        let participant = format!("participant:{}", input_owner(self));
         let mut held = input.keys.clone();
         held.extend(input.pressed.iter().cloned());
         // The acting policy (feedback and correction seats) decides every tick,
         // even when overridden, so its own state (frame stacks) stays current.
-        let policy_choice = match self.policy.is_some() && !self.policy_failed {
-            true => Some(self.act_policy(obs)?),
-            false if self.policy.is_some() => Some(self.act_fallback(obs, None)?),
-            false => None,
+        let policy_choice = if self.policy.is_none() {
+            None
+        } else if self.policy_failed {
+            Some(self.act_fallback(obs, None)?)
+        } else {
+            Some(self.act_policy(obs)?)
         };
         let replaced = policy_choice.as_ref().and_then(|c| c.replaced.clone());
         // Borrowed again only now: the policies above needed `self` mutably.
@@ -325,8 +329,4 @@ impl SeatRuntime {
             _ => self.act_fallback(obs, None),
         }
     }
-}
-
-fn input_owner(seat: &SeatRuntime) -> i64 {
-    seat.present().map_or(0, |o| o.participant_id)
 }

@@ -336,7 +336,7 @@ impl GameTask<'_> {
     /// When a paused game must look again: the first grace period to expire,
     /// the time limit, or the idle limit.
     fn next_wake(&self) -> Instant {
-        let grace = Duration::from_secs(u64::from(self.scene.reconnect_grace_s));
+        let grace = self.grace();
         let mut wake = self.idle_since + IDLE_LIMIT;
         for seat in &self.seats {
             if let (true, None, Some(since)) = (seat.is_awaited(), &seat.occupant, seat.away_since)
@@ -379,11 +379,7 @@ impl GameTask<'_> {
                 .iter()
                 .any(|s| s.participant_id == Some(participant))
             {
-                let state = self.state.clone();
-                let scene_index = self.scene_index;
-                tokio::spawn(async move {
-                    let _ = flow::move_on(&state, participant, scene_index).await;
-                });
+                self.move_on_later(participant);
             }
             return;
         };
@@ -456,9 +452,24 @@ impl GameTask<'_> {
         self.notify_others(index, "partner_left", &text);
     }
 
+    /// Moves a participant who no longer plays here past this scene, without
+    /// the tick waiting for the database.
+    fn move_on_later(&self, participant: i64) {
+        let state = self.state.clone();
+        let scene_index = self.scene_index;
+        tokio::spawn(async move {
+            let _ = flow::move_on(&state, participant, scene_index).await;
+        });
+    }
+
+    /// How long a participant who left may take to come back.
+    fn grace(&self) -> Duration {
+        Duration::from_secs(u64::from(self.scene.reconnect_grace_s))
+    }
+
     /// Ends grace periods that ran out. Returns how the game ends, if it must.
     fn check_grace(&mut self, at: At) -> Option<GameExit> {
-        let grace = Duration::from_secs(u64::from(self.scene.reconnect_grace_s));
+        let grace = self.grace();
         let expired: Vec<usize> = self
             .seats
             .iter()
@@ -490,11 +501,7 @@ impl GameTask<'_> {
                 if let Some(participant) = participant {
                     // They are gone for good: when they return, the flow shows
                     // them the next scene instead of this game.
-                    let state = self.state.clone();
-                    let scene_index = self.scene_index;
-                    tokio::spawn(async move {
-                        let _ = flow::move_on(&state, participant, scene_index).await;
-                    });
+                    self.move_on_later(participant);
                 }
             } else if self.seats.iter().any(|s| s.present().is_some()) {
                 self.event(
