@@ -51,19 +51,12 @@ impl Bench {
         let store = rt
             .block_on(Store::open(path.to_str().expect("UTF-8 path")))
             .expect("open");
-        let (journal, synchronous): (String, i64) = rt
-            .block_on(async {
-                let journal = sqlx::query_scalar("PRAGMA journal_mode")
-                    .fetch_one(store.pool())
-                    .await?;
-                let sync = sqlx::query_scalar("PRAGMA synchronous")
-                    .fetch_one(store.pool())
-                    .await?;
-                Ok::<_, sqlx::Error>((journal, sync))
-            })
-            .expect("pragmas");
-        // 2 is FULL: every commit is synced, as in production.
-        assert_eq!((journal.as_str(), synchronous), ("wal", 2));
+        let durability = rt.block_on(store.durability()).expect("durability");
+        // WAL, and every commit synced (FULL), as in production.
+        assert!(
+            durability.write_ahead_log && durability.synced_commits,
+            "{durability:?}"
+        );
         let game_id = rt
             .block_on(async {
                 store.upsert_experiment("bench", "Bench", "").await?;

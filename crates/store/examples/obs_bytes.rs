@@ -17,6 +17,7 @@
 #[path = "../../../testdata/atari/fixture.rs"]
 mod fixture;
 
+use sqlx::{Connection, SqliteConnection};
 use tandem_env::{Action, Observation};
 use tandem_store::obs_codec::{KEYFRAME_INTERVAL, encode_obs};
 use tandem_store::{
@@ -120,8 +121,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(recorder);
     handle.shutdown().await?;
 
+    // The store reads steps back decoded; the stored size needs SQL of our own.
+    let mut raw = SqliteConnection::connect(&format!("sqlite://{}", db_path.display())).await?;
     let (rows, avg): (i64, f64) = sqlx::query_as("SELECT COUNT(*), AVG(length(obs)) FROM steps")
-        .fetch_one(store.pool())
+        .fetch_one(&mut raw)
         .await?;
     println!(
         "  {:<60} {:>6.0} bytes/frame ({rows} steps)",

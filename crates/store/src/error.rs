@@ -2,7 +2,11 @@
 //!
 //! Callers mostly log these; the variants exist for the few that a caller handles
 //! differently (a duplicate participant is looked up instead; a closed recorder
-//! means the server is shutting down).
+//! means the server is shutting down). The database driver's own errors travel
+//! inside as a [`DatabaseError`], opaque, so callers never depend on the driver.
+
+use std::error::Error;
+use std::fmt;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -12,7 +16,7 @@ pub enum StoreError {
     Unsupported(String),
     /// SQLite refused or failed a statement (I/O error, disk full, locked too long).
     #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] DatabaseError),
     /// A row would break a uniqueness rule: a participant with this token, public id
     /// or external id already exists, or an episode index is already taken.
     #[error("already exists: {0}")]
@@ -20,7 +24,7 @@ pub enum StoreError {
     /// The schema migrations could not be applied (for example, the file was
     /// written by a newer Tandem).
     #[error("could not migrate the database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(#[source] DatabaseError),
     /// A stored value could not be read back: a malformed observation blob, JSON
     /// that does not parse, or a number out of range.
     #[error("corrupt stored data: {0}")]
@@ -45,7 +49,30 @@ impl From<sqlx::Error> for StoreError {
         {
             return StoreError::Duplicate(db.message().to_string());
         }
-        StoreError::Database(err)
+        StoreError::Database(DatabaseError(Box::new(err)))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(DatabaseError(Box::new(err)))
+    }
+}
+
+/// What the database (or its driver) said, to show or log; its `source()` chain
+/// is the driver's.
+#[derive(Debug)]
+pub struct DatabaseError(Box<dyn Error + Send + Sync>);
+
+impl fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Error for DatabaseError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.0.source()
     }
 }
 

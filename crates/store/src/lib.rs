@@ -2,23 +2,36 @@
 //! writes every step of every game in batches through one writer per database.
 //!
 //! SQLite only for now (one file, WAL); times are microseconds since the Unix epoch.
+//! Public types and methods speak in domain types only (the driver's errors travel
+//! opaque inside [`StoreError`]), and the recorder reaches the database through a
+//! small seam (`backend`), so another backend is a module beside `sqlite`.
 //!
 //! Layout:
-//! - `store`: [`Store`], opening the database (durability settings) and migrating it.
+//! - `store`: [`Store`], opening the database (durability settings) and migrating
+//!   it; [`Durability`], the settings read back.
 //! - `flow`: experiments, participants, scene moves (guarded) and survey answers.
 //! - `games`: games and seats, episode bookkeeping, interrupting open episodes.
 //! - `events`: the `events` table (disconnects, fallbacks, errors).
 //! - `lobby`: lobby waits and the matches formed from them.
-//! - `recorder`: [`Recorder`], the non-blocking front of the writer, and its records.
-//! - `writer`: the writer (on its own thread): batching, multi-row inserts, retries.
+//! - `recorder`: [`Recorder`], the non-blocking front of the writer.
+//! - `records`: what a game loop records: [`EpisodeStart`], [`StepRecord`], [`EpisodeEnd`].
+//! - `episode_ids`: episode ids from blocks the database hands out (hi/lo).
+//! - `writer`: the writer (on its own thread): the batching policy, when to
+//!   commit, retries, the memory cap, counters.
+//! - `batch`: what the writer buffers, observations encoded, ready for any backend.
+//! - `backend`: the seam between the recorder and a database (two small traits).
+//! - `sqlite`: SQLite's side of that seam: multi-row inserts, id blocks.
 //! - `read`: recorded episodes and steps read back, observations decoded.
 //! - [`obs_codec`]: the observation BLOB format (public: Python readers follow it).
-//! - `error`: [`StoreError`].
+//! - `error`: [`StoreError`], and [`DatabaseError`], the driver's error kept opaque.
 //! - `clock`: [`now_us`], the clock every stored time comes from.
 //! - `columns`: typed, checked reads from rows.
 
+mod backend;
+mod batch;
 mod clock;
 mod columns;
+mod episode_ids;
 mod error;
 mod events;
 mod flow;
@@ -27,11 +40,13 @@ mod lobby;
 pub mod obs_codec;
 mod read;
 mod recorder;
+mod records;
+mod sqlite;
 mod store;
 mod writer;
 
 pub use clock::now_us;
-pub use error::StoreError;
+pub use error::{DatabaseError, StoreError};
 pub use events::Event;
 pub use flow::{
     Experiment, ExternalKey, NewParticipant, Participant, RecruitIds, Response, SceneEvent,
@@ -39,8 +54,6 @@ pub use flow::{
 pub use games::{Game, NewGame, Outcome, Seat};
 pub use lobby::{LobbyWait, Match, MatchReason, NewMatch};
 pub use read::{Episode, StoredEpisodeAgent, StoredStep};
-pub use recorder::{
-    ActionSource, AgentStep, EpisodeAgent, EpisodeEnd, EpisodeStart, Recorder, RecorderConfig,
-    RecorderHandle, RecorderStats, StepRecord,
-};
-pub use store::Store;
+pub use recorder::{Recorder, RecorderConfig, RecorderHandle, RecorderStats};
+pub use records::{ActionSource, AgentStep, EpisodeAgent, EpisodeEnd, EpisodeStart, StepRecord};
+pub use store::{Durability, Store};

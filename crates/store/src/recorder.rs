@@ -1,16 +1,16 @@
 //! The recorder: what game loops hold to record episodes, steps and events.
 //!
 //! A [`Recorder`] is a cheap, cloneable sender. Everything it is given goes, in
-//! order, through one channel to one writer per database, on its own thread (see `writer.rs`),
-//! which batches steps into large transactions. Sending a step never blocks and
-//! never fails the game loop: a real-time game must not stall on the disk, and a
-//! step the writer cannot take is counted and logged rather than raised.
+//! order, through one channel to one writer per database, on its own thread (see
+//! `writer.rs`), which batches steps into large transactions. Sending a step never
+//! blocks and never fails the game loop: a real-time game must not stall on the
+//! disk, and a step the writer cannot take is counted and logged rather than raised.
 //!
 //! Episode starts and ends travel the same ordered channel as steps and are
 //! written in the same batches: a start before its steps, an end after them, so
 //! an episode is never stored as complete without its steps, and a game loop
-//! never waits for the disk at an episode boundary. Episode ids are handed out
-//! by the recorder itself (the writer is the only one inserting episodes), so
+//! never waits for the disk at an episode boundary. Episode ids come from blocks
+//! the database hands out ahead of need (see `episode_ids.rs`), so
 //! `start_episode` answers without a commit. The calls that wait for one
 //! (`end_episode`, `flush`) are for callers that must know the data is stored.
 //!
@@ -19,18 +19,18 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use sqlx::sqlite::SqlitePool;
-use tandem_env::{Action, Observation};
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
 use crate::clock::now_us;
+use crate::episode_ids::{BLOCK_SIZE, EpisodeIds};
+use crate::sqlite::{SqliteBatchSink, SqliteIdBlocks};
 use crate::writer::Writer;
-use crate::{Outcome, Store, StoreError};
+use crate::{EpisodeEnd, EpisodeStart, StepRecord, Store, StoreError};
 
 /// How the writer batches.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,108 +54,6 @@ impl Default for RecorderConfig {
             max_buffered_bytes: 256 << 20,
         }
     }
-}
-
-/// The start of an episode.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpisodeStart {
-    pub game_id: i64,
-    /// 0-based index within the game (unique per game).
-    pub idx: u32,
-    pub seed: u64,
-    pub env_id: String,
-    pub env_version: u32,
-    pub started_us: i64,
-    /// One per agent, in the environment's agent order.
-    pub agents: Vec<EpisodeAgent>,
-}
-
-/// One agent at the start of an episode.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpisodeAgent {
-    pub agent_name: String,
-    /// Who plays the agent: `"participant:12"`, `"policy:random"`.
-    pub actor: String,
-    /// The observation `reset` returned.
-    pub reset_obs: Observation,
-}
-
-/// One joint step: what every agent did and got.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StepRecord {
-    pub episode_id: i64,
-    /// 1-based: the first step after reset is 1.
-    pub t: u32,
-    /// When the server applied the step.
-    pub server_us: i64,
-    /// One per agent, in the environment's agent order.
-    pub agents: Vec<AgentStep>,
-}
-
-/// One agent's part of a step.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AgentStep {
-    /// The action applied.
-    pub action: Action,
-    /// Who chose it: `"participant:12"`, `"policy:random"`.
-    pub actor: String,
-    pub source: ActionSource,
-    /// The key chord that matched, such as `"ArrowLeft+Space"`.
-    pub keys: Option<String>,
-    pub reward: f64,
-    pub terminated: bool,
-    pub truncated: bool,
-    /// The observation after the step (encoded by the writer, not the caller).
-    pub obs: Observation,
-    /// The sequence number of the input message the action came from.
-    pub input_seq: Option<u64>,
-    /// The frame the browser showed when the input was made.
-    pub client_frame: Option<u64>,
-    /// The browser's clock at the input, in milliseconds.
-    pub client_ts: Option<f64>,
-    /// Scalar feedback the seat's participant gave on this step (input kind
-    /// `feedback`), recorded beside the environment's reward.
-    pub feedback: Option<f64>,
-}
-
-/// How an action was chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ActionSource {
-    /// Held keys matched a chord in the key map.
-    Keys,
-    /// No input: the scene's default (no-op) action.
-    Default,
-    /// An AI policy holding the seat.
-    Policy,
-    /// An AI policy standing in for a participant who left or stalled.
-    Fallback,
-    /// A participant's keys overrode the policy acting for their seat (input
-    /// kind `correction`).
-    Correction,
-}
-
-impl ActionSource {
-    /// The name stored in `steps.source`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionSource::Keys => "keys",
-            ActionSource::Default => "default",
-            ActionSource::Policy => "policy",
-            ActionSource::Fallback => "fallback",
-            ActionSource::Correction => "correction",
-        }
-    }
-}
-
-/// The end of an episode.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpisodeEnd {
-    pub ended_us: i64,
-    /// Steps taken (the last `t`).
-    pub steps: u32,
-    pub outcome: Outcome,
-    /// Each agent's return, in agent order; their sum is stored as the episode's.
-    pub returns: Vec<f64>,
 }
 
 /// The recorder's counters, for benchmarks, tests and health checks.
@@ -246,10 +144,8 @@ pub struct Recorder {
     /// faster than games fill it, and `RecorderStats` shows a backlog if not.
     tx: mpsc::UnboundedSender<Command>,
     counters: Arc<Counters>,
-    /// The last episode id handed out, read from the database on first use.
-    /// Only the writer inserts episodes, so ids from here never collide.
-    episode_ids: Arc<tokio::sync::OnceCell<AtomicI64>>,
-    pool: SqlitePool,
+    /// Where episode ids come from: blocks reserved from the database.
+    ids: Arc<EpisodeIds>,
 }
 
 /// Owns the writer: ask it to stop and wait for it with
@@ -272,18 +168,31 @@ impl Store {
     /// writer runs on a thread of its own (with a single-threaded Tokio runtime):
     /// as one task among thousands of game and socket tasks it was starved under
     /// load and fell behind by seconds (BENCHMARKS.md). Must be called within a
-    /// Tokio runtime (the fallback, if no thread can be started, is a task on it).
+    /// Tokio runtime: the first block of episode ids is reserved on it, in the
+    /// background, and the writer falls back to a task on it if no thread can be
+    /// started.
     pub fn recorder(&self, config: RecorderConfig) -> (Recorder, RecorderHandle) {
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
         let (done_tx, done) = oneshot::channel();
-        let store = self.clone();
+        let ids = EpisodeIds::new(
+            Box::new(SqliteIdBlocks::new(self.pool().clone())),
+            BLOCK_SIZE,
+        );
+        // The first block, so that even the first episode need not wait for it.
+        ids.reserve_ahead();
+        let sink = SqliteBatchSink::new(self.writer_pool());
         let writer_counters = counters.clone();
+        let writer_ids = Arc::clone(&ids);
         // The thread's closure owns what the writer needs; if the thread cannot
         // start, the closure is handed back through this slot and run as a task.
         let start = move || async move {
-            let writer = Writer::new(store.writer_pool(), config, writer_counters);
-            let _ = done_tx.send(writer.run(rx).await);
+            let writer = Writer::new(sink, config, writer_counters);
+            let result = writer.run(rx).await;
+            // After the last commit, nothing queued needs an id any more: stop
+            // handing them out and give the unused ones back.
+            writer_ids.close().await;
+            let _ = done_tx.send(result);
         };
         let slot = Arc::new(std::sync::Mutex::new(Some(start)));
         let thread_slot = Arc::clone(&slot);
@@ -311,31 +220,21 @@ impl Store {
             done,
             counters: counters.clone(),
         };
-        let recorder = Recorder {
-            tx,
-            counters,
-            episode_ids: Arc::new(tokio::sync::OnceCell::new()),
-            pool: self.pool().clone(),
-        };
+        let recorder = Recorder { tx, counters, ids };
         (recorder, handle)
     }
 }
 
 impl Recorder {
     /// Records the start of an episode and returns its id at once; the episode
-    /// is written with the next batch, before its steps. Only the first call
-    /// waits, to read the highest episode id already stored.
+    /// is written with the next batch, before its steps. Waits only when the
+    /// recorder holds no unused id: for the block being reserved when it started,
+    /// or after a burst of starts outran the block reserved ahead.
     pub async fn start_episode(&self, start: EpisodeStart) -> Result<i64, StoreError> {
-        let ids = self
-            .episode_ids
-            .get_or_try_init(|| async {
-                let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM episodes")
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok::<_, StoreError>(AtomicI64::new(max))
-            })
-            .await?;
-        let id = ids.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.tx.is_closed() {
+            return Err(StoreError::RecorderClosed);
+        }
+        let id = self.ids.next().await?;
         self.send(Command::StartEpisode(id, start))?;
         Ok(id)
     }

@@ -1,7 +1,9 @@
 //! [`Store`]: an open database, its connection settings and its migrations.
 //!
 //! Every other module adds methods to `Store` for the tables it owns; this one only
-//! decides how the file is opened, because durability is decided there.
+//! decides how the file is opened, because durability is decided there. The pool
+//! stays inside the crate: callers speak to the store in domain types, so the
+//! backend behind it can change.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -22,6 +24,21 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections in the pool. SQLite has one writer at a time however many there
 /// are; the rest serve readers (admin pages, exports) alongside the recorder.
 const MAX_CONNECTIONS: u32 = 8;
+
+/// How safely the database stores what it is given (see [`Store::durability`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Durability {
+    /// Commits are appended to a write-ahead log, so readers never block the
+    /// writer (SQLite: `journal_mode = WAL`).
+    pub write_ahead_log: bool,
+    /// Every commit reaches the disk before it returns, so an OS crash or power
+    /// cut loses at most the recorder's flush interval (SQLite: `synchronous =
+    /// FULL`).
+    pub synced_commits: bool,
+    /// A row that points at a missing row (a step of an unknown episode) is
+    /// refused (SQLite: `foreign_keys = ON`).
+    pub foreign_keys: bool,
+}
 
 /// An open Tandem database. Cheap to clone: clones share one connection pool.
 #[derive(Clone, Debug)]
@@ -97,9 +114,32 @@ impl Store {
             .connect_lazy_with(self.options.clone())
     }
 
-    /// The connection pool, for tests and for queries this crate does not offer.
-    pub fn pool(&self) -> &SqlitePool {
+    /// The connection pool, for this crate's queries.
+    pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The durability settings in force, read back from a connection rather than
+    /// assumed from how it was opened: for benches, tests and health checks.
+    pub async fn durability(&self) -> Result<Durability, StoreError> {
+        // One connection for all three: `synchronous` and `foreign_keys` are
+        // per-connection settings.
+        let mut conn = self.pool.acquire().await?;
+        let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await?;
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await?;
+        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(Durability {
+            write_ahead_log: journal_mode.eq_ignore_ascii_case("wal"),
+            // 2 is FULL, 3 is EXTRA: both sync the log at every commit.
+            synced_commits: synchronous >= 2,
+            foreign_keys: foreign_keys == 1,
+        })
     }
 
     /// Closes every connection, waiting for those in use to be returned. SQLite

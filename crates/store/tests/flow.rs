@@ -3,10 +3,12 @@
 
 mod common;
 
-use common::{EXPERIMENT, game, temp_store};
+use common::{EXPERIMENT, db_path, game, raw, temp_store};
 use serde_json::json;
 use sqlx::Row;
-use tandem_store::{ExternalKey, NewParticipant, Participant, RecruitIds, Store, StoreError};
+use tandem_store::{
+    Durability, ExternalKey, NewParticipant, Participant, RecruitIds, Store, StoreError,
+};
 
 fn new_participant(n: u32) -> NewParticipant {
     NewParticipant {
@@ -35,7 +37,7 @@ async fn migrations_run_on_fresh_file_and_reopen_is_idempotent() {
     let store = Store::open(path).await.unwrap();
     let tables: Vec<String> =
         sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .fetch_all(store.pool())
+            .fetch_all(&mut raw(std::path::Path::new(path)).await)
             .await
             .unwrap();
     for table in [
@@ -52,6 +54,7 @@ async fn migrations_run_on_fresh_file_and_reopen_is_idempotent() {
         "steps",
         "matches",
         "lobby_waits",
+        "id_blocks",
     ] {
         assert!(
             tables.iter().any(|t| t == table),
@@ -63,7 +66,7 @@ async fn migrations_run_on_fresh_file_and_reopen_is_idempotent() {
 
     let store = Store::open(&format!("sqlite://{path}")).await.unwrap();
     let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-        .fetch_one(store.pool())
+        .fetch_one(&mut raw(std::path::Path::new(path)).await)
         .await
         .unwrap();
     let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
@@ -72,22 +75,13 @@ async fn migrations_run_on_fresh_file_and_reopen_is_idempotent() {
     assert_eq!(applied, migrations);
     assert!(store.experiment("e").await.unwrap().is_some());
 
-    let mut conn = store.pool().acquire().await.unwrap();
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    let fks: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
     assert_eq!(
-        (mode.as_str(), sync, fks),
-        ("wal", 2, 1),
+        store.durability().await.unwrap(),
+        Durability {
+            write_ahead_log: true,
+            synced_commits: true,
+            foreign_keys: true,
+        },
         "WAL, FULL, foreign keys"
     );
 }
@@ -108,7 +102,7 @@ async fn postgres_url_is_unsupported() {
 /// kept in the history.
 #[tokio::test]
 async fn experiment_upsert_keeps_config_history() {
-    let (_dir, store) = temp_store().await;
+    let (dir, store) = temp_store().await;
     store.upsert_experiment("e", "One", "v1").await.unwrap();
     store.upsert_experiment("e", "One", "v1").await.unwrap();
     store.upsert_experiment("e", "Two", "v2").await.unwrap();
@@ -116,7 +110,7 @@ async fn experiment_upsert_keeps_config_history() {
     assert_eq!((e.title.as_str(), e.config.as_str()), ("Two", "v2"));
     let history: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM experiment_configs WHERE experiment_id = 'e'")
-            .fetch_one(store.pool())
+            .fetch_one(&mut raw(&db_path(&dir)).await)
             .await
             .unwrap();
     assert_eq!(history, 2);
@@ -299,7 +293,7 @@ async fn open_game_is_found_until_it_ends() {
 /// Events written directly are read back by participant and by game.
 #[tokio::test]
 async fn events_are_recorded_directly() {
-    let (_dir, store) = temp_store().await;
+    let (dir, store) = temp_store().await;
     let p = participant(&store, 1).await;
     let g = game(&store, 1).await;
     store
@@ -315,7 +309,7 @@ async fn events_are_recorded_directly() {
     assert_eq!(by_p[0].detail["code"], 1006);
     assert_eq!(store.events_for_game(g).await.unwrap(), by_p);
     let all: i64 = sqlx::query("SELECT COUNT(*) AS n FROM events")
-        .fetch_one(store.pool())
+        .fetch_one(&mut raw(&db_path(&dir)).await)
         .await
         .unwrap()
         .get("n");

@@ -5,9 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cartpole_obs, cartpole_step, episode_start, game, temp_store, wait_for_steps};
+use common::{
+    cartpole_obs, cartpole_step, db_path, episode_start, game, raw, temp_store, wait_for_steps,
+};
 use serde_json::json;
-use sqlx::Connection;
 use tandem_env::{Action, Observation};
 use tandem_store::{
     ActionSource, AgentStep, EpisodeEnd, Outcome, RecorderConfig, StepRecord, StoreError,
@@ -257,7 +258,7 @@ async fn a_rejected_step_does_not_poison_the_batch() {
 /// (compressed), integer grids, multi-discrete and continuous actions, keys.
 #[tokio::test]
 async fn actions_and_observations_of_every_kind_round_trip() {
-    let (_dir, store) = temp_store().await;
+    let (dir, store) = temp_store().await;
     let g = game(&store, 3).await;
     let (recorder, _handle) = store.recorder(RecorderConfig::default());
     let ep = recorder
@@ -322,7 +323,7 @@ async fn actions_and_observations_of_every_kind_round_trip() {
         );
     }
     let blob_len: i64 = sqlx::query_scalar("SELECT length(obs) FROM steps WHERE agent = 0")
-        .fetch_one(store.pool())
+        .fetch_one(&mut raw(&db_path(&dir)).await)
         .await
         .unwrap();
     assert!(
@@ -364,10 +365,7 @@ async fn a_failed_commit_keeps_the_batch_and_retries() {
         .await
         .unwrap();
 
-    let path = dir.path().join("tandem.db");
-    let mut blocker = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let mut blocker = raw(&db_path(&dir)).await;
     sqlx::query("BEGIN EXCLUSIVE")
         .execute(&mut blocker)
         .await
@@ -396,7 +394,7 @@ async fn a_failed_commit_keeps_the_batch_and_retries() {
 /// every keyframe), and read back exactly, step after step.
 #[tokio::test]
 async fn pixel_observations_are_stored_as_deltas_and_read_back_exactly() {
-    let (_dir, store) = temp_store().await;
+    let (dir, store) = temp_store().await;
     let g = game(&store, 1).await;
     let (recorder, _handle) = store.recorder(config(Duration::from_secs(3600)));
     let pixels = |t: u32| {
@@ -431,7 +429,7 @@ async fn pixel_observations_are_stored_as_deltas_and_read_back_exactly() {
     let blobs: Vec<(i64, Vec<u8>)> =
         sqlx::query_as("SELECT t, obs FROM steps WHERE episode_id = ? ORDER BY t")
             .bind(ep)
-            .fetch_all(store.pool())
+            .fetch_all(&mut raw(&db_path(&dir)).await)
             .await
             .unwrap();
     for (t, blob) in &blobs {

@@ -1,9 +1,14 @@
 //! Shared fixtures for the store's integration tests: a fresh database file per
-//! test, an experiment with one game, and CartPole-like steps.
+//! test, an experiment with one game, CartPole-like steps, and a connection of
+//! the test's own for checking what is stored beyond what the store reads back
+//! (the store keeps its connections to itself).
 
 #![allow(dead_code)] // each test file uses a different subset
 
+use std::path::{Path, PathBuf};
+
 use serde_json::json;
+use sqlx::{Connection, SqliteConnection};
 use tandem_env::{Action, Observation};
 use tandem_store::{
     ActionSource, AgentStep, EpisodeAgent, EpisodeStart, NewGame, Seat, StepRecord, Store,
@@ -13,10 +18,10 @@ use tempfile::TempDir;
 pub const EXPERIMENT: &str = "exp";
 
 /// A store on a new file in its own temporary directory (kept alive by the
-/// returned `TempDir`).
+/// returned `TempDir`; the file is [`db_path`]).
 pub async fn temp_store() -> (TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("tandem.db");
+    let path = db_path(&dir);
     let store = Store::open(path.to_str().expect("utf-8 path"))
         .await
         .expect("open store");
@@ -25,6 +30,18 @@ pub async fn temp_store() -> (TempDir, Store) {
         .await
         .expect("experiment");
     (dir, store)
+}
+
+/// The database file [`temp_store`] opened in `dir`.
+pub fn db_path(dir: &TempDir) -> PathBuf {
+    dir.path().join("tandem.db")
+}
+
+/// A connection of the test's own to the database file at `path`.
+pub async fn raw(path: &Path) -> SqliteConnection {
+    SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("raw connection")
 }
 
 /// A game with `agents` AI seats; returns its id.
