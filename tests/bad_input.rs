@@ -6,6 +6,7 @@ mod common;
 use common::{Client, TestServer, count, open_socket, visit};
 use futures::SinkExt;
 use serde_json::json;
+use tandem_wire::{ClientMessage, Input};
 use tokio_tungstenite::tungstenite::Message;
 
 /// A game that runs long enough to be interrupted: one episode of up to 100 s.
@@ -71,8 +72,7 @@ async fn malformed_messages_are_refused_and_the_participant_carries_on() {
     p.send_raw(Message::Binary(vec![1, 2, 3].into())).await;
     assert_eq!(p.expect("error").await["code"], "invalid_message");
     // Still on the consent scene, and it still works.
-    p.send(json!({"type": "advance", "scene": 0, "checked": true}))
-        .await;
+    p.advance(0, true).await;
     assert_eq!(p.expect_scene().await["scene"]["id"], "instructions");
 
     // An oversized message closes only this socket; a new one resumes the scene.
@@ -97,10 +97,17 @@ async fn out_of_order_inputs_are_ignored() {
     let mut server = TestServer::start_at(LONG_GAME, &dir.path().join("t.db")).await;
     let mut p = Client::arrive(&server, "").await;
     p.expect("frame").await;
-    p.send(json!({"type": "input", "seq": 10, "frame": 100, "ts": 1.0, "keys": ["ArrowRight"]}))
-        .await;
-    p.send(json!({"type": "input", "seq": 4, "frame": 40, "ts": 0.5, "keys": ["ArrowLeft"]}))
-        .await;
+    // Well-formed inputs, sent out of order on purpose.
+    let input = |seq, frame, ts, key: &str| {
+        ClientMessage::Input(Input {
+            seq,
+            frame: Some(frame),
+            ts: Some(ts),
+            keys: vec![key.to_string()],
+        })
+    };
+    p.send(&input(10, 100, 1.0, "ArrowRight")).await;
+    p.send(&input(4, 40, 0.5, "ArrowLeft")).await;
     // Wait until a frame acknowledges seq 10, then a few more ticks.
     loop {
         let f = p.expect("frame").await;

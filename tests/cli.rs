@@ -9,7 +9,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Client, count, visit_addr};
-use serde_json::json;
 
 fn tandem() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -157,10 +156,9 @@ async fn serve_default_experiment_and_stop_on_sigterm() {
     let mut p = Client::connect_addr(addr, &cookie).await;
     let consent = p.expect_scene().await;
     assert_eq!(consent["scene"]["kind"], "info");
-    p.send(json!({"type": "advance", "scene": 0, "checked": true}))
-        .await;
+    p.advance(0, true).await;
     p.expect_scene().await;
-    p.send(json!({"type": "advance", "scene": 1})).await;
+    p.advance(1, false).await;
     assert_eq!(p.expect_scene().await["scene"]["kind"], "game");
     p.hold(&["ArrowLeft"]).await;
     for _ in 0..10 {

@@ -23,15 +23,13 @@ async fn participant_plays_start_to_finish_and_everything_is_recorded() {
     assert_eq!(scene["scene"]["checkbox"], "I agree");
 
     // Consent is required, and scenes cannot be skipped.
-    p.send(json!({"type": "advance", "scene": 0, "checked": false}))
-        .await;
+    p.advance(0, false).await;
     assert_eq!(p.expect("error").await["code"], "consent_required");
-    p.send(json!({"type": "advance", "scene": 1})).await;
+    p.advance(1, false).await;
     assert_eq!(p.expect("error").await["code"], "wrong_scene");
-    p.send(json!({"type": "advance", "scene": 0, "checked": true}))
-        .await;
+    p.advance(0, true).await;
     assert_eq!(p.expect_scene().await["scene"]["id"], "instructions");
-    p.send(json!({"type": "advance", "scene": 1})).await;
+    p.advance(1, false).await;
     let game = p.expect_scene().await;
     assert_eq!(game["scene"]["kind"], "game");
     assert_eq!(game["scene"]["render"], "sprites");
@@ -61,17 +59,18 @@ async fn participant_plays_start_to_finish_and_everything_is_recorded() {
     assert!(acked, "a frame acknowledged input {sent}");
     assert!(frames >= 10, "saw {frames} frames");
     assert_eq!(survey["scene"]["kind"], "survey");
-    let index = survey["index"].as_u64().unwrap();
+    let index = survey["index"].as_u64().unwrap() as usize;
 
     // The server validates the survey.
-    p.send(json!({"type": "submit", "scene": index, "answers": {"difficulty": 9}}))
-        .await;
+    p.submit(index, json!({"difficulty": 9})).await;
     let invalid = p.expect("invalid").await;
     assert!(invalid["errors"]["difficulty"].is_string());
     assert!(invalid["errors"]["hand"].is_string());
-    p.send(json!({"type": "submit", "scene": index,
-                  "answers": {"difficulty": 4, "hand": "right", "comments": "fun"}}))
-        .await;
+    p.submit(
+        index,
+        json!({"difficulty": 4, "hand": "right", "comments": "fun"}),
+    )
+    .await;
     let end = p.expect_scene().await;
     assert_eq!(end["scene"]["kind"], "end");
     assert_eq!(end["scene"]["completion_code"], "C0DE42");

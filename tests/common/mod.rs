@@ -1,5 +1,13 @@
 //! Shared harness for the integration tests: a real server on a random port with
 //! its own SQLite file, and a participant that speaks HTTP and the WebSocket.
+//!
+//! The participant builds its messages with `tandem-wire`, as the bench's bots
+//! do, so tests send what the protocol defines ([`Client::advance`],
+//! [`Client::submit`], [`Client::hold`]); tests that mean to send something
+//! malformed or hostile use [`Client::send_raw`]. It reads server messages as
+//! JSON values, which keeps assertions short, but first checks that each one
+//! decodes as a message `tandem-wire` knows, so the server cannot send what the
+//! protocol's types (and `docs/WIRE.md`) do not describe.
 
 #![allow(dead_code)]
 
@@ -10,6 +18,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sqlx::sqlite::SqlitePool;
+use tandem_wire::{ClientMessage, Input, ServerMessage};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -268,24 +277,39 @@ impl Client {
         }
     }
 
-    pub async fn send(&mut self, message: Value) {
+    /// Sends one protocol message.
+    pub async fn send(&mut self, message: &ClientMessage) {
         self.ws
-            .send(Message::Text(message.to_string().into()))
+            .send(Message::Text(message.to_text().into()))
             .await
             .expect("send");
     }
 
+    /// Sends anything at all: for tests of malformed and hostile input.
     pub async fn send_raw(&mut self, message: Message) {
         self.ws.send(message).await.expect("send raw");
+    }
+
+    /// Leaves the info scene `scene`, with the consent box ticked or not.
+    pub async fn advance(&mut self, scene: usize, checked: bool) {
+        self.send(&ClientMessage::Advance { scene, checked }).await;
+    }
+
+    /// Answers the survey scene `scene` (`answers`: question id → answer).
+    pub async fn submit(&mut self, scene: usize, answers: Value) {
+        self.send(&ClientMessage::Submit { scene, answers }).await;
     }
 
     /// Sends the set of held keys as the next input.
     pub async fn hold(&mut self, keys: &[&str]) {
         self.seq += 1;
         let seq = self.seq;
-        self.send(
-            json!({"type": "input", "seq": seq, "frame": seq, "ts": seq as f64, "keys": keys}),
-        )
+        self.send(&ClientMessage::Input(Input {
+            seq,
+            frame: Some(seq),
+            ts: Some(seq as f64),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+        }))
         .await;
     }
 
@@ -297,6 +321,15 @@ impl Client {
                 .expect("a message within the wait")?;
             match message {
                 Ok(Message::Text(text)) => {
+                    match ServerMessage::from_text(text.as_str()) {
+                        Ok(ServerMessage::Unknown) => {
+                            panic!("the server sent a type tandem-wire does not know: {text}")
+                        }
+                        Ok(_) => {}
+                        Err(e) => panic!(
+                            "the server sent a message tandem-wire cannot read ({e}): {text}"
+                        ),
+                    }
                     return Some(serde_json::from_str(text.as_str()).expect("server sends JSON"));
                 }
                 Ok(Message::Binary(bytes)) => {

@@ -20,6 +20,11 @@
 //!
 //! Network trouble is an outcome, not a panic: a failed connection or a socket
 //! that drops is recorded in the report and the bot ends.
+//!
+//! The bot speaks the protocol through `tandem-wire`: it decodes every server
+//! message into the server's own types and builds every message it sends with
+//! them, so it cannot drift from what the server and the browser speak. A
+//! message it cannot decode counts as a server error and is skipped.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -29,8 +34,11 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
-use serde::Deserialize;
 use serde_json::{Value, json};
+use tandem_wire::{
+    ClientMessage, GameView, Input, MAX_KEYS, OtherSeat, QuestionKind, SceneMessage, SceneView,
+    SeatMessage, SeatView, ServerMessage, SurveyView, decode_pixel_frame,
+};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -50,8 +58,6 @@ const CLOSE_LIMIT: Duration = Duration::from_secs(5);
 const KEY_CHANGE_MS: std::ops::RangeInclusive<u64> = 100..=300;
 /// The browser re-sends held keys this often (docs/WIRE.md); so do bots.
 const HELD_RESEND: Duration = Duration::from_millis(500);
-/// The server accepts at most this many keys in one input.
-const MAX_KEYS: usize = 16;
 /// The socket's read buffer (see [`socket_config`]).
 const READ_BUFFER: usize = 8 * 1024;
 /// Inputs awaiting an ack beyond this are dropped unmeasured (a server that never
@@ -263,51 +269,14 @@ struct Bot {
     frames_seen: u64,
 }
 
-/// The fields of a server message the bot looks at; the rest is skipped.
-#[derive(Deserialize)]
-struct Incoming {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    ack: Option<u64>,
-    #[serde(default)]
-    step: Option<u64>,
-    #[serde(default)]
-    tick: Option<u64>,
-    #[serde(default)]
-    index: Option<usize>,
-    #[serde(default)]
-    scene: Option<Value>,
-    /// `seat` messages: this participant's seat.
-    #[serde(default)]
-    seat: Option<Value>,
-    /// `seat` messages: the other seats.
-    #[serde(default)]
-    others: Option<Vec<Value>>,
-    /// `notice` messages.
-    #[serde(default)]
-    code: Option<String>,
-}
-
-/// The header of a binary pixel frame (the fields the bot looks at).
-#[derive(Debug, Deserialize, PartialEq)]
-struct PixelHeader {
-    #[serde(default)]
-    ack: Option<u64>,
-    #[serde(default)]
-    step: u64,
-    #[serde(default)]
-    tick: Option<u64>,
-}
-
 /// What a frame says, for the measurements.
 struct FrameFacts {
     ack: Option<u64>,
     /// The game's publish counter.
-    tick: Option<u64>,
+    tick: u64,
     /// Step within the episode: 0 is the frame right after a reset, which the
     /// game publishes besides its one frame per tick.
-    step: u64,
+    step: u32,
     bytes: usize,
     pixels: bool,
 }
@@ -412,9 +381,9 @@ impl Bot {
         .await;
     }
 
-    async fn send(&mut self, socket: &mut Socket, message: Value) -> Result<(), String> {
+    async fn send(&mut self, socket: &mut Socket, message: &ClientMessage) -> Result<(), String> {
         socket
-            .send(Message::Text(message.to_string().into()))
+            .send(Message::Text(message.to_text().into()))
             .await
             .map_err(|e| format!("send failed: {e}"))
     }
@@ -425,63 +394,59 @@ impl Bot {
         text: &str,
         now: Instant,
     ) -> Result<Next, String> {
-        let message: Incoming = match serde_json::from_str(text) {
-            Ok(m) => m,
-            Err(_) => {
-                self.report.server_errors += 1;
-                return Ok(Next::Continue);
-            }
+        // A message that does not decode (malformed, or a known type with the
+        // wrong fields) is the server's fault; one of a type this build does
+        // not know is skipped.
+        let Ok(message) = ServerMessage::from_text(text) else {
+            self.report.server_errors += 1;
+            return Ok(Next::Continue);
         };
-        match message.kind.as_str() {
-            "frame" => {
+        match message {
+            ServerMessage::Frame(frame) => {
                 let facts = FrameFacts {
-                    ack: message.ack,
-                    step: message.step.unwrap_or(1),
-                    tick: message.tick,
+                    ack: frame.ack,
+                    step: frame.step,
+                    tick: frame.tick,
                     bytes: text.len(),
                     pixels: false,
                 };
                 self.on_frame(now, &facts);
                 Ok(Next::Continue)
             }
-            "scene" => {
-                let (Some(index), Some(scene)) = (message.index, message.scene) else {
-                    self.report.server_errors += 1;
-                    return Ok(Next::Continue);
-                };
+            ServerMessage::Scene(SceneMessage { index, scene, .. }) => {
                 self.on_scene(socket, index, &scene, now).await
             }
-            "lobby" => {
+            ServerMessage::Lobby(_) => {
                 self.report.lobby_messages += 1;
                 Ok(Next::Continue)
             }
-            "seat" => {
-                let Some(seat) = message.seat else {
-                    self.report.server_errors += 1;
-                    return Ok(Next::Continue);
-                };
-                self.on_seat(&seat, message.others.as_deref().unwrap_or_default(), now);
+            ServerMessage::Seat(SeatMessage { seat, others }) => {
+                self.on_seat(&seat, &others, now);
                 Ok(Next::Continue)
             }
-            "notice" => {
+            ServerMessage::Notice(notice) => {
                 // After the window the bots close one by one, and each close
                 // tells its partner `partner_left`: teardown, not the run's news.
                 if now < self.config.window.end {
-                    let code = message.code.unwrap_or_else(|| "(none)".to_string());
+                    let code = notice.code.as_str().to_string();
                     *self.report.notices.entry(code).or_default() += 1;
                 }
                 Ok(Next::Continue)
             }
-            "error" => {
+            ServerMessage::Error(_) => {
                 self.report.server_errors += 1;
                 Ok(Next::Continue)
             }
             // A survey answer was refused: the bot cannot do better, so it leaves.
-            "invalid" => {
+            ServerMessage::Invalid(_) => {
                 self.report.server_errors += 1;
                 Ok(Next::Close)
             }
-            _ => Ok(Next::Continue),
+            ServerMessage::Hello(_)
+            | ServerMessage::Game(_)
+            | ServerMessage::Pong(_)
+            | ServerMessage::Replaced
+            | ServerMessage::Unknown => Ok(Next::Continue),
         }
     }
 
@@ -489,44 +454,39 @@ impl Bot {
         &mut self,
         socket: &mut Socket,
         index: usize,
-        scene: &Value,
+        scene: &SceneView,
         now: Instant,
     ) -> Result<Next, String> {
         self.leave_game(now);
-        match scene["kind"].as_str() {
-            Some("info") => {
-                self.send(
-                    socket,
-                    json!({"type": "advance", "scene": index, "checked": true}),
-                )
-                .await?;
+        match scene {
+            SceneView::Info(_) => {
+                let advance = ClientMessage::Advance {
+                    scene: index,
+                    checked: true,
+                };
+                self.send(socket, &advance).await?;
             }
-            Some("survey") => {
-                let answers = survey_answers(scene);
-                self.send(
-                    socket,
-                    json!({"type": "submit", "scene": index, "answers": answers}),
-                )
-                .await?;
+            SceneView::Survey(survey) => {
+                let submit = ClientMessage::Submit {
+                    scene: index,
+                    answers: survey_answers(survey),
+                };
+                self.send(socket, &submit).await?;
             }
-            Some("game") => self.enter_game(scene, now),
-            Some("end") => {
+            SceneView::Game(game) => self.enter_game(game, now),
+            SceneView::End(_) => {
                 self.report.finished = true;
                 return Ok(Next::Close);
             }
-            _ => self.report.server_errors += 1,
         }
         Ok(Next::Continue)
     }
 
     /// Enters a game scene: a single-player game's clock starts now, a
     /// multiplayer one's at the seat (the bot waits in the lobby until then).
-    fn enter_game(&mut self, scene: &Value, now: Instant) {
-        let fps = scene["fps"]
-            .as_u64()
-            .and_then(|f| u32::try_from(f).ok())
-            .unwrap_or(0);
-        let multiplayer = scene["multiplayer"].as_bool().unwrap_or(false);
+    fn enter_game(&mut self, scene: &GameView, now: Instant) {
+        let fps = scene.fps;
+        let multiplayer = scene.multiplayer;
         self.report.reached_game = true;
         self.report.fps = Some(fps);
         self.report.multiplayer |= multiplayer;
@@ -539,7 +499,7 @@ impl Bot {
         };
         let next_change = now + self.pause();
         self.game = Some(Game {
-            keys: key_names(&scene["keys"]),
+            keys: key_names(&scene.keys),
             fps,
             entered: now,
             since,
@@ -551,18 +511,18 @@ impl Bot {
     /// A `seat` message: the game started (or resumed) with this bot in `seat`.
     /// The first one of a multiplayer scene ends the lobby wait and starts the
     /// game's clock; the seat's own keys replace the scene's.
-    fn on_seat(&mut self, seat: &Value, others: &[Value], now: Instant) {
+    fn on_seat(&mut self, seat: &SeatView, others: &[OtherSeat], now: Instant) {
         let pause = self.pause();
         let Some(game) = self.game.as_mut() else {
             // A seat outside a game scene: the server is confused, not the bot.
             self.report.server_errors += 1;
             return;
         };
-        let keys = key_names(&seat["keys"]);
+        let keys = key_names(&seat.keys);
         if !keys.is_empty() {
             game.keys = keys;
         }
-        if others.iter().any(|o| o["human"].as_bool() == Some(false)) {
+        if others.iter().any(|o| !o.human) {
             self.report.seated_with_ai = true;
         }
         game.seats += 1;
@@ -601,18 +561,18 @@ impl Bot {
     }
 
     fn on_pixels(&mut self, bytes: &[u8], now: Instant) {
-        match pixel_header(bytes) {
-            Some(header) => {
+        match decode_pixel_frame(bytes) {
+            Ok(frame) => {
                 let facts = FrameFacts {
-                    ack: header.ack,
-                    step: header.step,
-                    tick: header.tick,
+                    ack: frame.header.ack,
+                    step: frame.header.step,
+                    tick: frame.header.tick,
                     bytes: bytes.len(),
                     pixels: true,
                 };
                 self.on_frame(now, &facts);
             }
-            None => self.report.server_errors += 1,
+            Err(_) => self.report.server_errors += 1,
         }
     }
 
@@ -636,13 +596,13 @@ impl Bot {
             }
             if let Some(previous) = self.last_frame.filter(|p| *p >= window.start) {
                 r.intervals_us.push(micros(now - previous));
-                if let (Some(tick), Some(last)) = (frame.tick, self.last_tick) {
-                    r.skipped_frames += tick.saturating_sub(last).saturating_sub(1);
+                if let Some(last) = self.last_tick {
+                    r.skipped_frames += frame.tick.saturating_sub(last).saturating_sub(1);
                 }
             }
         }
         self.last_frame = Some(now);
-        self.last_tick = frame.tick.or(self.last_tick);
+        self.last_tick = Some(frame.tick);
         if let Some(ack) = frame.ack {
             while let Some(&(seq, sent, in_window)) = self.pending.front() {
                 if seq > ack {
@@ -682,14 +642,13 @@ impl Bot {
         self.keys = keys;
         self.seq += 1;
         let ts = now.duration_since(self.config.epoch).as_secs_f64() * 1000.0;
-        let message = json!({
-            "type": "input",
-            "seq": self.seq,
-            "frame": self.frames_seen,
-            "ts": ts,
-            "keys": self.keys,
+        let input = ClientMessage::Input(Input {
+            seq: self.seq,
+            frame: Some(self.frames_seen),
+            ts: Some(ts),
+            keys: self.keys.clone(),
         });
-        self.send(socket, message).await?;
+        self.send(socket, &input).await?;
         let in_window = self.config.window.contains(now);
         if in_window {
             self.report.inputs_sent += 1;
@@ -727,48 +686,25 @@ fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
-/// Key names from a `keys` array of a scene or seat message, capped at
-/// [`MAX_KEYS`]; empty if there is none.
-fn key_names(keys: &Value) -> Vec<String> {
-    keys.as_array()
-        .map(|keys| {
-            keys.iter()
-                .filter_map(|k| k.as_str().map(str::to_string))
-                .take(MAX_KEYS)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The header of a binary pixel frame, if the frame is well formed (byte 0 is 1,
-/// a little-endian u32 header length, a JSON header).
-fn pixel_header(bytes: &[u8]) -> Option<PixelHeader> {
-    let (&version, rest) = bytes.split_first()?;
-    if version != 1 {
-        return None;
-    }
-    let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-    let header = rest.get(4..4usize.checked_add(len)?)?;
-    serde_json::from_slice(header).ok()
+/// The keys of a scene or seat message, capped at the server's [`MAX_KEYS`]
+/// (an input holding more would be refused).
+fn key_names(keys: &[String]) -> Vec<String> {
+    keys.iter().take(MAX_KEYS).cloned().collect()
 }
 
 /// Answers a willing participant gives: the first option, the middle of a
-/// likert scale, "bench" for text.
-fn survey_answers(scene: &Value) -> Value {
+/// likert scale, "bench" for text. (A question with no options gets null, which
+/// the server refuses; the bot then counts an `invalid` and leaves.)
+fn survey_answers(survey: &SurveyView) -> Value {
     let mut answers = serde_json::Map::new();
-    for question in scene["questions"].as_array().into_iter().flatten() {
-        let Some(id) = question["id"].as_str() else {
-            continue;
+    for question in &survey.questions {
+        let answer = match &question.kind {
+            QuestionKind::Single { options } => json!(options.first()),
+            QuestionKind::Multiple { options } => json!([options.first()]),
+            QuestionKind::Likert { scale, .. } => json!(scale.div_ceil(2).max(1)),
+            QuestionKind::Text { .. } => json!("bench"),
         };
-        let first = question["options"].get(0).cloned().unwrap_or(Value::Null);
-        let answer = match question["kind"].as_str() {
-            Some("single") => first,
-            Some("multiple") => json!([first]),
-            Some("likert") => json!(question["scale"].as_u64().unwrap_or(1).div_ceil(2).max(1)),
-            Some("text") => json!("bench"),
-            _ => Value::Null,
-        };
-        answers.insert(id.to_string(), answer);
+        answers.insert(question.id.clone(), answer);
     }
     Value::Object(answers)
 }
@@ -777,49 +713,37 @@ fn survey_answers(scene: &Value) -> Value {
 mod tests {
     use super::*;
 
-    /// Survey answers follow each question's kind and pass the server's checks.
-    #[test]
-    fn answers_surveys() {
-        let scene = json!({"kind": "survey", "questions": [
-            {"id": "a", "kind": "single", "options": ["x", "y"]},
-            {"id": "b", "kind": "multiple", "options": ["p", "q"]},
-            {"id": "c", "kind": "likert", "scale": 7},
-            {"id": "d", "kind": "text"},
-        ]});
-        assert_eq!(
-            survey_answers(&scene),
-            json!({"a": "x", "b": ["p"], "c": 4, "d": "bench"})
-        );
+    use tandem_wire::{Canvas, PixelHeader, QuestionView, RenderMode, encode_pixel_frame};
+
+    fn question(id: &str, kind: QuestionKind) -> QuestionView {
+        QuestionView {
+            id: id.into(),
+            prompt: String::new(),
+            required: true,
+            kind,
+        }
     }
 
-    /// Pixel frame headers are read as documented; malformed ones are refused.
-    #[test]
-    fn reads_pixel_headers() {
-        let header = br#"{"tick":9,"step":3,"ack":7,"width":2}"#;
-        let mut frame = vec![1u8];
-        frame.extend_from_slice(&(header.len() as u32).to_le_bytes());
-        frame.extend_from_slice(header);
-        frame.extend_from_slice(b"\x89PNG");
-        assert_eq!(
-            pixel_header(&frame),
-            Some(PixelHeader {
-                ack: Some(7),
-                step: 3,
-                tick: Some(9),
-            })
-        );
-        assert_eq!(pixel_header(&frame[..8]), None);
-        assert_eq!(pixel_header(&[2, 0, 0, 0, 0]), None);
-        assert_eq!(pixel_header(&[1, 255, 255, 255, 255, b'{']), None);
-        assert_eq!(pixel_header(&[]), None);
+    fn game(fps: u32, multiplayer: bool, keys: &[&str]) -> GameView {
+        GameView {
+            id: "g".into(),
+            title: "G".into(),
+            instructions_html: String::new(),
+            fps,
+            render: RenderMode::Sprites,
+            canvas: Canvas {
+                width: 600,
+                height: 400,
+            },
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            episodes: None,
+            time_limit_s: None,
+            multiplayer,
+            agents: vec!["chef_0".into(), "chef_1".into()],
+        }
     }
 
-    /// A bot that waits in a multiplayer scene's lobby starts its game clock at
-    /// the seat: the wait is reported as such, not as game time owing frames.
-    #[test]
-    fn lobby_time_is_not_game_time() {
-        let t = Instant::now();
-        let live = Arc::new(Live::default());
+    fn bot(t: Instant, live: &Arc<Live>) -> Bot {
         let config = BotConfig {
             index: 0,
             addr: SocketAddr::from(([127, 0, 0, 1], 9)),
@@ -830,15 +754,107 @@ mod tests {
             },
             epoch: t,
             stop: watch::channel(false).1,
-            live: Arc::clone(&live),
+            live: Arc::clone(live),
         };
-        let mut bot = Bot::new(config, BotReport::default());
-        let scene = json!({"kind": "game", "fps": 15, "multiplayer": true, "keys": ["Space"]});
-        bot.enter_game(&scene, t);
+        Bot::new(config, BotReport::default())
+    }
+
+    /// Survey answers follow each question's kind and pass the server's checks.
+    #[test]
+    fn answers_surveys() {
+        let options = |o: &[&str]| o.iter().map(|o| o.to_string()).collect();
+        let survey = SurveyView {
+            id: "s".into(),
+            title: "S".into(),
+            html: String::new(),
+            questions: vec![
+                question(
+                    "a",
+                    QuestionKind::Single {
+                        options: options(&["x", "y"]),
+                    },
+                ),
+                question(
+                    "b",
+                    QuestionKind::Multiple {
+                        options: options(&["p", "q"]),
+                    },
+                ),
+                question(
+                    "c",
+                    QuestionKind::Likert {
+                        scale: 7,
+                        low_label: None,
+                        high_label: None,
+                    },
+                ),
+                question(
+                    "d",
+                    QuestionKind::Text {
+                        multiline: false,
+                        max_length: 100,
+                    },
+                ),
+            ],
+        };
+        assert_eq!(
+            survey_answers(&survey),
+            json!({"a": "x", "b": ["p"], "c": 4, "d": "bench"})
+        );
+    }
+
+    /// Pixel frames are measured from their header; a malformed binary
+    /// message is the server's error, not a frame.
+    #[test]
+    fn measures_pixel_frames() {
+        let t = Instant::now();
+        let live = Arc::new(Live::default());
+        let mut bot = bot(t, &live);
+        let header = PixelHeader {
+            tick: 9,
+            episode: 0,
+            step: 0,
+            ack: Some(7),
+            width: 2,
+            height: 1,
+            reward: 0.0,
+            episode_return: 0.0,
+        };
+        let Ok(frame) = encode_pixel_frame(&header, b"\x89PNG") else {
+            panic!("the frame encodes");
+        };
+        bot.on_pixels(&frame, t + Duration::from_secs(1));
+        bot.on_pixels(&frame[..8], t + Duration::from_secs(1));
+        let r = &bot.report;
+        assert_eq!((r.frames, r.reset_frames, r.pixel_frames), (1, 1, 1));
+        assert_eq!(r.pixel_bytes, frame.len() as u64);
+        assert_eq!(r.server_errors, 1);
+        assert_eq!(bot.last_tick, Some(9));
+    }
+
+    /// A bot that waits in a multiplayer scene's lobby starts its game clock at
+    /// the seat: the wait is reported as such, not as game time owing frames.
+    #[test]
+    fn lobby_time_is_not_game_time() {
+        let t = Instant::now();
+        let live = Arc::new(Live::default());
+        let mut bot = bot(t, &live);
+        bot.enter_game(&game(15, true, &["Space"]), t);
         assert!(bot.in_lobby());
         assert_eq!(Live::get(&live.in_lobby), 1);
-        let seat = json!({"agent": 1, "keys": ["ArrowUp", "Space"]});
-        let others = [json!({"agent": 0, "human": true})];
+        let seat = SeatView {
+            agent: 1,
+            agent_name: "chef_1".into(),
+            input: Some(tandem_wire::InputKind::Action),
+            keys: vec!["ArrowUp".into(), "Space".into()],
+            feedback: Some(Vec::new()),
+        };
+        let others = [OtherSeat {
+            agent: 0,
+            agent_name: "chef_0".into(),
+            human: true,
+            actor: "participant:1".into(),
+        }];
         bot.on_seat(&seat, &others, t + Duration::from_secs(2));
         assert!(!bot.in_lobby());
         assert_eq!(

@@ -7,7 +7,8 @@
 //! it is parsed and checked at load (an unknown placeholder is a typo that would
 //! otherwise strand every participant) and filled per participant, URL-encoded.
 
-use serde_json::{Value, json};
+use serde_json::Value;
+use tandem_wire::{EndView, SceneView};
 
 use crate::error::{Problems, Reported};
 use crate::markdown;
@@ -158,21 +159,27 @@ impl EndScene {
     }
 
     /// The scene as this participant's page receives it, redirect filled in.
-    pub fn client_json(&self, ids: &ExternalIds) -> Value {
-        let mut value = self.client_json_without_redirect();
-        value["redirect_url"] = json!(self.redirect_url(ids));
-        value
+    pub fn view(&self, ids: &ExternalIds) -> EndView {
+        EndView {
+            redirect_url: self.redirect_url(ids),
+            ..self.view_without_redirect()
+        }
     }
 
-    pub(crate) fn client_json_without_redirect(&self) -> Value {
-        json!({
-            "kind": "end",
-            "id": self.id,
-            "title": self.title,
-            "html": self.html,
-            "completion_code": self.completion_code,
-            "redirect_url": null,
-        })
+    /// The scene as nobody in particular receives it: `redirect_url` is null.
+    pub(crate) fn view_without_redirect(&self) -> EndView {
+        EndView {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            html: self.html.clone(),
+            completion_code: self.completion_code.clone(),
+            redirect_url: None,
+        }
+    }
+
+    /// [`EndScene::view`] as JSON.
+    pub fn client_json(&self, ids: &ExternalIds) -> Value {
+        crate::scene::to_json(&SceneView::End(self.view(ids)))
     }
 }
 

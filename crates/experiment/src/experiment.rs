@@ -6,7 +6,8 @@
 
 use std::path::Path;
 
-use serde_json::{Value, json};
+use serde_json::Value;
+use tandem_wire::ExperimentInfo;
 
 use crate::error::{ConfigError, Problems};
 use crate::policy::{self, PolicyDef};
@@ -70,8 +71,16 @@ impl Experiment {
     }
 
     /// The `experiment` object of the `hello` message: `id` and `title`.
+    pub fn view(&self) -> ExperimentInfo {
+        ExperimentInfo {
+            id: self.id.clone(),
+            title: self.title.clone(),
+        }
+    }
+
+    /// [`Experiment::view`] as JSON.
     pub fn client_json(&self) -> Value {
-        json!({"id": self.id, "title": self.title})
+        scene::to_json(&self.view())
     }
 }
 

@@ -10,6 +10,7 @@
 
 use serde_json::{Value, json};
 use tandem_env::{EnvSpec, RenderKind};
+use tandem_wire::{Canvas, GameView};
 
 use crate::error::{Problems, Reported};
 use crate::keymap::{KeyMap, read_keys};
@@ -57,6 +58,15 @@ impl RenderMode {
         match self {
             RenderMode::Sprites => "sprites",
             RenderMode::Pixels => "pixels",
+        }
+    }
+}
+
+impl From<RenderMode> for tandem_wire::RenderMode {
+    fn from(mode: RenderMode) -> Self {
+        match mode {
+            RenderMode::Sprites => tandem_wire::RenderMode::Sprites,
+            RenderMode::Pixels => tandem_wire::RenderMode::Pixels,
         }
     }
 }
@@ -148,7 +158,8 @@ impl GameScene {
         })
     }
 
-    pub(crate) fn client_json(&self) -> Value {
+    /// The scene as the participant page receives it.
+    pub fn view(&self) -> GameView {
         let (width, height) = self.canvas();
         let mut keys: Vec<String> = Vec::new();
         for name in self.seats.iter().flat_map(SeatConfig::key_names) {
@@ -156,20 +167,24 @@ impl GameScene {
                 keys.push(name);
             }
         }
-        json!({
-            "kind": "game",
-            "id": self.id,
-            "title": self.title,
-            "instructions_html": self.instructions_html,
-            "fps": self.fps,
-            "render": self.render.name(),
-            "canvas": {"width": width, "height": height},
-            "keys": keys,
-            "episodes": self.episodes,
-            "time_limit_s": self.time_limit_s,
-            "multiplayer": self.is_multiplayer(),
-            "agents": self.env_spec.agents.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
-        })
+        GameView {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            instructions_html: self.instructions_html.clone(),
+            fps: self.fps,
+            render: self.render.into(),
+            canvas: Canvas { width, height },
+            keys,
+            episodes: self.episodes,
+            time_limit_s: self.time_limit_s,
+            multiplayer: self.is_multiplayer(),
+            agents: self
+                .env_spec
+                .agents
+                .iter()
+                .map(|a| a.name.clone())
+                .collect(),
+        }
     }
 }
 

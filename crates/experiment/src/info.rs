@@ -4,7 +4,7 @@
 //! consent form records agreement: the server refuses an `advance` without
 //! `checked: true`, so the browser cannot skip it.
 
-use serde_json::{Value, json};
+use tandem_wire::InfoView;
 
 use crate::error::{Problems, Reported};
 use crate::markdown;
@@ -35,15 +35,15 @@ impl InfoScene {
         self.checkbox.is_none() || checked
     }
 
-    pub(crate) fn client_json(&self) -> Value {
-        json!({
-            "kind": "info",
-            "id": self.id,
-            "title": self.title,
-            "html": self.html,
-            "checkbox": self.checkbox,
-            "button": self.button,
-        })
+    /// The scene as the participant page receives it.
+    pub fn view(&self) -> InfoView {
+        InfoView {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            html: self.html.clone(),
+            checkbox: self.checkbox.clone(),
+            button: self.button.clone(),
+        }
     }
 }
 

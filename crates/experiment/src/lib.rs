@@ -6,8 +6,10 @@
 //! - `experiment`: [`Experiment`], [`parse`], [`load`] and the built-in default.
 //! - `scene`: the [`Scene`] enum and the checks on the sequence of scenes.
 //! - `info`, `game`, `survey`, `end`: one module per scene kind, each holding its
-//!   type, how it is read from the file, and its JSON for the participant page.
-//! - `seat`: who plays each agent of a game: human (and how their keys count) or AI.
+//!   type, how it is read from the file, and its view for the participant page
+//!   (a `tandem_wire` type; the older `*_json` methods serialize the same view).
+//! - `seat`: who plays each agent of a game: human (and how their keys count) or
+//!   AI, and the view its participant is given.
 //! - `keymap`: compiled key maps, held keys to actions.
 //! - `policy`: `[policy.NAME]` tables (ONNX models and their preprocessing).
 //! - `keys`: key names and chords for game key maps.

@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
+use serde::Serialize;
 use serde_json::Value;
+use tandem_wire::SceneView;
 
 use crate::end::{EndScene, ExternalIds};
 use crate::error::{Problems, Reported};
@@ -112,24 +114,34 @@ impl Scene {
     /// The scene as the participant page receives it (`docs/WIRE.md`, "Scenes").
     ///
     /// An end scene's `redirect_url` depends on who the participant is, so here it
-    /// is always null; use [`Scene::to_client_json_for`] or
-    /// [`EndScene::client_json`] to send an end scene.
-    pub fn to_client_json(&self) -> Value {
+    /// is always null; use [`Scene::view_for`] or [`EndScene::view`] to send an
+    /// end scene.
+    pub fn view(&self) -> SceneView {
         match self {
-            Scene::Info(s) => s.client_json(),
-            Scene::Game(s) => s.client_json(),
-            Scene::Survey(s) => s.client_json(),
-            Scene::End(s) => s.client_json_without_redirect(),
+            Scene::Info(s) => SceneView::Info(s.view()),
+            Scene::Game(s) => SceneView::Game(s.view()),
+            Scene::Survey(s) => SceneView::Survey(s.view()),
+            Scene::End(s) => SceneView::End(s.view_without_redirect()),
         }
     }
 
     /// The scene as `participant` receives it, with an end scene's redirect
     /// filled in from their ids.
-    pub fn to_client_json_for(&self, participant: &ExternalIds) -> Value {
+    pub fn view_for(&self, participant: &ExternalIds) -> SceneView {
         match self {
-            Scene::End(s) => s.client_json(participant),
-            other => other.to_client_json(),
+            Scene::End(s) => SceneView::End(s.view(participant)),
+            other => other.view(),
         }
+    }
+
+    /// [`Scene::view`] as JSON.
+    pub fn to_client_json(&self) -> Value {
+        to_json(&self.view())
+    }
+
+    /// [`Scene::view_for`] as JSON.
+    pub fn to_client_json_for(&self, participant: &ExternalIds) -> Value {
+        to_json(&self.view_for(participant))
     }
 
     pub fn as_game(&self) -> Option<&GameScene> {
@@ -159,6 +171,13 @@ impl Scene {
             _ => None,
         }
     }
+}
+
+/// A wire view as a JSON value, for callers that still build messages as JSON.
+///
+/// Cannot fail: the views have string keys only and no fallible `Serialize`.
+pub(crate) fn to_json(view: &impl Serialize) -> Value {
+    serde_json::to_value(view).unwrap_or_default()
 }
 
 /// The `id` and `title` every scene has.

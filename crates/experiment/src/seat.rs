@@ -14,6 +14,7 @@
 
 use serde_json::{Value, json};
 use tandem_env::EnvSpec;
+use tandem_wire::SeatView;
 
 use crate::error::{Problems, Reported};
 use crate::keymap::{KeyMap, read_action, read_keys};
@@ -57,6 +58,16 @@ impl InputKind {
     }
 }
 
+impl From<InputKind> for tandem_wire::InputKind {
+    fn from(kind: InputKind) -> Self {
+        match kind {
+            InputKind::Action => tandem_wire::InputKind::Action,
+            InputKind::Feedback => tandem_wire::InputKind::Feedback,
+            InputKind::Correction => tandem_wire::InputKind::Correction,
+        }
+    }
+}
+
 /// A policy named by a seat, with where the name is written, so that a policy
 /// that cannot serve the seat is reported at `file:line:column`.
 #[derive(Clone, Debug, PartialEq)]
@@ -88,11 +99,15 @@ pub struct HumanSeat {
 }
 
 impl HumanSeat {
-    /// The feedback keys as `[{"key", "value"}]`.
-    fn feedback_json(&self) -> Value {
+    /// The feedback keys, as the participant is told them and as they are
+    /// recorded with each game (`[{"key", "value"}]`).
+    fn feedback_views(&self) -> Vec<tandem_wire::FeedbackKey> {
         self.feedback_keys
             .iter()
-            .map(|f| json!({"key": f.key, "value": f.value}))
+            .map(|f| tandem_wire::FeedbackKey {
+                key: f.key.clone(),
+                value: f.value,
+            })
             .collect()
     }
 }
@@ -173,7 +188,7 @@ impl SeatConfig {
                 "policy": policy(h.policy.as_ref()),
                 "fallback": policy(h.fallback.as_ref()),
                 "keys": h.keys.as_ref().map(KeyMap::to_json),
-                "feedback": h.feedback_json(),
+                "feedback": crate::scene::to_json(&h.feedback_views()),
             }),
             SeatRole::Ai(a) => json!({
                 "agent": self.agent_name,
@@ -184,15 +199,20 @@ impl SeatConfig {
     }
 
     /// What the participant in this seat is told about it.
-    pub fn client_json(&self) -> Value {
+    pub fn view(&self) -> SeatView {
         let human = self.human();
-        json!({
-            "agent": self.agent,
-            "agent_name": self.agent_name,
-            "input": human.map(|h| h.input.name()),
-            "keys": self.key_names(),
-            "feedback": human.map(HumanSeat::feedback_json),
-        })
+        SeatView {
+            agent: self.agent,
+            agent_name: self.agent_name.clone(),
+            input: human.map(|h| h.input.into()),
+            keys: self.key_names(),
+            feedback: human.map(HumanSeat::feedback_views),
+        }
+    }
+
+    /// [`SeatConfig::view`] as JSON.
+    pub fn client_json(&self) -> Value {
+        crate::scene::to_json(&self.view())
     }
 }
 

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Value, json};
+use tandem_wire::{QuestionView, SurveyView};
 
 use crate::error::{Problems, Reported};
 use crate::markdown;
@@ -139,15 +140,14 @@ impl SurveyScene {
         }
     }
 
-    pub(crate) fn client_json(&self) -> Value {
-        let questions: Vec<Value> = self.questions.iter().map(Question::client_json).collect();
-        json!({
-            "kind": "survey",
-            "id": self.id,
-            "title": self.title,
-            "html": self.html,
-            "questions": questions,
-        })
+    /// The scene as the participant page receives it.
+    pub fn view(&self) -> SurveyView {
+        SurveyView {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            html: self.html.clone(),
+            questions: self.questions.iter().map(Question::view).collect(),
+        }
     }
 }
 
@@ -221,31 +221,39 @@ impl Question {
         Ok(normalized)
     }
 
-    fn client_json(&self) -> Value {
-        let mut out = json!({
-            "id": self.id,
-            "prompt": self.prompt,
-            "kind": self.kind.name(),
-            "required": self.required,
-        });
-        let extra = match &self.kind {
-            QuestionKind::Single { options } | QuestionKind::Multiple { options } => {
-                json!({"options": options})
-            }
+    /// The question as the participant page receives it.
+    pub fn view(&self) -> QuestionView {
+        use tandem_wire::QuestionKind as Wire;
+        let kind = match &self.kind {
+            QuestionKind::Single { options } => Wire::Single {
+                options: options.clone(),
+            },
+            QuestionKind::Multiple { options } => Wire::Multiple {
+                options: options.clone(),
+            },
             QuestionKind::Likert {
                 scale,
                 low_label,
                 high_label,
-            } => json!({"scale": scale, "low_label": low_label, "high_label": high_label}),
+            } => Wire::Likert {
+                scale: *scale,
+                low_label: low_label.clone(),
+                high_label: high_label.clone(),
+            },
             QuestionKind::Text {
                 multiline,
                 max_length,
-            } => json!({"multiline": multiline, "max_length": max_length}),
+            } => Wire::Text {
+                multiline: *multiline,
+                max_length: *max_length,
+            },
         };
-        if let (Some(out), Value::Object(extra)) = (out.as_object_mut(), extra) {
-            out.extend(extra);
+        QuestionView {
+            id: self.id.clone(),
+            prompt: self.prompt.clone(),
+            required: self.required,
+            kind,
         }
-        out
     }
 }
 

@@ -426,3 +426,69 @@ fn client_json_matches_the_wire_doc() {
                "kind": "text", "required": false, "multiline": true, "max_length": 1000})
     );
 }
+
+/// Every scene and seat of the shipped files travels as a typed `scene` or
+/// `seat` message and comes back unchanged, and the JSON methods the server
+/// calls are the views, field for field.
+#[test]
+fn views_travel_as_wire_messages() {
+    use tandem_experiment::ExternalIds;
+    use tandem_wire::{SceneMessage, SeatMessage, ServerMessage};
+
+    let ids = ExternalIds {
+        participant: "p-1".into(),
+        prolific_pid: Some("abc".into()),
+        ..ExternalIds::default()
+    };
+    let mut experiments = vec![default_experiment()];
+    for name in [
+        "cartpole_prolific",
+        "mountaincar_mturk",
+        "kitchen_pairs",
+        "assisted_cartpole",
+    ] {
+        let path = examples_dir().join(format!("{name}.toml"));
+        experiments.push(load(&path).unwrap_or_else(|e| panic!("{e}")));
+    }
+    for experiment in &experiments {
+        let hello = ServerMessage::hello("p-1", experiment.view());
+        assert_eq!(ServerMessage::from_text(&hello.to_text()).ok(), Some(hello));
+        assert_eq!(
+            serde_json::to_value(experiment.view()).ok(),
+            Some(experiment.client_json())
+        );
+        for (index, scene) in experiment.scenes.iter().enumerate() {
+            assert_eq!(
+                serde_json::to_value(scene.view()).ok(),
+                Some(scene.to_client_json())
+            );
+            assert_eq!(
+                serde_json::to_value(scene.view_for(&ids)).ok(),
+                Some(scene.to_client_json_for(&ids))
+            );
+            let message = ServerMessage::Scene(SceneMessage {
+                index,
+                count: experiment.scenes.len(),
+                scene: scene.view_for(&ids),
+            });
+            assert_eq!(
+                ServerMessage::from_text(&message.to_text()).ok(),
+                Some(message)
+            );
+            for seat in scene.as_game().into_iter().flat_map(|g| &g.seats) {
+                assert_eq!(
+                    serde_json::to_value(seat.view()).ok(),
+                    Some(seat.client_json())
+                );
+                let message = ServerMessage::Seat(SeatMessage {
+                    seat: seat.view(),
+                    others: Vec::new(),
+                });
+                assert_eq!(
+                    ServerMessage::from_text(&message.to_text()).ok(),
+                    Some(message)
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! What a browser sends: one enum, parsed from a text message by a function that
+//! never fails.
+//!
+//! Anything that does not parse becomes [`ClientMessage::Invalid`] with a reason,
+//! so the server's socket loop can answer it with an `error` and carry on instead
+//! of dropping the participant. Limits that serde cannot express (the size of a
+//! message, the number of keys held) are checked by [`ClientMessage::parse`] too,
+//! which is why the wire form is read through a private mirror enum rather than a
+//! public `Deserialize`: parsing has one door, and the limits stand at it.
+//!
+//! The same enum serializes, so bots and tests build their messages with it
+//! ([`ClientMessage::to_text`]) instead of writing JSON by hand.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Largest text message a browser may send. Inputs are tiny; the largest honest
+/// message is a survey with many long text answers (each capped at 10,000
+/// characters by the experiment file). Anything bigger is abuse or a bug.
+pub const MAX_CLIENT_MESSAGE: usize = 256 * 1024;
+
+/// The most keys one input may hold; a keyboard has no more than this pressed.
+pub const MAX_KEYS: usize = 16;
+
+/// A message from the browser.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ClientMessage {
+    /// Leave the info scene `scene`; `checked` is the consent box, if it has one.
+    Advance { scene: usize, checked: bool },
+    /// Answer the survey scene `scene`: question id → answer. Kept as JSON
+    /// because the server's survey check, not the wire, decides what an answer
+    /// may be.
+    Submit { scene: usize, answers: Value },
+    /// The complete set of keys held now.
+    Input(Input),
+    /// Round-trip probe, echoed back as `pong`. Any JSON value: the server only
+    /// echoes it.
+    Ping { t: Value },
+    /// Anything that is not a valid message: the reason says why. Never sent
+    /// by an honest client; it serializes as type `invalid`, which the server
+    /// parses back into `Invalid` (with its own reason).
+    Invalid { reason: String },
+}
+
+/// One `input` message: the keys held, and where and when the browser saw them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Input {
+    /// Increases by one per input on a socket; a new socket may start again at 1.
+    pub seq: u64,
+    /// The browser's animation-frame counter when the keys changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<u64>,
+    /// The browser's `performance.now()` when the keys changed, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<f64>,
+    /// `KeyboardEvent.key` names, with `" "` written `"Space"`.
+    pub keys: Vec<String>,
+}
+
+/// The wire form of the valid messages, for reading only (see the module docs).
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Raw {
+    Advance {
+        scene: usize,
+        #[serde(default)]
+        checked: bool,
+    },
+    Submit {
+        scene: usize,
+        answers: Value,
+    },
+    Input(Input),
+    Ping {
+        #[serde(default)]
+        t: Value,
+    },
+}
+
+impl ClientMessage {
+    /// Parses one text message. Never fails: bad input becomes `Invalid`.
+    pub fn parse(text: &str) -> ClientMessage {
+        if text.len() > MAX_CLIENT_MESSAGE {
+            return ClientMessage::Invalid {
+                reason: format!("message of {} bytes is too large", text.len()),
+            };
+        }
+        match serde_json::from_str::<Raw>(text) {
+            Ok(Raw::Advance { scene, checked }) => ClientMessage::Advance { scene, checked },
+            Ok(Raw::Submit { scene, answers }) => ClientMessage::Submit { scene, answers },
+            Ok(Raw::Input(input)) if input.keys.len() > MAX_KEYS => ClientMessage::Invalid {
+                reason: format!("input holds {} keys, at most {MAX_KEYS}", input.keys.len()),
+            },
+            Ok(Raw::Input(input)) => ClientMessage::Input(input),
+            Ok(Raw::Ping { t }) => ClientMessage::Ping { t },
+            Err(e) => ClientMessage::Invalid {
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    /// The message as the text a socket sends.
+    pub fn to_text(&self) -> String {
+        // Serializing cannot fail: every map key is a string and no field has a
+        // fallible `Serialize` (`tests::every_variant_serializes` runs them all).
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn examples() -> Vec<ClientMessage> {
+        vec![
+            ClientMessage::Advance {
+                scene: 0,
+                checked: true,
+            },
+            ClientMessage::Advance {
+                scene: 4,
+                checked: false,
+            },
+            ClientMessage::Submit {
+                scene: 3,
+                answers: json!({"difficulty": 4, "hand": "left", "comments": null}),
+            },
+            ClientMessage::Input(Input {
+                seq: 3,
+                frame: Some(10),
+                ts: Some(1.5),
+                keys: vec!["ArrowLeft".into(), "Space".into()],
+            }),
+            ClientMessage::Input(Input {
+                seq: 1,
+                frame: None,
+                ts: None,
+                keys: Vec::new(),
+            }),
+            ClientMessage::Ping { t: json!(1234.5) },
+        ]
+    }
+
+    /// Every documented client message parses into its variant.
+    #[test]
+    fn parses_documented_messages() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"advance","scene":0,"checked":true}"#),
+            ClientMessage::Advance {
+                scene: 0,
+                checked: true
+            }
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"advance","scene":1}"#),
+            ClientMessage::Advance {
+                scene: 1,
+                checked: false
+            }
+        );
+        assert_eq!(
+            ClientMessage::parse(
+                r#"{"type":"input","seq":3,"frame":10,"ts":1.5,"keys":["ArrowLeft"]}"#
+            ),
+            ClientMessage::Input(Input {
+                seq: 3,
+                frame: Some(10),
+                ts: Some(1.5),
+                keys: vec!["ArrowLeft".into()]
+            })
+        );
+        assert!(matches!(
+            ClientMessage::parse(r#"{"type":"submit","scene":3,"answers":{"a":1}}"#),
+            ClientMessage::Submit { scene: 3, .. }
+        ));
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"ping","t":5}"#),
+            ClientMessage::Ping { t: json!(5) }
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"ping"}"#),
+            ClientMessage::Ping { t: Value::Null }
+        );
+    }
+
+    /// What bots and tests build is what the server parses back.
+    #[test]
+    fn every_variant_serializes() {
+        for message in examples() {
+            let text = message.to_text();
+            assert!(!text.is_empty(), "{message:?}");
+            assert_eq!(ClientMessage::parse(&text), message, "{text}");
+        }
+        let invalid = ClientMessage::Invalid {
+            reason: "made up".into(),
+        };
+        assert!(matches!(
+            ClientMessage::parse(&invalid.to_text()),
+            ClientMessage::Invalid { .. }
+        ));
+    }
+
+    /// The serialized messages are the browser's, field for field.
+    #[test]
+    fn serializes_as_the_browser_does() {
+        let input = ClientMessage::Input(Input {
+            seq: 3,
+            frame: Some(10),
+            ts: Some(1.5),
+            keys: vec!["ArrowLeft".into()],
+        });
+        assert_eq!(
+            serde_json::to_value(&input).ok(),
+            Some(json!({"type": "input", "seq": 3, "frame": 10, "ts": 1.5, "keys": ["ArrowLeft"]}))
+        );
+        let advance = ClientMessage::Advance {
+            scene: 2,
+            checked: true,
+        };
+        assert_eq!(
+            advance.to_text(),
+            r#"{"type":"advance","scene":2,"checked":true}"#
+        );
+        let submit = ClientMessage::Submit {
+            scene: 3,
+            answers: json!({"a": 1}),
+        };
+        assert_eq!(
+            submit.to_text(),
+            r#"{"type":"submit","scene":3,"answers":{"a":1}}"#
+        );
+        assert_eq!(
+            ClientMessage::Ping { t: json!(7) }.to_text(),
+            r#"{"type":"ping","t":7}"#
+        );
+    }
+
+    /// Malformed, unknown, oversized and abusive messages become `Invalid`, never a panic.
+    #[test]
+    fn bad_messages_are_invalid() {
+        for text in [
+            "",
+            "not json",
+            "[]",
+            "{}",
+            r#"{"type":"teleport"}"#,
+            r#"{"type":"invalid","reason":"x"}"#,
+            r#"{"type":"advance"}"#,
+            r#"{"type":"advance","scene":-1}"#,
+            r#"{"type":"advance","scene":1.5}"#,
+            r#"{"type":"submit","scene":3}"#,
+            r#"{"type":"input","seq":"x","keys":[]}"#,
+            r#"{"type":"input","seq":1}"#,
+            r#"{"type":"input","seq":1,"keys":[1]}"#,
+        ] {
+            assert!(
+                matches!(ClientMessage::parse(text), ClientMessage::Invalid { .. }),
+                "{text}"
+            );
+        }
+        let big = format!(
+            r#"{{"type":"ping","t":"{}"}}"#,
+            "x".repeat(MAX_CLIENT_MESSAGE)
+        );
+        assert!(matches!(
+            ClientMessage::parse(&big),
+            ClientMessage::Invalid { .. }
+        ));
+        let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+        let many = json!({"type": "input", "seq": 1, "keys": keys}).to_string();
+        assert!(matches!(
+            ClientMessage::parse(&many),
+            ClientMessage::Invalid { .. }
+        ));
+        let most: Vec<String> = (0..MAX_KEYS).map(|i| format!("k{i}")).collect();
+        let allowed = json!({"type": "input", "seq": 1, "keys": most}).to_string();
+        assert!(matches!(
+            ClientMessage::parse(&allowed),
+            ClientMessage::Input(_)
+        ));
+    }
+}
