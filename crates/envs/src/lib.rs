@@ -9,6 +9,8 @@
 //!
 //! Layout:
 //! - `registry`: `make`, `spec` and `ids`, the built-ins by Gymnasium-style id.
+//! - `catalog`: [`Catalog`], the environments an experiment may name at run time:
+//!   the built-ins and whatever a caller adds.
 //! - `cartpole`: [`CartPole`], Gymnasium's `CartPole-v1`.
 //! - `mountain_car`: [`MountainCar`], Gymnasium's `MountainCar-v0`.
 //! - `kitchen`: [`Kitchen`], `Kitchen-v0`, a cooperative Overcooked-style kitchen
@@ -24,6 +26,7 @@
 //! - `screen`: Gymnasium's y-up pixel coordinates to normalized sprite ones.
 
 mod cartpole;
+mod catalog;
 mod episode;
 mod kitchen;
 mod mountain_car;
@@ -35,6 +38,7 @@ mod screen;
 mod scripted;
 
 pub use cartpole::CartPole;
+pub use catalog::{Catalog, MakeError, NotInCatalog};
 pub use kitchen::Kitchen;
 pub use mountain_car::MountainCar;
 pub use paddles::{Paddles, PaddlesMode};

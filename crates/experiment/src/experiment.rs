@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use serde_json::Value;
+use tandem_envs::Catalog;
 use tandem_wire::ExperimentInfo;
 
 use crate::error::{ConfigError, Problems};
@@ -84,8 +85,18 @@ impl Experiment {
     }
 }
 
-/// Parses and validates an experiment file. `file_name` is only used in messages.
+/// Parses and validates an experiment file whose games use the built-in
+/// environments. `file_name` is only used in messages.
 pub fn parse(source: &str, file_name: &str) -> Result<Experiment, ConfigError> {
+    parse_with(source, file_name, &Catalog::builtin())
+}
+
+/// [`parse`], with the environments of `envs`.
+pub fn parse_with(
+    source: &str,
+    file_name: &str,
+    envs: &Catalog,
+) -> Result<Experiment, ConfigError> {
     let mut problems = Problems::new(file_name, source);
     let document = match toml_edit::Document::parse(source) {
         Ok(document) => document,
@@ -127,7 +138,7 @@ pub fn parse(source: &str, file_name: &str) -> Result<Experiment, ConfigError> {
             })
             .unwrap_or_default(),
     };
-    let scenes = scene::read_all(&mut problems, &root, &policy_names);
+    let scenes = scene::read_all(&mut problems, &root, &policy_names, envs);
     // Some checks (unknown fields, for one) report a problem without failing the
     // value they sit in, so the experiment loads only if nothing was reported.
     match (id, title, scenes, policies) {
@@ -143,11 +154,16 @@ pub fn parse(source: &str, file_name: &str) -> Result<Experiment, ConfigError> {
     }
 }
 
-/// Reads and parses the experiment file at `path`.
+/// Reads and parses the experiment file at `path` (built-in environments).
 pub fn load(path: &Path) -> Result<Experiment, ConfigError> {
+    load_with(path, &Catalog::builtin())
+}
+
+/// [`load`], with the environments of `envs`.
+pub fn load_with(path: &Path, envs: &Catalog) -> Result<Experiment, ConfigError> {
     let file_name = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(source) => parse(&source, &file_name),
+        Ok(source) => parse_with(&source, &file_name, envs),
         Err(source) => Err(ConfigError::Read {
             file: file_name,
             source,

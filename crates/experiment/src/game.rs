@@ -19,6 +19,7 @@ use crate::reader::Table;
 use crate::scene::Head;
 use crate::seat::{SeatConfig, SeatContext, read_seats, read_single};
 use crate::suggest::did_you_mean;
+use tandem_envs::Catalog;
 
 /// How long a participant waits for partners, when the file does not say.
 pub const DEFAULT_HUMAN_TIMEOUT_S: u32 = 120;
@@ -212,8 +213,9 @@ pub(crate) fn read(
     table: &Table,
     head: Result<Head, Reported>,
     policy_names: &[String],
+    envs: &Catalog,
 ) -> Result<GameScene, Reported> {
-    let env = read_env(problems, table);
+    let env = read_env(problems, table, envs);
     let fps = table.opt_int(problems, "fps", 1..=240);
     let episodes = table.opt_int(problems, "episodes", 1..=10_000);
     let time_limit_s = table.opt_int(problems, "time_limit_s", 1..=86_400);
@@ -347,28 +349,29 @@ pub(crate) fn read(
     })
 }
 
-/// Looks up `env`, which must name a registered environment.
-fn read_env(problems: &mut Problems, table: &Table) -> Result<EnvSpec, Reported> {
+/// Looks up `env`, which must name an environment of the catalog.
+fn read_env(problems: &mut Problems, table: &Table, envs: &Catalog) -> Result<EnvSpec, Reported> {
+    let ids = envs.ids();
     let Some(field) = table.field("env") else {
         let hint = format!(
             ": the id of a registered environment, one of {}",
-            tandem_envs::ids().join(", ")
+            ids.join(", ")
         );
         return Err(table.missing(problems, "env", &hint));
     };
     let id = field.string(problems)?;
-    let Some(spec) = tandem_envs::spec(id) else {
-        let ids = tandem_envs::ids();
+    let Some(spec) = envs.spec(id) else {
+        let names: Vec<&str> = ids.iter().map(String::as_str).collect();
         return Err(field.report(
             problems,
             format!(
                 "unknown environment {id:?}{}; known environments: {}",
-                did_you_mean(id, ids),
+                did_you_mean(id, &names),
                 ids.join(", ")
             ),
         ));
     };
-    Ok(spec)
+    Ok(spec.clone())
 }
 
 fn read_render(

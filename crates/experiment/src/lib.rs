@@ -38,7 +38,9 @@ mod survey;
 
 pub use end::{EndScene, ExternalIds, Placeholder, RedirectTemplate};
 pub use error::{ConfigError, Problem};
-pub use experiment::{DEFAULT_SOURCE, Experiment, default_experiment, load, parse};
+pub use experiment::{
+    DEFAULT_SOURCE, Experiment, default_experiment, load, load_with, parse, parse_with,
+};
 pub use game::{
     DEFAULT_HUMAN_TIMEOUT_S, DEFAULT_RECONNECT_GRACE_S, GameScene, RenderMode, episode_seed,
 };

@@ -191,6 +191,7 @@ pub(crate) fn read_all(
     problems: &mut Problems,
     root: &Table,
     policy_names: &[String],
+    envs: &tandem_envs::Catalog,
 ) -> Result<Vec<Scene>, Reported> {
     const NEED: &str = "an experiment needs at least one [[scene]], and its last scene \
                         must have kind = \"end\"";
@@ -214,7 +215,7 @@ pub(crate) fn read_all(
                 match kind {
                     SceneKind::Info => info::read(problems, table, head).map(Scene::Info),
                     SceneKind::Game => {
-                        game::read(problems, table, head, policy_names).map(Scene::Game)
+                        game::read(problems, table, head, policy_names, envs).map(Scene::Game)
                     }
                     SceneKind::Survey => survey::read(problems, table, head).map(Scene::Survey),
                     SceneKind::End => end::read(problems, table, head).map(Scene::End),

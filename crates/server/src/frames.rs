@@ -13,6 +13,11 @@ use std::sync::Arc;
 use serde::Serialize;
 use tandem_env::{Image, Sprite, SpriteDiff};
 
+/// What a game publishes into; each viewer's socket holds a receiver.
+pub type FrameSender = tokio::sync::watch::Sender<Option<Arc<PublishedFrame>>>;
+/// What a socket streams a game's frames from.
+pub type FrameReceiver = tokio::sync::watch::Receiver<Option<Arc<PublishedFrame>>>;
+
 /// One tick of a game, as every viewer sees it.
 #[derive(Debug)]
 pub struct PublishedFrame {

@@ -1,27 +1,37 @@
 //! The Tandem server: participants' pages and sockets, the flow through an
-//! experiment's scenes, the game loops, and the wiring to the recorder.
+//! experiment's scenes, the lobby, the game loops, and the wiring to the recorder.
 //!
-//! Layout:
+//! Layout (modules import down this list, never up):
 //! - [`web`]: the one router: participant page, static files, socket, health.
 //! - `session`: one participant's WebSocket (send task and receive loop).
-//! - `flow`: where each participant stands, and the only ways to move on.
-//! - `lobby`: groups participants of multiplayer scenes into games; timeouts.
+//! - `flow`: the path through the scenes, joining games, and carrying out what
+//!   game tasks and the lobby report.
+//! - `placement`: the one owner of where every participant is (socket, lobby
+//!   queue, seat) and of the running games' registry; [`Snapshot`] of it.
+//! - `lobby`: the lobby's rules, as plain functions over a queue and a clock.
 //! - `game`: one task per running game: clock, seats, policies, env, frames.
-//! - [`policies`]: checks that every policy an experiment names can serve its seat.
+//! - `connection`: the handle the rest of the server holds of one socket.
 //! - `frames`: published frames and their per-socket encoding.
+//! - [`policies`]: checks that every policy an experiment names can serve its seat.
 //! - `wire`: the socket's message types (`docs/WIRE.md`).
-//! - `state`: the shared state handed to every handler and task.
+//! - `state`: the shared state handed to every handler.
+//! - [`Options`]: what a server runs with besides its experiment and database.
+//! - `sync`: a poison-proof lock and waiting for the stop signal.
 //!
 //! [`run`] is the whole server: the binary calls it with a bound listener and a
 //! shutdown future, and so do the tests.
 
+mod connection;
 mod flow;
 mod frames;
 mod game;
 mod lobby;
+mod options;
+mod placement;
 pub mod policies;
 mod session;
 mod state;
+mod sync;
 pub mod web;
 mod wire;
 
@@ -38,6 +48,8 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 pub use frames::{Encoded, FrameContent, FrameEncoder, PIXEL_FRAME_V1, PublishedFrame, encode_png};
+pub use options::{DEFAULT_MAX_SOCKETS, Options};
+pub use placement::{GamePlace, ParticipantPlace, Snapshot, SpotView};
 pub use state::AppState;
 
 /// How long shutdown waits for games to record their interrupted episodes.
@@ -52,12 +64,11 @@ pub async fn run(
     store: Store,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    run_with_policies(listener, experiment, store, Registry::builtin(), shutdown).await
+    run_with(listener, experiment, store, Options::default(), shutdown).await
 }
 
 /// [`run`] with a policy registry that holds more than the built-ins (the
-/// experiment's ONNX models, loaded by the caller). Every policy the experiment
-/// names is checked against its seats before the server takes anyone.
+/// experiment's ONNX models, loaded by the caller).
 pub async fn run_with_policies(
     listener: TcpListener,
     experiment: Experiment,
@@ -65,7 +76,23 @@ pub async fn run_with_policies(
     policies: Registry,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    if let Err(problems) = policies::check(&experiment, &policies) {
+    let options = Options {
+        policies,
+        ..Options::default()
+    };
+    run_with(listener, experiment, store, options, shutdown).await
+}
+
+/// [`run`] with its [`Options`]. Every policy the experiment names is checked
+/// against its seats before the server takes anyone.
+pub async fn run_with(
+    listener: TcpListener,
+    experiment: Experiment,
+    store: Store,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if let Err(problems) = policies::check(&experiment, &options.policies) {
         anyhow::bail!("{}", problems.join("\n"));
     }
     store
@@ -78,15 +105,6 @@ pub async fn run_with_policies(
             "episodes left running by an earlier run are now marked interrupted"
         );
     }
-    let (recorder, writer) = store.recorder(RecorderConfig::default());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let state = AppState::new(
-        Arc::new(experiment),
-        store.clone(),
-        recorder.clone(),
-        policies,
-        stop_rx,
-    );
     let closed = store.close_open_lobby_waits("server_restart").await?;
     if closed > 0 {
         warn!(
@@ -94,7 +112,21 @@ pub async fn run_with_policies(
             "lobby waits left open by an earlier run are now closed"
         );
     }
-    tokio::spawn(lobby::run_ticker(state.clone()));
+    let (recorder, writer) = store.recorder(RecorderConfig::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (state, outcomes) = AppState::new(
+        Arc::new(experiment),
+        store.clone(),
+        recorder.clone(),
+        options,
+        stop_rx,
+    );
+    tokio::spawn(flow::run_outcomes(
+        state.clone(),
+        outcomes.games,
+        outcomes.lobby,
+    ));
+    tokio::spawn(flow::run_lobby_ticker(state.clone()));
     let app = web::app(state.clone());
 
     let signal = async move {
@@ -113,11 +145,13 @@ pub async fn run_with_policies(
         .with_graceful_shutdown(signal)
         .await?;
 
-    if !state.games.wait_for_all(GAME_SHUTDOWN_LIMIT).await {
-        warn!(
-            games = state.games.running_count(),
-            "some games did not stop in time"
-        );
+    let tasks = state.games.tasks.clone();
+    tasks.close();
+    if tokio::time::timeout(GAME_SHUTDOWN_LIMIT, tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!(tasks = tasks.len(), "some games did not stop in time");
     }
     if let Err(e) = recorder.flush().await {
         warn!(cause = %e, "the final flush failed; the writer retries on shutdown");

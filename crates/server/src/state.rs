@@ -1,21 +1,22 @@
-//! The state every handler and task shares: the experiment, the database, the
-//! recorder, who is connected, which games run, and the shutdown signal.
+//! The state every handler and socket shares: the experiment, the database,
+//! the recorder, placement, the handles game tasks get, and the shutdown signal.
 //!
-//! It is one `Arc` inside, cheap to clone into every task. There is no module-level
-//! state anywhere in the server: tests start several servers in one process.
+//! It is one `Arc` inside, cheap to clone into every task. There is no
+//! module-level state anywhere in the server: tests start several servers in
+//! one process. Game tasks never see this; they get [`GameContext`] only.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use tandem_experiment::Experiment;
 use tandem_store::{Recorder, Store};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_util::task::TaskTracker;
 
-use crate::game::Games;
-use crate::lobby::Lobby;
-use crate::session::Session;
-use tandem_policy::Registry;
+use crate::game::{GameContext, GameReport};
+use crate::lobby::LobbyDecision;
+use crate::options::Options;
+use crate::placement::Placement;
 
 /// Shared server state; clone freely.
 #[derive(Clone)]
@@ -25,18 +26,25 @@ pub struct Inner {
     pub experiment: Arc<Experiment>,
     pub store: Store,
     pub recorder: Recorder,
-    /// The live socket of each connected participant, by participant id. At most
-    /// one per participant: a new socket replaces the old one.
-    pub sessions: Mutex<HashMap<i64, Arc<Session>>>,
-    pub games: Games,
-    pub lobby: Lobby,
-    /// Every policy a seat may name: the built-ins and the experiment's own.
-    pub policies: Registry,
+    /// Where every participant is: the one owner of sockets, queues and seats.
+    pub placement: Placement,
+    /// What every game task is handed.
+    pub games: Arc<GameContext>,
+    /// Where the lobby's decisions go to be carried out (see `flow::outcomes`).
+    pub lobby_decisions: mpsc::UnboundedSender<LobbyDecision>,
     /// Flips to `true` once, when the server starts shutting down.
     pub shutdown: watch::Receiver<bool>,
-    /// Steps the game loops have played, for comparison with steps recorded.
-    pub steps_played: AtomicU64,
+    /// One permit per open participant socket: the cap on sockets.
+    pub sockets: Arc<Semaphore>,
+    /// The cap itself, for messages.
+    pub sockets_limit: usize,
     next_connection: AtomicU64,
+}
+
+/// The receiving ends of the outcome channels, for `flow::run_outcomes`.
+pub struct Outcomes {
+    pub games: mpsc::UnboundedReceiver<GameReport>,
+    pub lobby: mpsc::UnboundedReceiver<LobbyDecision>,
 }
 
 impl std::ops::Deref for AppState {
@@ -51,21 +59,39 @@ impl AppState {
         experiment: Arc<Experiment>,
         store: Store,
         recorder: Recorder,
-        policies: Registry,
+        options: Options,
         shutdown: watch::Receiver<bool>,
-    ) -> Self {
-        AppState(Arc::new(Inner {
+    ) -> (AppState, Outcomes) {
+        let (reports, games_rx) = mpsc::unbounded_channel();
+        let (lobby_decisions, lobby_rx) = mpsc::unbounded_channel();
+        let games = Arc::new(GameContext {
+            experiment: Arc::clone(&experiment),
+            store: store.clone(),
+            recorder: recorder.clone(),
+            policies: options.policies,
+            envs: options.envs,
+            reports,
+            shutdown: shutdown.clone(),
+            steps_played: Arc::new(AtomicU64::new(0)),
+            tasks: TaskTracker::new(),
+        });
+        let state = AppState(Arc::new(Inner {
             experiment,
             store,
             recorder,
-            sessions: Mutex::new(HashMap::new()),
-            games: Games::default(),
-            lobby: Lobby::default(),
-            policies,
+            placement: Placement::default(),
+            games,
+            lobby_decisions,
             shutdown,
-            steps_played: AtomicU64::new(0),
+            sockets: Arc::new(Semaphore::new(options.max_sockets)),
+            sockets_limit: options.max_sockets,
             next_connection: AtomicU64::new(1),
-        }))
+        }));
+        let outcomes = Outcomes {
+            games: games_rx,
+            lobby: lobby_rx,
+        };
+        (state, outcomes)
     }
 
     /// A process-unique id for a new socket, so a closing socket can tell whether
@@ -74,35 +100,13 @@ impl AppState {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The live session of a participant, if connected.
-    pub fn session(&self, participant_id: i64) -> Option<Arc<Session>> {
-        lock(&self.sessions).get(&participant_id).cloned()
-    }
-
     /// Whether shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
-}
 
-/// Locks a std mutex, recovering the data if a panicking thread poisoned it: the
-/// maps it guards stay consistent between statements, so the data is still good.
-pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Microseconds since the Unix epoch, the unit of every time in the database.
-pub fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
-/// Completes once the shutdown signal is set. The signal's borrow guard is
-/// dropped here, so callers may hold this across awaits in `select!` branches.
-pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
+    /// Steps the game loops have played.
+    pub fn steps_played(&self) -> u64 {
+        self.games.steps_played.load(Ordering::Relaxed)
+    }
 }

@@ -7,6 +7,7 @@
 //! into the binary, so the server needs no files beside it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
@@ -216,16 +217,30 @@ async fn participant_socket(
         },
         None => None,
     };
+    // Taken before the upgrade, so a socket over the cap costs no session; it
+    // is still upgraded, to be closed with a code the page can act on (a
+    // failed upgrade tells a browser nothing).
+    let permit = Arc::clone(&state.sockets).try_acquire_owned().ok();
     // tungstenite's default 128 KiB read buffer, zeroed on first use, was most of
     // a session's memory; client messages are small (BENCHMARKS.md, 168 → 39 KB).
     ws.read_buffer_size(4 * 1024)
         .max_message_size(wire::MAX_CLIENT_MESSAGE)
         .max_frame_size(wire::MAX_CLIENT_MESSAGE)
         .on_upgrade(move |mut socket| async move {
-            let (code, reason) = match participant {
-                Some(_) if state.is_shutting_down() => (wire::CLOSE_RESTART, "server restarting"),
-                Some(p) => return session::run(socket, state, p.id).await,
-                None => {
+            let (code, reason) = match (participant, permit) {
+                (Some(_), _) if state.is_shutting_down() => {
+                    (wire::CLOSE_RESTART, "server restarting")
+                }
+                (Some(p), Some(permit)) => return session::run(socket, state, p.id, permit).await,
+                (Some(p), None) => {
+                    warn!(
+                        participant = p.id,
+                        limit = state.sockets_limit,
+                        "refused a socket: the server holds as many as it may"
+                    );
+                    (wire::CLOSE_FULL, "server full")
+                }
+                (None, _) => {
                     warn!("socket without a known participant");
                     (wire::CLOSE_UNKNOWN_PARTICIPANT, "unknown participant")
                 }
@@ -245,12 +260,12 @@ async fn participant_socket(
 /// They hold no participant data.
 async fn metrics(State(state): State<AppState>) -> Response {
     let recorder = state.recorder.stats();
-    let sessions = crate::state::lock(&state.sessions).len();
+    let (sockets, games, waiting) = state.placement.counts();
     axum::Json(serde_json::json!({
-        "sessions": sessions,
-        "games_running": state.games.running_count(),
-        "lobby_waiting": state.lobby.waiting_total(),
-        "steps_played": state.steps_played.load(std::sync::atomic::Ordering::Relaxed),
+        "sessions": sockets,
+        "games_running": games,
+        "lobby_waiting": waiting,
+        "steps_played": state.steps_played(),
         "recorder": {
             "steps_received": recorder.steps_received,
             "steps_written": recorder.steps_written,

@@ -24,6 +24,8 @@ pub const CLOSE_REPLACED: u16 = 4002;
 pub const CLOSE_RESTART: u16 = 1012;
 /// Close code: too many bad messages.
 pub const CLOSE_POLICY: u16 = 1008;
+/// Close code: the server holds as many sockets as it may ("try again later").
+pub const CLOSE_FULL: u16 = 1013;
 
 /// A message from the browser.
 #[derive(Debug, PartialEq)]

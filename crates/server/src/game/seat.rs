@@ -11,14 +11,43 @@
 //! Policies are created once per game and reset every episode, so a policy's
 //! state (frame stacks, sampling generator) never leaks between games.
 
+/// Why a seat could not act, or could not be set up. Either ends the game:
+/// no fallback is left to absorb it.
+#[derive(Debug, thiserror::Error)]
+pub enum SeatError {
+    #[error("policy {name:?} for {agent}: {reason}")]
+    Policy {
+        name: String,
+        agent: String,
+        reason: String,
+    },
+    #[error("{env} has no agent {agent}")]
+    NoAgent { env: String, agent: usize },
+    #[error("seat {0} is not a human seat")]
+    NotHuman(String),
+    #[error("seat {0} has no key map")]
+    NoKeyMap(String),
+    #[error("seat {0} has no policy to act")]
+    NoPolicy(String),
+    #[error("seat {agent}: {why}")]
+    NothingCanPlay { agent: String, why: String },
+    #[error("seat {agent}: fallback policy {name:?} failed: {reason}")]
+    FallbackFailed {
+        agent: String,
+        name: String,
+        reason: String,
+    },
+    #[error("no observation for agent {0}")]
+    NoObservation(usize),
+}
+
 use tandem_env::{Action, Observation, Space};
 use tandem_experiment::{InputKind, SeatConfig, SeatRole};
 use tandem_policy::{Policy, Registry};
 use tandem_store::ActionSource;
 use tokio::time::Instant;
 
-use super::Occupant;
-use crate::state::lock;
+use crate::connection::{Connection, take_input};
 
 /// A policy and the name it was created from.
 struct NamedPolicy {
@@ -32,14 +61,18 @@ impl NamedPolicy {
         name: &str,
         seat: &SeatConfig,
         env: &tandem_env::EnvSpec,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SeatError> {
         registry
             .create(name, env, seat.agent)
             .map(|policy| NamedPolicy {
                 name: name.to_string(),
                 policy,
             })
-            .map_err(|e| format!("policy {name:?} for {}: {e}", seat.agent_name))
+            .map_err(|e| SeatError::Policy {
+                name: name.to_string(),
+                agent: seat.agent_name.clone(),
+                reason: e.to_string(),
+            })
     }
 
     fn actor(&self) -> String {
@@ -95,7 +128,7 @@ pub(super) struct SeatRuntime {
     /// seats the lobby filled with their fallback.
     pub(super) participant_id: Option<i64>,
     /// Their socket, while attached.
-    pub(super) occupant: Option<Occupant>,
+    pub(super) occupant: Option<Connection>,
     /// Since when the participant has been away (never attached counts).
     pub(super) away_since: Option<Instant>,
     /// Whether the participant's socket has been attached in this task.
@@ -119,7 +152,7 @@ impl SeatRuntime {
         participant_id: Option<i64>,
         registry: &Registry,
         env: &tandem_env::EnvSpec,
-    ) -> Result<SeatRuntime, String> {
+    ) -> Result<SeatRuntime, SeatError> {
         let (acting, fallback) = match &config.role {
             SeatRole::Ai(ai) => (Some(&ai.policy), ai.fallback.as_ref()),
             SeatRole::Human(h) => (h.policy.as_ref(), h.fallback.as_ref()),
@@ -141,7 +174,10 @@ impl SeatRuntime {
                 .agents
                 .get(config.agent)
                 .map(|a| a.action_space.clone())
-                .ok_or_else(|| format!("{} has no agent {}", env.id, config.agent))?,
+                .ok_or_else(|| SeatError::NoAgent {
+                    env: env.id.clone(),
+                    agent: config.agent,
+                })?,
             config: config.clone(),
         })
     }
@@ -155,7 +191,7 @@ impl SeatRuntime {
     }
 
     /// The participant who plays here now (attached, not forfeited).
-    pub(super) fn present(&self) -> Option<&Occupant> {
+    pub(super) fn present(&self) -> Option<&Connection> {
         self.occupant.as_ref().filter(|_| !self.forfeited)
     }
 
@@ -201,11 +237,11 @@ impl SeatRuntime {
 
     /// Chooses the seat's action for this tick from its observation. `Err` is a
     /// failure no fallback can absorb; the game must end.
-    pub(super) fn choose(&mut self, obs: &Observation) -> Result<Choice, String> {
+    pub(super) fn choose(&mut self, obs: &Observation) -> Result<Choice, SeatError> {
         let (participant, input) = match (&self.config.role, self.present()) {
             (SeatRole::Human(_), Some(o)) => (
                 format!("participant:{}", o.participant_id),
-                lock(&o.input).take(),
+                take_input(&o.input),
             ),
             _ => return self.act_without_human(obs),
         };
@@ -223,7 +259,7 @@ impl SeatRuntime {
         let replaced = policy_choice.as_ref().and_then(|c| c.replaced.clone());
         // Borrowed again only now: the policies above needed `self` mutably.
         let SeatRole::Human(human) = &self.config.role else {
-            return Err(format!("seat {} is not a human seat", self.name()));
+            return Err(SeatError::NotHuman(self.name().to_string()));
         };
         let with_input = |mut c: Choice| {
             c.replaced = replaced;
@@ -236,7 +272,7 @@ impl SeatRuntime {
             InputKind::Action | InputKind::Correction => {
                 let resolved = match &human.keys {
                     Some(keys) => keys.action_for(&held),
-                    None => return Err(format!("seat {} has no key map", self.name())),
+                    None => return Err(SeatError::NoKeyMap(self.name().to_string())),
                 };
                 match (human.input, resolved.chord, policy_choice) {
                     (InputKind::Correction, None, Some(policy)) => policy,
@@ -259,7 +295,7 @@ impl SeatRuntime {
             }
             InputKind::Feedback => {
                 let Some(mut choice) = policy_choice else {
-                    return Err(format!("seat {} has no policy to act", self.name()));
+                    return Err(SeatError::NoPolicy(self.name().to_string()));
                 };
                 let mut total = 0.0;
                 let mut given = false;
@@ -282,9 +318,9 @@ impl SeatRuntime {
 
     /// The acting policy's action; if it fails, the fallback's (recording the
     /// replacement), else an error.
-    fn act_policy(&mut self, obs: &Observation) -> Result<Choice, String> {
+    fn act_policy(&mut self, obs: &Observation) -> Result<Choice, SeatError> {
         let Some(policy) = self.policy.as_mut() else {
-            return Err(format!("seat {} has no policy", self.config.agent_name));
+            return Err(SeatError::NoPolicy(self.config.agent_name.clone()));
         };
         match policy.act(obs, &self.action_space) {
             Ok(action) => Ok(Choice::by_policy(action, policy, ActionSource::Policy)),
@@ -300,7 +336,7 @@ impl SeatRuntime {
         &mut self,
         obs: &Observation,
         replaced: Option<(String, String)>,
-    ) -> Result<Choice, String> {
+    ) -> Result<Choice, SeatError> {
         let Some(fallback) = self.fallback.as_mut() else {
             let why = replaced.map_or_else(
                 || "nothing can play it".to_string(),
@@ -308,7 +344,10 @@ impl SeatRuntime {
                     format!("policy {name:?} failed ({reason}) and there is no fallback")
                 },
             );
-            return Err(format!("seat {}: {why}", self.config.agent_name));
+            return Err(SeatError::NothingCanPlay {
+                agent: self.config.agent_name.clone(),
+                why,
+            });
         };
         match fallback.act(obs, &self.action_space) {
             Ok(action) => {
@@ -316,14 +355,15 @@ impl SeatRuntime {
                 choice.replaced = replaced;
                 Ok(choice)
             }
-            Err(e) => Err(format!(
-                "seat {}: fallback policy {:?} failed: {e}",
-                self.config.agent_name, fallback.name
-            )),
+            Err(reason) => Err(SeatError::FallbackFailed {
+                agent: self.config.agent_name.clone(),
+                name: fallback.name.clone(),
+                reason,
+            }),
         }
     }
 
-    fn act_without_human(&mut self, obs: &Observation) -> Result<Choice, String> {
+    fn act_without_human(&mut self, obs: &Observation) -> Result<Choice, SeatError> {
         match (&self.config.role, self.policy_failed) {
             (SeatRole::Ai(_), false) => self.act_policy(obs),
             _ => self.act_fallback(obs, None),

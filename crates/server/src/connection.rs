@@ -1,0 +1,110 @@
+//! What the rest of the server holds of one participant's socket: a handle to
+//! queue messages for it, and the keys it holds now.
+//!
+//! The socket itself (reading, writing, closing) lives in `session`; everyone
+//! else (the flow, placement, the lobby, game tasks) reaches a socket only
+//! through a [`Connection`]. It is cheap to clone and never blocks: messages go
+//! to the socket's send task through a channel, and a closed socket drops them
+//! silently, since it is going away and its closing is handled where it closes.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::frames::FrameReceiver;
+use crate::sync::lock;
+
+/// A message for a socket's send task.
+pub enum Outgoing {
+    Json(Value),
+    /// Start streaming this game's frames, as seated agent `agent`.
+    Watch {
+        frames: FrameReceiver,
+        agent: usize,
+    },
+    /// Stop streaming frames.
+    Unwatch,
+    /// Close the socket with this code and reason.
+    Close(u16, &'static str),
+}
+
+/// One socket of one participant.
+#[derive(Clone)]
+pub struct Connection {
+    pub participant_id: i64,
+    /// Process-unique: tells a participant's sockets apart (a refresh, a second
+    /// tab), so that an old socket closing never undoes what a newer one holds.
+    pub id: u64,
+    out: mpsc::UnboundedSender<Outgoing>,
+    /// The keys this socket holds now, shared with the game seat it occupies.
+    pub input: SharedInput,
+}
+
+impl Connection {
+    /// A handle for the socket whose send task reads `out`.
+    pub fn new(participant_id: i64, id: u64, out: mpsc::UnboundedSender<Outgoing>) -> Self {
+        Connection {
+            participant_id,
+            id,
+            out,
+            input: Arc::new(Mutex::new(SeatInput::default())),
+        }
+    }
+
+    /// Queues a JSON message.
+    pub fn send(&self, message: Value) {
+        let _ = self.out.send(Outgoing::Json(message));
+    }
+
+    /// Queues a control instruction for the send task.
+    pub fn control(&self, outgoing: Outgoing) {
+        let _ = self.out.send(outgoing);
+    }
+}
+
+/// The keys a socket holds now, the keys pressed since the game last read them,
+/// and the input message that set them.
+#[derive(Clone, Debug, Default)]
+pub struct SeatInput {
+    pub keys: Vec<String>,
+    /// Keys that went down since the last tick, in order, even if already
+    /// released: a tap shorter than a tick still counts (feedback, chords).
+    pub pressed: Vec<String>,
+    pub seq: Option<u64>,
+    pub frame: Option<u64>,
+    pub ts: Option<f64>,
+}
+
+/// The most key presses kept between two ticks; more is a stuck key or abuse.
+pub const MAX_PRESSED: usize = 32;
+
+impl SeatInput {
+    /// Replaces the held keys, remembering the ones that went down.
+    pub fn update(&mut self, keys: Vec<String>, seq: u64, frame: Option<u64>, ts: Option<f64>) {
+        for key in &keys {
+            if !self.keys.contains(key) && self.pressed.len() < MAX_PRESSED {
+                self.pressed.push(key.clone());
+            }
+        }
+        self.keys = keys;
+        self.seq = Some(seq);
+        self.frame = frame;
+        self.ts = ts;
+    }
+
+    /// A copy for this tick; the presses are handed over and cleared.
+    pub fn take(&mut self) -> SeatInput {
+        let snapshot = self.clone();
+        self.pressed.clear();
+        snapshot
+    }
+}
+
+/// Written by the socket's receive loop, read by the game once per tick.
+pub type SharedInput = Arc<Mutex<SeatInput>>;
+
+/// Reads and clears a socket's input for one tick.
+pub fn take_input(input: &SharedInput) -> SeatInput {
+    lock(input).take()
+}

@@ -1,0 +1,282 @@
+//! The participant's path through the experiment's scenes, and the only ways
+//! to move along it.
+//!
+//! The database holds every participant's current scene; this module reads it,
+//! shows it, and moves a participant forward when the current scene is done:
+//! an info page acknowledged, a survey answered validly, a game over for them.
+//! A message for any scene but the current one is refused, so a browser cannot
+//! skip or repeat scenes. Moves are conditional updates in the store, so two
+//! racing moves from the same scene advance the participant once.
+//!
+//! Layout:
+//! - this file: showing scenes, info and survey answers, moving on.
+//! - `games`: a participant reaching a game scene: their game, a new game, or
+//!   the lobby; forming the lobby's groups.
+//! - `outcomes`: the one task that hears what game tasks and the lobby
+//!   decided (a game ended, a seat forfeited, a group formed) and carries it out.
+//!
+//! Where each participant *is* (socket, queue, seat) is placement's to decide;
+//! the flow asks it, writes to the database, and shows the result.
+
+mod games;
+mod outcomes;
+
+use serde_json::Value;
+use tandem_experiment::{ExternalIds, Scene};
+use tandem_store::Participant;
+use tracing::{error, info};
+
+use crate::connection::{Connection, Outgoing};
+use crate::state::AppState;
+use crate::wire;
+
+pub use games::run_lobby_ticker;
+pub use outcomes::run as run_outcomes;
+
+/// Why a message from the browser was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("this is scene {current}, not scene {sent}")]
+    WrongScene { current: usize, sent: usize },
+    #[error("scene {0} does not take this message")]
+    WrongKind(usize),
+    #[error("please tick the box to continue")]
+    ConsentRequired,
+    #[error("the server could not save this; please try again")]
+    Storage,
+}
+
+impl Refusal {
+    /// The machine-readable code sent in the `error` message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::WrongScene { .. } => "wrong_scene",
+            Refusal::WrongKind(_) => "wrong_kind",
+            Refusal::ConsentRequired => "consent_required",
+            Refusal::Storage => "storage",
+        }
+    }
+}
+
+/// The external ids an end scene may fill into its redirect URL.
+pub fn external_ids(p: &Participant) -> ExternalIds {
+    let r = p.recruit.clone();
+    ExternalIds {
+        participant: p.public_id.clone(),
+        prolific_pid: r.prolific_pid,
+        study_id: r.study_id,
+        session_id: r.session_id,
+        worker_id: r.worker_id,
+        assignment_id: r.assignment_id,
+        hit_id: r.hit_id,
+    }
+}
+
+async fn load(state: &AppState, participant_id: i64) -> Result<Participant, Refusal> {
+    match state.store.participant_by_id(participant_id).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => {
+            error!(
+                participant = participant_id,
+                "participant vanished from the database"
+            );
+            Err(Refusal::Storage)
+        }
+        Err(e) => {
+            error!(participant = participant_id, cause = %e, "could not read participant");
+            Err(Refusal::Storage)
+        }
+    }
+}
+
+/// The scene index a participant stands at, clamped to the experiment (an
+/// experiment file edited between runs may have fewer scenes).
+fn current_index(state: &AppState, p: &Participant) -> usize {
+    let count = state.experiment.scenes.len();
+    usize::try_from(p.scene_index)
+        .unwrap_or(0)
+        .min(count.saturating_sub(1))
+}
+
+/// Registers a new socket and shows its participant's current scene. A socket
+/// it replaces (a second tab, a refresh) is told and closed.
+pub async fn on_connect(state: &AppState, socket: &Connection) {
+    // Registered before the scene is read, so that a move finishing meanwhile
+    // shows its new scene to this socket rather than to the old one.
+    if let Some(old) = state.placement.connect(socket.clone()) {
+        info!(
+            participant = socket.participant_id,
+            "a new socket replaces the old one"
+        );
+        old.send(wire::replaced());
+        old.control(Outgoing::Close(wire::CLOSE_REPLACED, "replaced"));
+    }
+    let Ok(p) = load(state, socket.participant_id).await else {
+        socket.control(Outgoing::Close(
+            wire::CLOSE_UNKNOWN_PARTICIPANT,
+            "unknown participant",
+        ));
+        return;
+    };
+    state.placement.at_scene(p.id, current_index(state, &p));
+    socket.send(wire::hello(
+        &p.public_id,
+        &state.experiment.id,
+        &state.experiment.title,
+    ));
+    show_scene(state, socket, &p).await;
+}
+
+/// Sends the participant's current scene to `socket`, and for a game scene
+/// seats them in (or queues them for) its game.
+async fn show_scene(state: &AppState, socket: &Connection, p: &Participant) {
+    let index = current_index(state, p);
+    let scenes = &state.experiment.scenes;
+    let Some(scene) = scenes.get(index) else {
+        return;
+    };
+    let json = match scene {
+        Scene::End(end) => end.client_json(&external_ids(p)),
+        other => other.to_client_json(),
+    };
+    if !matches!(scene, Scene::Game(_)) {
+        socket.control(Outgoing::Unwatch);
+    }
+    socket.send(wire::scene(index, scenes.len(), json));
+    if let Scene::Game(game) = scene {
+        games::join(state, socket, p.id, index, game).await;
+    }
+}
+
+/// Checks that `sent` is the participant's current scene.
+async fn current(
+    state: &AppState,
+    participant_id: i64,
+    sent: usize,
+) -> Result<Participant, Refusal> {
+    let p = load(state, participant_id).await?;
+    let current = current_index(state, &p);
+    if current != sent {
+        return Err(Refusal::WrongScene { current, sent });
+    }
+    Ok(p)
+}
+
+/// `advance` from an info scene.
+pub async fn advance_info(
+    state: &AppState,
+    socket: &Connection,
+    scene: usize,
+    checked: bool,
+) -> Result<(), Refusal> {
+    current(state, socket.participant_id, scene).await?;
+    let Some(Scene::Info(info)) = state.experiment.scenes.get(scene) else {
+        return Err(Refusal::WrongKind(scene));
+    };
+    if info.checkbox.is_some() && !checked {
+        return Err(Refusal::ConsentRequired);
+    }
+    move_on(state, socket.participant_id, scene).await
+}
+
+/// `submit` on a survey scene: validated here, whatever the browser checked.
+pub async fn submit_survey(
+    state: &AppState,
+    socket: &Connection,
+    scene: usize,
+    answers: &Value,
+) -> Result<(), Refusal> {
+    let p = current(state, socket.participant_id, scene).await?;
+    let Some(Scene::Survey(survey)) = state.experiment.scenes.get(scene) else {
+        return Err(Refusal::WrongKind(scene));
+    };
+    let normalized = match survey.validate(answers) {
+        Err(errors) => {
+            socket.send(wire::invalid(scene, &errors));
+            return Ok(());
+        }
+        Ok(normalized) => normalized,
+    };
+    let Some(next) = state.experiment.scenes.get(scene + 1) else {
+        return Ok(());
+    };
+    let moved = state
+        .store
+        .submit_scene(
+            p.id,
+            (scene as u32, &survey.id),
+            &normalized,
+            ((scene + 1) as u32, next.id()),
+        )
+        .await
+        .map_err(|e| {
+            error!(participant = p.id, cause = %e, "could not save survey answers");
+            Refusal::Storage
+        })?;
+    if moved {
+        arrived(state, p.id, scene + 1).await;
+    }
+    Ok(())
+}
+
+/// Moves a participant from scene `from` to the next one and shows it to their
+/// socket, if connected. Does nothing if they already left `from`. Placement
+/// learns the move is over whatever happened, so a participant it marked as
+/// moving is never stuck so.
+pub async fn move_on(state: &AppState, participant_id: i64, from: usize) -> Result<(), Refusal> {
+    let scenes = &state.experiment.scenes;
+    let to = from + 1;
+    let (Some(from_scene), Some(to_scene)) = (scenes.get(from), scenes.get(to)) else {
+        state.placement.moved(participant_id, None);
+        return Ok(());
+    };
+    let moved = state
+        .store
+        .enter_scene(
+            participant_id,
+            Some((from as u32, from_scene.id())),
+            (to as u32, to_scene.id()),
+        )
+        .await;
+    match moved {
+        Ok(true) => {
+            arrived(state, participant_id, to).await;
+            Ok(())
+        }
+        Ok(false) => {
+            state.placement.moved(participant_id, None);
+            Ok(())
+        }
+        Err(e) => {
+            error!(participant = participant_id, cause = %e, "could not record a scene change");
+            state.placement.moved(participant_id, None);
+            Err(Refusal::Storage)
+        }
+    }
+}
+
+/// What follows a participant's move into scene `to`: an end scene marks them
+/// finished, and their socket, if connected, is shown the scene.
+async fn arrived(state: &AppState, participant_id: i64, to: usize) {
+    let Some(to_scene) = state.experiment.scenes.get(to) else {
+        return;
+    };
+    info!(
+        participant = participant_id,
+        scene = to_scene.id(),
+        "entered scene"
+    );
+    if let Scene::End(end) = to_scene
+        && let Err(e) = state
+            .store
+            .finish_participant(participant_id, end.completion_code.as_deref())
+            .await
+    {
+        error!(participant = participant_id, cause = %e, "could not mark participant finished");
+    }
+    if let Some(socket) = state.placement.moved(participant_id, Some(to))
+        && let Ok(p) = load(state, participant_id).await
+    {
+        show_scene(state, &socket, &p).await;
+    }
+}

@@ -1,0 +1,126 @@
+//! What a game shows: each tick's frame, published once for every viewer,
+//! and the `game` status message.
+//!
+//! A frame goes into the game's `watch` channel, so each socket reads the
+//! newest one and a slow browser skips frames instead of queueing them (each
+//! socket diffs and encodes for itself: see `frames`). Pixel frames are
+//! PNG-encoded here, once per tick, since every viewer gets the same image;
+//! a sprite environment shown as pixels is rasterized first.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tandem_env::{Frame, Image};
+use tandem_experiment::{GameScene, RenderMode};
+use tandem_store::now_us;
+use tracing::warn;
+
+use crate::frames::{FrameContent, FrameSender, PublishedFrame, encode_png};
+
+/// Publishes a game's frames.
+pub(super) struct Publisher {
+    frames: FrameSender,
+    /// Frames published so far: the `tick` every frame carries.
+    tick: u64,
+    render: RenderMode,
+    canvas: (u32, u32),
+    game_id: i64,
+}
+
+/// Where a frame is in the game, and each agent's figures at it.
+pub(super) struct FrameFacts<'a> {
+    pub(super) episode: u32,
+    pub(super) step: u32,
+    pub(super) acks: &'a [Option<u64>],
+    pub(super) rewards: &'a [f64],
+    pub(super) returns: &'a [f64],
+}
+
+impl Publisher {
+    pub(super) fn new(frames: FrameSender, scene: &GameScene, game_id: i64) -> Self {
+        Publisher {
+            frames,
+            tick: 0,
+            render: scene.render,
+            canvas: scene.canvas(),
+            game_id,
+        }
+    }
+
+    /// Frames published so far.
+    pub(super) fn tick(&self) -> u64 {
+        self.tick
+    }
+
+    /// Publishes `frame` to every viewer.
+    pub(super) fn publish(&mut self, frame: Frame, facts: FrameFacts<'_>) {
+        self.tick += 1;
+        let content = match (frame, self.render) {
+            (Frame::Sprites(sprites), RenderMode::Sprites) => Ok(FrameContent::Sprites(sprites)),
+            (Frame::Sprites(sprites), RenderMode::Pixels) => {
+                let (width, height) = self.canvas;
+                let image = tandem_envs::rasterize(&sprites, width, height, [255, 255, 255]);
+                png_content(&image)
+            }
+            (Frame::Pixels(image), _) => png_content(&image),
+        };
+        let content = match content {
+            Ok(content) => content,
+            Err(e) => {
+                warn!(game = self.game_id, cause = %e, "could not encode a frame");
+                return;
+            }
+        };
+        self.frames.send_replace(Some(Arc::new(PublishedFrame {
+            tick: self.tick,
+            episode: facts.episode,
+            step: facts.step,
+            acks: facts.acks.to_vec(),
+            rewards: facts.rewards.to_vec(),
+            returns: facts.returns.to_vec(),
+            content,
+        })));
+    }
+
+    /// Takes the last frame down: whoever plays next must not be shown an
+    /// interrupted episode's last frame as if it were the new one.
+    pub(super) fn clear(&self) {
+        self.frames.send_replace(None);
+    }
+}
+
+fn png_content(image: &Image) -> Result<FrameContent, png::EncodingError> {
+    Ok(FrameContent::Png {
+        width: image.width,
+        height: image.height,
+        png: encode_png(image)?,
+    })
+}
+
+/// Where a game stands, for its `game` status message.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Progress {
+    /// The index of the episode playing or next.
+    pub(super) episode: u32,
+    pub(super) done: u32,
+    pub(super) last_return: Option<f64>,
+}
+
+/// The `game` status message for the heads-up display.
+pub(super) fn status(
+    status: &str,
+    progress: Progress,
+    scene: &GameScene,
+    deadline_us: Option<i64>,
+) -> Value {
+    let time_left = deadline_us.map(|d| ((d - now_us()).max(0) as f64) / 1e6);
+    json!({
+        "type": "game",
+        "status": status,
+        "episode": progress.episode,
+        "episodes_done": progress.done,
+        "episodes_total": scene.episodes,
+        "time_left_s": time_left,
+        "last_return": progress.last_return,
+    })
+}
