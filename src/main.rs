@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tandem_envs::Catalog;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -38,6 +39,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
+        /// The most participant sockets open at once; more are closed with
+        /// code 1013 ("try again later"), and the page retries.
+        #[arg(long, default_value_t = tandem_server::DEFAULT_MAX_SOCKETS)]
+        max_sockets: usize,
     },
     /// Validate an experiment file and report every problem with file, line and column.
     Check {
@@ -68,9 +73,14 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Check { file } => check(&file),
-        Command::Serve { file, db, addr } => tokio::runtime::Runtime::new()
+        Command::Serve {
+            file,
+            db,
+            addr,
+            max_sockets,
+        } => tokio::runtime::Runtime::new()
             .context("could not start the async runtime")
-            .and_then(|rt| rt.block_on(serve(file, db, addr))),
+            .and_then(|rt| rt.block_on(serve(file, db, addr, max_sockets))),
         Command::Bench(options) => bench(options),
     };
     match result {
@@ -82,8 +92,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// The environments experiment files may name: the built-ins for now. Every
+/// command reads files and runs games with this one catalog.
+fn environments() -> Catalog {
+    Catalog::builtin()
+}
+
 fn check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let experiment = match tandem_experiment::load(file) {
+    let envs = environments();
+    let experiment = match tandem_experiment::load_with(file, &envs) {
         Ok(experiment) => experiment,
         Err(e) => {
             eprintln!("{e}");
@@ -99,6 +116,18 @@ fn check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
         experiment.id,
         experiment.scenes.len()
     );
+    let mut env_ids: Vec<&str> = experiment
+        .scenes
+        .iter()
+        .filter_map(|s| s.as_game().map(|g| g.env.as_str()))
+        .collect();
+    env_ids.sort_unstable();
+    env_ids.dedup();
+    for id in env_ids {
+        if let Ok(factory) = envs.get(id) {
+            println!("  env {id}: {}", factory.describe());
+        }
+    }
     for def in &experiment.policies {
         if let Some(description) = registry.describe(&def.name) {
             println!("  policy {}: {description}", def.name);
@@ -125,9 +154,15 @@ fn bench(options: tandem_bench::Options) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(file: Option<PathBuf>, db: String, addr: SocketAddr) -> anyhow::Result<ExitCode> {
+async fn serve(
+    file: Option<PathBuf>,
+    db: String,
+    addr: SocketAddr,
+    max_sockets: usize,
+) -> anyhow::Result<ExitCode> {
+    let envs = environments();
     let experiment = match &file {
-        Some(path) => match tandem_experiment::load(path) {
+        Some(path) => match tandem_experiment::load_with(path, &envs) {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("{e}");
@@ -150,8 +185,12 @@ async fn serve(file: Option<PathBuf>, db: String, addr: SocketAddr) -> anyhow::R
         "Tandem is serving {:?} ({}) on http://{local}/ — recording to {db}. Ctrl-C stops.",
         experiment.title, experiment.id
     );
-    tandem_server::run_with_policies(listener, experiment, store, registry, shutdown_signal())
-        .await?;
+    let options = tandem_server::Options {
+        policies: registry,
+        envs,
+        max_sockets,
+    };
+    tandem_server::run_with(listener, experiment, store, options, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

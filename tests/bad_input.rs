@@ -266,3 +266,42 @@ async fn restart_resumes_every_participant_at_their_scene() {
         0
     );
 }
+
+/// Sockets over the server's cap are closed with 1013 ("try again later")
+/// before they cost a session; once a socket closes, the next one is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_over_the_cap_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = tandem_server::Options {
+        max_sockets: 1,
+        ..tandem_server::Options::default()
+    };
+    let mut server =
+        TestServer::start_with_options(LONG_GAME, &dir.path().join("t.db"), options).await;
+    let mut first = Client::arrive(&server, "").await;
+    first.expect("scene").await;
+
+    let cookie = visit(&server, "", None).await;
+    let mut refused = Client::connect(&server, &cookie).await;
+    let closed = refused.next().await.expect("a close frame");
+    assert_eq!(closed["type"], "closed");
+    assert_eq!(closed["code"], 1013);
+
+    first.ws.close(None).await.expect("close");
+    // The permit returns once the first socket's session has ended.
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let mut next = Client::connect(&server, &cookie).await;
+        match next.next().await {
+            Some(m) if m["type"] == "hello" => break,
+            other => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never served after the first socket closed: {other:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    server.stop().await;
+}

@@ -130,9 +130,23 @@ impl TestServer {
         db_path: &Path,
         policies: tandem_policy::Registry,
     ) -> TestServer {
+        let options = tandem_server::Options {
+            policies,
+            ..tandem_server::Options::default()
+        };
+        TestServer::start_with_options(experiment, db_path, options).await
+    }
+
+    /// [`TestServer::start_at`] with its own [`tandem_server::Options`]; the
+    /// experiment is read with the options' environment catalog.
+    pub async fn start_with_options(
+        experiment: &str,
+        db_path: &Path,
+        options: tandem_server::Options,
+    ) -> TestServer {
         count_server_panics();
-        let experiment =
-            tandem_experiment::parse(experiment, "test.toml").expect("test experiment parses");
+        let experiment = tandem_experiment::parse_with(experiment, "test.toml", &options.envs)
+            .expect("test experiment parses");
         let store = tandem_store::Store::open(db_path.to_str().expect("utf-8 path"))
             .await
             .expect("database opens");
@@ -141,11 +155,11 @@ impl TestServer {
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(tandem_server::run_with_policies(
+        let handle = tokio::spawn(tandem_server::run_with(
             listener,
             experiment,
             store,
-            policies,
+            options,
             async {
                 let _ = stopped.await;
             },

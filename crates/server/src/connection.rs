@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
+use tandem_wire::ServerMessage;
 use tokio::sync::mpsc;
 
 use crate::frames::FrameReceiver;
@@ -17,7 +17,7 @@ use crate::sync::lock;
 
 /// A message for a socket's send task.
 pub enum Outgoing {
-    Json(Value),
+    Message(ServerMessage),
     /// Start streaming this game's frames, as seated agent `agent`.
     Watch {
         frames: FrameReceiver,
@@ -52,9 +52,9 @@ impl Connection {
         }
     }
 
-    /// Queues a JSON message.
-    pub fn send(&self, message: Value) {
-        let _ = self.out.send(Outgoing::Json(message));
+    /// Queues a message.
+    pub fn send(&self, message: ServerMessage) {
+        let _ = self.out.send(Outgoing::Message(message));
     }
 
     /// Queues a control instruction for the send task.

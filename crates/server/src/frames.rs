@@ -10,8 +10,8 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
 use tandem_env::{Image, Sprite, SpriteDiff};
+use tandem_wire::{PixelHeader, SpriteFrameRef, encode_pixel_frame};
 
 /// What a game publishes into; each viewer's socket holds a receiver.
 pub type FrameSender = tokio::sync::watch::Sender<Option<Arc<PublishedFrame>>>;
@@ -55,37 +55,8 @@ pub enum Encoded {
     Nothing,
 }
 
-#[derive(Serialize)]
-struct SpriteMessage<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    tick: u64,
-    episode: u32,
-    step: u32,
-    ack: Option<u64>,
-    full: bool,
-    upsert: &'a [Sprite],
-    remove: &'a [u32],
-    reward: f64,
-    #[serde(rename = "return")]
-    total: f64,
-}
-
-#[derive(Serialize)]
-struct PixelHeader {
-    tick: u64,
-    episode: u32,
-    step: u32,
-    ack: Option<u64>,
-    width: u32,
-    height: u32,
-    reward: f64,
-    #[serde(rename = "return")]
-    total: f64,
-}
-
 /// Byte 0 of a binary pixel frame (see `docs/WIRE.md`).
-pub const PIXEL_FRAME_V1: u8 = 1;
+pub use tandem_wire::PIXEL_FRAME_V1;
 
 /// Per-socket frame state: the last frame this socket sent, to diff against.
 #[derive(Default)]
@@ -112,8 +83,7 @@ impl FrameEncoder {
                     _ => None,
                 });
                 let diff = previous.map(|prev| SpriteDiff::between(prev, sprites));
-                let message = SpriteMessage {
-                    kind: "frame",
+                let message = SpriteFrameRef {
                     tick: frame.tick,
                     episode: frame.episode,
                     step: frame.step,
@@ -122,7 +92,7 @@ impl FrameEncoder {
                     upsert: diff.as_ref().map_or(sprites, |d| &d.upsert),
                     remove: diff.as_ref().map_or(&[], |d| &d.remove),
                     reward,
-                    total,
+                    episode_return: total,
                 };
                 match serde_json::to_string(&message) {
                     Ok(text) => Encoded::Text(text),
@@ -138,17 +108,12 @@ impl FrameEncoder {
                     width: *width,
                     height: *height,
                     reward,
-                    total,
+                    episode_return: total,
                 };
-                let Ok(header) = serde_json::to_vec(&header) else {
-                    return Encoded::Nothing;
-                };
-                let mut bytes = Vec::with_capacity(5 + header.len() + png.len());
-                bytes.push(PIXEL_FRAME_V1);
-                bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
-                bytes.extend_from_slice(&header);
-                bytes.extend_from_slice(png);
-                Encoded::Binary(bytes)
+                match encode_pixel_frame(&header, png) {
+                    Ok(bytes) => Encoded::Binary(bytes),
+                    Err(_) => return Encoded::Nothing,
+                }
             }
         };
         self.last = Some(Arc::clone(frame));

@@ -13,7 +13,6 @@
 //! - `connection`: the handle the rest of the server holds of one socket.
 //! - `frames`: published frames and their per-socket encoding.
 //! - [`policies`]: checks that every policy an experiment names can serve its seat.
-//! - `wire`: the socket's message types (`docs/WIRE.md`).
 //! - `state`: the shared state handed to every handler.
 //! - [`Options`]: what a server runs with besides its experiment and database.
 //! - `sync`: a poison-proof lock and waiting for the stop signal.
@@ -33,7 +32,6 @@ mod session;
 mod state;
 mod sync;
 pub mod web;
-mod wire;
 
 use std::future::Future;
 use std::sync::Arc;

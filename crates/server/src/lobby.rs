@@ -16,12 +16,11 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use tandem_experiment::GameScene;
 use tandem_store::MatchReason;
 use tokio::time::Instant;
 
-use crate::wire;
+use tandem_wire::{LobbyStatus, ServerMessage};
 
 /// How often everyone waiting hears how long they have waited, and the
 /// timeouts are applied.
@@ -100,14 +99,16 @@ pub fn status(
     waiting: usize,
     waiter: &Waiter,
     now: Instant,
-) -> Value {
-    wire::lobby(
-        scene_index,
+) -> ServerMessage {
+    let waited_s = now.saturating_duration_since(waiter.joined).as_secs_f64();
+    ServerMessage::Lobby(LobbyStatus {
+        scene: scene_index,
         waiting,
-        scene.humans,
-        now.saturating_duration_since(waiter.joined).as_secs_f64(),
-        scene.human_timeout_s,
-    )
+        needed: scene.humans,
+        // Tenths: the page shows whole seconds, and shorter text is cheaper.
+        waited_s: (waited_s * 10.0).round() / 10.0,
+        timeout_s: scene.human_timeout_s,
+    })
 }
 
 #[cfg(test)]
@@ -248,10 +249,15 @@ markdown = "x"
         let w = waiter(1);
         tokio::time::advance(Duration::from_millis(2_500)).await;
         let message = status(4, &scene, 3, &w, Instant::now());
-        assert_eq!(message["scene"], 4);
-        assert_eq!(message["waiting"], 3);
-        assert_eq!(message["needed"], 2);
-        assert_eq!(message["waited_s"], 2.5);
-        assert_eq!(message["timeout_s"], 60);
+        assert_eq!(
+            message,
+            ServerMessage::Lobby(LobbyStatus {
+                scene: 4,
+                waiting: 3,
+                needed: 2,
+                waited_s: 2.5,
+                timeout_s: Some(60),
+            })
+        );
     }
 }

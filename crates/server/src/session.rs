@@ -17,6 +17,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tandem_experiment::Scene;
+use tandem_wire::{ClientMessage, ErrorCode, Pong, ServerMessage};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tracing::{debug, warn};
 
@@ -25,7 +26,6 @@ use crate::flow;
 use crate::frames::{Encoded, FrameEncoder, PublishedFrame};
 use crate::state::AppState;
 use crate::sync::{lock, stopped};
-use crate::wire::{self, ClientMessage};
 
 /// How many refused messages a socket may send before it is closed.
 const MAX_BAD_MESSAGES: u32 = 50;
@@ -59,7 +59,7 @@ pub async fn run<S, E>(
         let message = tokio::select! {
             message = stream.next() => message,
             _ = stopped(&mut shutdown) => {
-                connection.control(Outgoing::Close(wire::CLOSE_RESTART, "server restarting"));
+                connection.control(Outgoing::Close(tandem_wire::CLOSE_RESTART, "server restarting"));
                 break;
             }
             _ = &mut send_task => {
@@ -73,7 +73,7 @@ pub async fn run<S, E>(
                 refuse(
                     &connection,
                     &mut bad_messages,
-                    "invalid_message",
+                    ErrorCode::InvalidMessage,
                     "binary messages are not accepted",
                 );
                 if bad_messages > MAX_BAD_MESSAGES {
@@ -94,7 +94,10 @@ pub async fn run<S, E>(
                 participant = participant_id,
                 "closing a socket that sent too many bad messages"
             );
-            connection.control(Outgoing::Close(wire::CLOSE_POLICY, "too many bad messages"));
+            connection.control(Outgoing::Close(
+                tandem_wire::CLOSE_POLICY,
+                "too many bad messages",
+            ));
             break;
         }
     }
@@ -130,9 +133,9 @@ pub async fn run<S, E>(
 async fn handle(state: &AppState, connection: &Connection, bad_messages: &mut u32, text: &str) {
     match ClientMessage::parse(text) {
         ClientMessage::Invalid { reason } => {
-            refuse(connection, bad_messages, "invalid_message", &reason);
+            refuse(connection, bad_messages, ErrorCode::InvalidMessage, &reason);
         }
-        ClientMessage::Ping { t } => connection.send(wire::pong(&t)),
+        ClientMessage::Ping { t } => connection.send(ServerMessage::Pong(Pong { t })),
         ClientMessage::Input(input) => {
             let mut held = lock(&connection.input);
             // Sequence numbers start at 1 on every socket.
@@ -171,14 +174,16 @@ async fn handle(state: &AppState, connection: &Connection, bad_messages: &mut u3
 
 /// Logs a refused message, counts it, and tells the browser why (until the
 /// socket has refused so many that replies would only feed a flood).
-fn refuse(connection: &Connection, bad_messages: &mut u32, code: &str, reason: &str) {
+fn refuse(connection: &Connection, bad_messages: &mut u32, code: ErrorCode, reason: &str) {
     *bad_messages += 1;
     warn!(
         participant = connection.participant_id,
-        code, reason, "refused a message"
+        code = code.as_str(),
+        reason,
+        "refused a message"
     );
     if *bad_messages <= MAX_BAD_MESSAGES {
-        connection.send(wire::error(code, reason));
+        connection.send(ServerMessage::error(code, reason));
     }
 }
 
@@ -202,8 +207,8 @@ where
             message = control.recv() => {
                 let Some(message) = message else { break };
                 match message {
-                    Outgoing::Json(value) => {
-                        if sink.send(Message::Text(Utf8Bytes::from(value.to_string()))).await.is_err() {
+                    Outgoing::Message(message) => {
+                        if sink.send(Message::Text(Utf8Bytes::from(message.to_text()))).await.is_err() {
                             break;
                         }
                     }

@@ -22,7 +22,6 @@ use tracing::{error, info, warn};
 
 use crate::session;
 use crate::state::AppState;
-use crate::wire;
 
 /// The participant front end, embedded at build time.
 static WEB: Dir = include_dir!("$CARGO_MANIFEST_DIR/../../web");
@@ -224,12 +223,12 @@ async fn participant_socket(
     // tungstenite's default 128 KiB read buffer, zeroed on first use, was most of
     // a session's memory; client messages are small (BENCHMARKS.md, 168 → 39 KB).
     ws.read_buffer_size(4 * 1024)
-        .max_message_size(wire::MAX_CLIENT_MESSAGE)
-        .max_frame_size(wire::MAX_CLIENT_MESSAGE)
+        .max_message_size(tandem_wire::MAX_CLIENT_MESSAGE)
+        .max_frame_size(tandem_wire::MAX_CLIENT_MESSAGE)
         .on_upgrade(move |mut socket| async move {
             let (code, reason) = match (participant, permit) {
                 (Some(_), _) if state.is_shutting_down() => {
-                    (wire::CLOSE_RESTART, "server restarting")
+                    (tandem_wire::CLOSE_RESTART, "server restarting")
                 }
                 (Some(p), Some(permit)) => return session::run(socket, state, p.id, permit).await,
                 (Some(p), None) => {
@@ -238,11 +237,14 @@ async fn participant_socket(
                         limit = state.sockets_limit,
                         "refused a socket: the server holds as many as it may"
                     );
-                    (wire::CLOSE_FULL, "server full")
+                    (tandem_wire::CLOSE_FULL, "server full")
                 }
                 (None, _) => {
                     warn!("socket without a known participant");
-                    (wire::CLOSE_UNKNOWN_PARTICIPANT, "unknown participant")
+                    (
+                        tandem_wire::CLOSE_UNKNOWN_PARTICIPANT,
+                        "unknown participant",
+                    )
                 }
             };
             let _ = socket
@@ -276,3 +278,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }))
     .into_response()
 }
+
+#[cfg(test)]
+#[path = "web_tests.rs"]
+mod tests;

@@ -18,6 +18,8 @@ pub const CLOSE_POLICY: u16 = 1008;
 /// Close code: the server is shutting down (WebSocket "service restart"):
 /// reconnect with backoff.
 pub const CLOSE_RESTART: u16 = 1012;
+/// Close code: the server holds as many sockets as it may; try again later.
+pub const CLOSE_FULL: u16 = 1013;
 /// Close code: no participant cookie, or an unknown one: reload the page.
 pub const CLOSE_UNKNOWN_PARTICIPANT: u16 = 4001;
 /// Close code: another socket took over this participant.

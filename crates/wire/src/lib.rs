@@ -30,8 +30,8 @@ mod server;
 
 pub use client::{ClientMessage, Input, MAX_CLIENT_MESSAGE, MAX_KEYS};
 pub use codes::{
-    CLOSE_NORMAL, CLOSE_POLICY, CLOSE_REPLACED, CLOSE_RESTART, CLOSE_UNKNOWN_PARTICIPANT,
-    ErrorCode, NoticeCode, PROTOCOL_VERSION,
+    CLOSE_FULL, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_REPLACED, CLOSE_RESTART,
+    CLOSE_UNKNOWN_PARTICIPANT, ErrorCode, NoticeCode, PROTOCOL_VERSION,
 };
 pub use frame::{
     PIXEL_FRAME_V1, PixelFrame, PixelFrameError, PixelHeader, SpriteFrame, SpriteFrameRef,

@@ -69,6 +69,22 @@ impl ServerMessage {
         })
     }
 
+    /// `error` with `code` and a message for the log and the participant.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
+        ServerMessage::Error(ErrorMessage {
+            code,
+            message: message.into(),
+        })
+    }
+
+    /// `notice` with `code` and a text written for the participant.
+    pub fn notice(code: NoticeCode, text: impl Into<String>) -> ServerMessage {
+        ServerMessage::Notice(Notice {
+            code,
+            text: text.into(),
+        })
+    }
+
     /// The message's `type` on the wire (`unknown` for [`ServerMessage::Unknown`]).
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -505,6 +505,7 @@ fn the_wire_doc_lists_what_the_crate_knows() {
         tandem_wire::CLOSE_REPLACED,
         tandem_wire::CLOSE_RESTART,
         tandem_wire::CLOSE_POLICY,
+        tandem_wire::CLOSE_FULL,
         tandem_wire::CLOSE_NORMAL,
     ] {
         assert!(

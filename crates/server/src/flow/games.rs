@@ -13,6 +13,7 @@
 
 use tandem_experiment::{GameScene, Scene};
 use tandem_store::{Game, MatchReason, NewMatch, StoreError, now_us};
+use tandem_wire::{ErrorCode, NoticeCode, ServerMessage};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
@@ -22,7 +23,6 @@ use crate::lobby::{Decision, LobbyDecision, STATUS_INTERVAL, Waiter};
 use crate::placement::Join;
 use crate::state::AppState;
 use crate::sync::stopped;
-use crate::wire;
 
 /// Seats or queues a participant whose `socket` was shown game scene `scene_index`.
 pub(super) async fn join(
@@ -75,8 +75,8 @@ fn give_up(state: &AppState, participant_id: i64, cause: &GameError) {
     error!(participant = participant_id, %cause, "could not open a game");
     state.placement.release(participant_id);
     if let Some(socket) = state.placement.socket(participant_id) {
-        socket.send(wire::error(
-            "storage",
+        socket.send(ServerMessage::error(
+            ErrorCode::Storage,
             "the game could not start; please reload the page",
         ));
     }
@@ -117,8 +117,8 @@ async fn queue(state: &AppState, participant_id: i64, scene_index: usize, scene:
             error!(participant = participant_id, cause = %e, "could not record a lobby wait");
             state.placement.release(participant_id);
             if let Some(socket) = state.placement.socket(participant_id) {
-                socket.send(wire::error(
-                    "storage",
+                socket.send(ServerMessage::error(
+                    ErrorCode::Storage,
                     "the lobby could not be joined; please reload the page",
                 ));
             }
@@ -260,8 +260,8 @@ async fn no_partner(state: &AppState, scene_index: usize, w: Waiter) {
     timeout_event(state, &w, scene_index, "no_partner").await;
     info!(participant = w.participant_id, "no partner found in time");
     if let Some(socket) = state.placement.socket(w.participant_id) {
-        socket.send(wire::notice(
-            "no_partner",
+        socket.send(ServerMessage::notice(
+            NoticeCode::NoPartner,
             "No other participant arrived in time, so this game is skipped. \
              Thank you for waiting; the study continues.",
         ));

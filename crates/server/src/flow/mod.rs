@@ -24,11 +24,11 @@ mod outcomes;
 use serde_json::Value;
 use tandem_experiment::{ExternalIds, Scene};
 use tandem_store::Participant;
+use tandem_wire::{ErrorCode, Invalid, SceneMessage, ServerMessage};
 use tracing::{error, info};
 
 use crate::connection::{Connection, Outgoing};
 use crate::state::AppState;
-use crate::wire;
 
 pub use games::run_lobby_ticker;
 pub use outcomes::run as run_outcomes;
@@ -48,12 +48,12 @@ pub enum Refusal {
 
 impl Refusal {
     /// The machine-readable code sent in the `error` message.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Refusal::WrongScene { .. } => "wrong_scene",
-            Refusal::WrongKind(_) => "wrong_kind",
-            Refusal::ConsentRequired => "consent_required",
-            Refusal::Storage => "storage",
+            Refusal::WrongScene { .. } => ErrorCode::WrongScene,
+            Refusal::WrongKind(_) => ErrorCode::WrongKind,
+            Refusal::ConsentRequired => ErrorCode::ConsentRequired,
+            Refusal::Storage => ErrorCode::Storage,
         }
     }
 }
@@ -108,21 +108,20 @@ pub async fn on_connect(state: &AppState, socket: &Connection) {
             participant = socket.participant_id,
             "a new socket replaces the old one"
         );
-        old.send(wire::replaced());
-        old.control(Outgoing::Close(wire::CLOSE_REPLACED, "replaced"));
+        old.send(ServerMessage::Replaced);
+        old.control(Outgoing::Close(tandem_wire::CLOSE_REPLACED, "replaced"));
     }
     let Ok(p) = load(state, socket.participant_id).await else {
         socket.control(Outgoing::Close(
-            wire::CLOSE_UNKNOWN_PARTICIPANT,
+            tandem_wire::CLOSE_UNKNOWN_PARTICIPANT,
             "unknown participant",
         ));
         return;
     };
     state.placement.at_scene(p.id, current_index(state, &p));
-    socket.send(wire::hello(
-        &p.public_id,
-        &state.experiment.id,
-        &state.experiment.title,
+    socket.send(ServerMessage::hello(
+        p.public_id.clone(),
+        state.experiment.view(),
     ));
     show_scene(state, socket, &p).await;
 }
@@ -135,14 +134,14 @@ async fn show_scene(state: &AppState, socket: &Connection, p: &Participant) {
     let Some(scene) = scenes.get(index) else {
         return;
     };
-    let json = match scene {
-        Scene::End(end) => end.client_json(&external_ids(p)),
-        other => other.to_client_json(),
-    };
     if !matches!(scene, Scene::Game(_)) {
         socket.control(Outgoing::Unwatch);
     }
-    socket.send(wire::scene(index, scenes.len(), json));
+    socket.send(ServerMessage::Scene(SceneMessage {
+        index,
+        count: scenes.len(),
+        scene: scene.view_for(&external_ids(p)),
+    }));
     if let Scene::Game(game) = scene {
         games::join(state, socket, p.id, index, game).await;
     }
@@ -192,7 +191,7 @@ pub async fn submit_survey(
     };
     let normalized = match survey.validate(answers) {
         Err(errors) => {
-            socket.send(wire::invalid(scene, &errors));
+            socket.send(ServerMessage::Invalid(Invalid { scene, errors }));
             return Ok(());
         }
         Ok(normalized) => normalized,

@@ -14,6 +14,8 @@ use tokio::sync::mpsc;
 use tracing::{error, info};
 
 use super::games;
+use tandem_wire::ServerMessage;
+
 use crate::game::GameReport;
 use crate::lobby::LobbyDecision;
 use crate::state::AppState;
@@ -54,7 +56,7 @@ async fn game_report(state: AppState, report: GameReport) {
             // of finding no game (which in a multiplayer scene means the lobby).
             for (participant, socket) in state.placement.game_ended(game_id, generation, &staying) {
                 if let (Some(notice), Some(socket)) = (&notice, &socket) {
-                    socket.send(notice.clone());
+                    socket.send(ServerMessage::clone(notice));
                 }
                 let _ = super::move_on(&state, participant, scene_index).await;
             }

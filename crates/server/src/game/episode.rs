@@ -17,6 +17,7 @@ use tandem_experiment::GameScene;
 use tandem_store::{
     AgentStep, EpisodeAgent, EpisodeEnd, EpisodeStart, Outcome, StepRecord, now_us,
 };
+use tandem_wire::{GameState, NoticeCode};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{error, info, warn};
 
@@ -70,7 +71,7 @@ impl GameTask<'_> {
             }
             if !self.roster.is_ready() {
                 if !waiting_shown {
-                    self.show_status("waiting", progress);
+                    self.show_status(GameState::Waiting, progress);
                     waiting_shown = true;
                 }
                 let wake = self.next_wake();
@@ -85,7 +86,7 @@ impl GameTask<'_> {
                 continue;
             }
             waiting_shown = false;
-            self.show_status("playing", progress);
+            self.show_status(GameState::Playing, progress);
             let exit = self.play_episode(progress.episode).await;
             progress.episode += 1;
             match exit {
@@ -100,7 +101,12 @@ impl GameTask<'_> {
                     if !finished {
                         tokio::time::sleep(tick_period(self.scene)).await;
                     }
-                    self.show_status(if finished { "ended" } else { "playing" }, progress);
+                    let state = if finished {
+                        GameState::Ended
+                    } else {
+                        GameState::Playing
+                    };
+                    self.show_status(state, progress);
                 }
                 EpisodeExit::Paused => self.publisher.clear(),
                 EpisodeExit::Ended(exit) => return exit,
@@ -108,7 +114,7 @@ impl GameTask<'_> {
         }
     }
 
-    fn show_status(&self, name: &str, progress: Progress) {
+    fn show_status(&self, name: GameState, progress: Progress) {
         self.roster
             .broadcast(&status(name, progress, self.scene, self.deadline_us));
     }
@@ -308,7 +314,7 @@ impl GameTask<'_> {
                     self.event(None, "policy_failed", detail, at);
                     return Err(GameExit::EndedEarly {
                         reason: format!("policy_failed: {reason}"),
-                        code: "policy_failed",
+                        code: NoticeCode::PolicyFailed,
                         notice:
                             "An AI player in this game stopped working, so the game has ended. \
                                  Thank you for playing; the study continues."

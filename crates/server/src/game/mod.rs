@@ -34,11 +34,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use serde_json::Value;
 use tandem_envs::Catalog;
 use tandem_experiment::{Experiment, GameScene, SeatRole};
 use tandem_policy::Registry;
 use tandem_store::{Game, NewGame, Recorder, Seat, Store};
+use tandem_wire::ServerMessage;
 use tokio::sync::{mpsc, watch};
 use tokio_util::task::TaskTracker;
 
@@ -73,7 +73,7 @@ pub enum GameReport {
         staying: Vec<i64>,
         /// Stored as the game's end reason.
         reason: String,
-        notice: Option<Value>,
+        notice: Option<Box<ServerMessage>>,
     },
     /// A participant stayed away past the grace period and their seat's
     /// fallback keeps it: they move past the game's scene now.

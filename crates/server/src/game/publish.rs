@@ -9,10 +9,10 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
 use tandem_env::{Frame, Image};
 use tandem_experiment::{GameScene, RenderMode};
 use tandem_store::now_us;
+use tandem_wire::{GameState, GameStatus, ServerMessage};
 use tracing::warn;
 
 use crate::frames::{FrameContent, FrameSender, PublishedFrame, encode_png};
@@ -108,19 +108,17 @@ pub(super) struct Progress {
 
 /// The `game` status message for the heads-up display.
 pub(super) fn status(
-    status: &str,
+    status: GameState,
     progress: Progress,
     scene: &GameScene,
     deadline_us: Option<i64>,
-) -> Value {
-    let time_left = deadline_us.map(|d| ((d - now_us()).max(0) as f64) / 1e6);
-    json!({
-        "type": "game",
-        "status": status,
-        "episode": progress.episode,
-        "episodes_done": progress.done,
-        "episodes_total": scene.episodes,
-        "time_left_s": time_left,
-        "last_return": progress.last_return,
+) -> ServerMessage {
+    ServerMessage::Game(GameStatus {
+        status,
+        episode: progress.episode,
+        episodes_done: progress.done,
+        episodes_total: scene.episodes,
+        time_left_s: deadline_us.map(|d| ((d - now_us()).max(0) as f64) / 1e6),
+        last_return: progress.last_return,
     })
 }

@@ -16,13 +16,13 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tandem_wire::{NoticeCode, OtherSeat, SeatMessage, ServerMessage};
 use tokio::time::Instant;
 
 use super::IDLE_LIMIT;
 use super::seat::SeatRuntime;
 use super::task::GameExit;
 use crate::connection::{Connection, Outgoing};
-use crate::wire;
 
 /// Something to record in `events`.
 #[derive(Debug, PartialEq)]
@@ -140,11 +140,18 @@ impl Roster {
                 json!({"agent": index, "agent_name": name}),
             );
             self.seat_change(index, &before, &after, "participant_joined");
-            self.notify_others(index, "partner_back", &format!("{name}'s player is back."));
+            self.notify_others(
+                index,
+                NoticeCode::PartnerBack,
+                &format!("{name}'s player is back."),
+            );
         }
         let seat = &self.seats[index];
         if let Some(o) = seat.present() {
-            o.send(wire::seat(seat.config.client_json(), self.others(index)));
+            o.send(ServerMessage::Seat(SeatMessage {
+                seat: seat.config.view(),
+                others: self.others(index),
+            }));
         }
     }
 
@@ -185,7 +192,7 @@ impl Roster {
         } else {
             format!("{name}'s player disconnected; waiting up to {grace} s for them to return.")
         };
-        self.notify_others(index, "partner_left", &text);
+        self.notify_others(index, NoticeCode::PartnerLeft, &text);
     }
 
     /// Ends grace periods that ran out. Returns how the game ends, if it must.
@@ -215,7 +222,7 @@ impl Roster {
                 );
                 self.notify_others(
                     index,
-                    "partner_gone",
+                    NoticeCode::PartnerGone,
                     &format!("{name}'s player did not come back; the AI keeps playing for them."),
                 );
                 // They are gone for good: when they return, the flow shows
@@ -229,7 +236,7 @@ impl Roster {
                 );
                 return Some(GameExit::EndedEarly {
                     reason: format!("participant_left: {name}"),
-                    code: "partner_did_not_return",
+                    code: NoticeCode::PartnerDidNotReturn,
                     notice: format!(
                         "{name}'s player left and did not come back, so this game has ended. \
                          Thank you for playing; the study continues."
@@ -240,7 +247,7 @@ impl Roster {
         if !self.seats.iter().any(SeatRuntime::is_awaited) {
             return Some(GameExit::EndedEarly {
                 reason: "abandoned".to_string(),
-                code: "abandoned",
+                code: NoticeCode::Abandoned,
                 notice: "Every player left, so this game has ended.".to_string(),
             });
         }
@@ -248,7 +255,7 @@ impl Roster {
     }
 
     /// Sends `message` to every participant playing.
-    pub(super) fn broadcast(&self, message: &Value) {
+    pub(super) fn broadcast(&self, message: &ServerMessage) {
         for seat in &self.seats {
             if let Some(o) = seat.present() {
                 o.send(message.clone());
@@ -282,28 +289,26 @@ impl Roster {
     }
 
     /// The other seats, as the `seat` message describes them.
-    fn others(&self, index: usize) -> Vec<Value> {
+    fn others(&self, index: usize) -> Vec<OtherSeat> {
         self.seats
             .iter()
             .enumerate()
             .filter(|(i, _)| *i != index)
-            .map(|(_, s)| {
-                json!({
-                    "agent": s.agent(),
-                    "agent_name": s.name(),
-                    "human": s.is_awaited(),
-                    "actor": s.actor(),
-                })
+            .map(|(_, s)| OtherSeat {
+                agent: s.agent(),
+                agent_name: s.name().to_string(),
+                human: s.is_awaited(),
+                actor: s.actor(),
             })
             .collect()
     }
 
-    fn notify_others(&self, index: usize, code: &str, text: &str) {
+    fn notify_others(&self, index: usize, code: NoticeCode, text: &str) {
         for (i, seat) in self.seats.iter().enumerate() {
             if i != index
                 && let Some(o) = seat.present()
             {
-                o.send(wire::notice(code, text));
+                o.send(ServerMessage::notice(code.clone(), text));
             }
         }
     }

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use tandem_experiment::{GameScene, Scene};
 use tandem_policy::Registry;
+use tandem_wire::{NoticeCode, ServerMessage};
 use tokio::sync::mpsc;
 
 use super::*;
@@ -76,18 +76,14 @@ fn received(rx: &mut mpsc::UnboundedReceiver<Outgoing>) -> Vec<String> {
     let mut kinds = Vec::new();
     while let Ok(message) = rx.try_recv() {
         kinds.push(match message {
-            Outgoing::Json(v) if v["type"] == "notice" => format!("notice:{}", text(&v["code"])),
-            Outgoing::Json(v) => text(&v["type"]),
+            Outgoing::Message(ServerMessage::Notice(n)) => format!("notice:{}", n.code.as_str()),
+            Outgoing::Message(m) => m.type_name().to_string(),
             Outgoing::Watch { .. } => "watch".into(),
             Outgoing::Unwatch => "unwatch".into(),
             Outgoing::Close(code, _) => format!("close:{code}"),
         });
     }
     kinds
-}
-
-fn text(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_string()
 }
 
 fn kinds(events: &[RosterEvent]) -> Vec<&str> {
@@ -194,7 +190,7 @@ async fn grace_expiry_without_fallback_ends_the_game() {
     tokio::time::advance(Duration::from_secs(20)).await;
     let exit = roster.expire_grace();
     assert!(
-        matches!(&exit, Some(GameExit::EndedEarly { code: "partner_did_not_return", reason, .. }) if reason == "participant_left: chef_1"),
+        matches!(&exit, Some(GameExit::EndedEarly { code: NoticeCode::PartnerDidNotReturn, reason, .. }) if reason == "participant_left: chef_1"),
         "{:?}",
         exit.map(|_| ())
     );
@@ -219,7 +215,7 @@ async fn everyone_gone_abandons_the_game() {
         matches!(
             exit,
             Some(GameExit::EndedEarly {
-                code: "abandoned",
+                code: NoticeCode::Abandoned,
                 ..
             })
         ),

@@ -14,6 +14,7 @@ use futures::FutureExt;
 use serde_json::{Value, json};
 use tandem_env::Observation;
 use tandem_experiment::{GameScene, Scene};
+use tandem_wire::{ErrorCode, NoticeCode, ServerMessage};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
@@ -23,7 +24,6 @@ use super::roster::Roster;
 use super::seat::SeatRuntime;
 use super::{Command, GameContext, GameError, GameReport, Setup};
 use crate::frames::FrameSender;
-use crate::wire;
 
 /// How a game task ended.
 pub(super) enum GameExit {
@@ -31,7 +31,7 @@ pub(super) enum GameExit {
     /// Ended early for everyone: `reason` is stored, `notice` shown.
     EndedEarly {
         reason: String,
-        code: &'static str,
+        code: NoticeCode,
         notice: String,
     },
     Failed(GameError),
@@ -110,11 +110,11 @@ pub(super) async fn run(
         GameExit::Failed(cause) => {
             error!(game = game_id, %cause, "game failed");
             event("game_failed", json!({"reason": cause.to_string()}));
-            let notice = wire::error(
-                "game_failed",
+            let notice = ServerMessage::error(
+                ErrorCode::GameFailed,
                 "the game stopped because of an error; moving on",
             );
-            (format!("failed: {cause}"), Some(notice))
+            (format!("failed: {cause}"), Some(Box::new(notice)))
         }
         GameExit::EndedEarly {
             reason,
@@ -123,7 +123,7 @@ pub(super) async fn run(
         } => {
             info!(game = game_id, reason, "game ended early");
             event("game_ended_early", json!({"reason": reason}));
-            (reason, Some(wire::notice(code, &notice)))
+            (reason, Some(Box::new(ServerMessage::notice(code, notice))))
         }
     };
     let _ = context.reports.send(GameReport::Ended {

@@ -3,10 +3,11 @@
 
 use serde_json::Value;
 use tandem_experiment::Scene;
-use tandem_store::Seat;
+use tandem_store::{Game, Seat};
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::connection::Outgoing;
 use crate::lobby::Decision;
 
 /// The pairs scene of a two-chef kitchen (both seats human, with fallbacks).
@@ -82,7 +83,7 @@ fn sent(rx: &mut mpsc::UnboundedReceiver<Outgoing>) -> Vec<String> {
     let mut out = Vec::new();
     while let Ok(message) = rx.try_recv() {
         out.push(match message {
-            Outgoing::Json(v) => format!("json:{}", v["type"].as_str().unwrap_or("")),
+            Outgoing::Message(m) => format!("json:{}", m.type_name()),
             Outgoing::Watch { agent, .. } => format!("watch:{agent}"),
             Outgoing::Unwatch => "unwatch".into(),
             Outgoing::Close(code, _) => format!("close:{code}"),

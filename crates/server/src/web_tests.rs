@@ -1,0 +1,146 @@
+//! The router's HTTP handlers, called with `oneshot` on a real database and
+//! no listening socket (axum's `examples/testing`).
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode, header};
+use tandem_store::{RecorderConfig, Store};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use super::*;
+use crate::Options;
+
+/// A state on a fresh database for the built-in experiment, and the stop
+/// signal's sender (kept alive by the caller).
+async fn state(dir: &tempfile::TempDir) -> (AppState, watch::Sender<bool>) {
+    let path = dir.path().join("t.db");
+    let store = match Store::open(&path.display().to_string()).await {
+        Ok(store) => store,
+        Err(e) => panic!("database: {e}"),
+    };
+    let experiment = Arc::new(tandem_experiment::default_experiment());
+    let stored = store
+        .upsert_experiment(&experiment.id, &experiment.title, &experiment.source)
+        .await;
+    assert!(stored.is_ok(), "the experiment is stored");
+    let (recorder, _writer) = store.recorder(RecorderConfig::default());
+    let (stop, stopped) = watch::channel(false);
+    let (state, _outcomes) =
+        AppState::new(experiment, store, recorder, Options::default(), stopped);
+    (state, stop)
+}
+
+async fn get(state: &AppState, uri: &str) -> (StatusCode, header::HeaderMap, String) {
+    let request = match Request::builder().uri(uri).body(Body::empty()) {
+        Ok(request) => request,
+        Err(e) => panic!("request: {e}"),
+    };
+    let response = match app(state.clone()).oneshot(request).await {
+        Ok(response) => response,
+        Err(e) => match e {},
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = to_bytes(response.into_body(), 1 << 20)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    (status, headers, body)
+}
+
+/// The health check answers without touching anything else.
+#[tokio::test]
+async fn health_check_answers_ok() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (state, _stop) = state(&dir).await;
+    let (status, _, body) = get(&state, "/healthz").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+}
+
+/// `GET /` creates a participant at the first scene and sets an HttpOnly
+/// cookie; the page is the embedded one and is never cached.
+#[tokio::test]
+async fn the_page_creates_a_participant_and_sets_the_cookie() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (state, _stop) = state(&dir).await;
+    let (status, headers, body) = get(&state, "/?PROLIFIC_PID=p1&STUDY_ID=s1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("<html") || body.contains("<!doctype"));
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    let cookie = headers[header::SET_COOKIE].to_str().unwrap_or_default();
+    assert!(cookie.starts_with(PARTICIPANT_COOKIE), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    let token = cookie
+        .split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default();
+    let stored = state
+        .store
+        .participant_by_token(&token)
+        .await
+        .ok()
+        .flatten();
+    let stored = stored.unwrap_or_else(|| panic!("participant {token:?} stored"));
+    assert_eq!(stored.scene_index, 0);
+    assert_eq!(stored.recruit.prolific_pid.as_deref(), Some("p1"));
+    assert_eq!(stored.recruit.study_id.as_deref(), Some("s1"));
+}
+
+/// Static files come with their content type; unknown paths are 404.
+#[tokio::test]
+async fn static_files_and_missing_ones() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (state, _stop) = state(&dir).await;
+    let (status, headers, body) = get(&state, "/static/app.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(!body.is_empty());
+    let (status, _, _) = get(&state, "/static/../Cargo.toml").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = get(&state, "/static/nope.js").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The socket route only upgrades: a plain GET is refused by the upgrade
+/// extractor before any handler code runs.
+#[tokio::test]
+async fn the_socket_route_needs_an_upgrade() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (state, _stop) = state(&dir).await;
+    let (status, _, _) = get(&state, "/ws").await;
+    assert!(status.is_client_error(), "{status}");
+    assert_eq!(state.placement.counts(), (0, 0, 0));
+}
+
+/// Metrics are JSON counters, zero on an idle server.
+#[tokio::test]
+async fn metrics_are_counters() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (state, _stop) = state(&dir).await;
+    let (status, _, body) = get(&state, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let metrics: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(metrics["sessions"], 0);
+    assert_eq!(metrics["games_running"], 0);
+    assert_eq!(metrics["lobby_waiting"], 0);
+    assert_eq!(metrics["steps_played"], 0);
+}
+
+/// While the server stops, new arrivals are told to come back; nobody is created.
+#[tokio::test]
+async fn arrivals_during_shutdown_are_told_to_wait() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (state, stop) = state(&dir).await;
+    let _ = stop.send(true);
+    let (status, headers, body) = get(&state, "/").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(headers.get(header::SET_COOKIE).is_none());
+    assert!(body.contains("restarting"), "{body}");
+}
