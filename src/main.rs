@@ -43,6 +43,10 @@ enum Command {
         /// code 1013 ("try again later"), and the page retries.
         #[arg(long, default_value_t = tandem_server::DEFAULT_MAX_SOCKETS)]
         max_sockets: usize,
+        /// Also offer the diagnostic environments `tandem bench` measures the
+        /// server with (a game that steps in 50 ms beside normal ones).
+        #[arg(long)]
+        diagnostic_envs: bool,
     },
     /// Validate an experiment file and report every problem with file, line and column.
     Check {
@@ -78,9 +82,17 @@ fn main() -> ExitCode {
             db,
             addr,
             max_sockets,
-        } => tokio::runtime::Runtime::new()
-            .context("could not start the async runtime")
-            .and_then(|rt| rt.block_on(serve(file, db, addr, max_sockets))),
+            diagnostic_envs,
+        } => {
+            let envs = if diagnostic_envs {
+                tandem_bench::catalog_with_diagnostics()
+            } else {
+                environments()
+            };
+            tokio::runtime::Runtime::new()
+                .context("could not start the async runtime")
+                .and_then(|rt| rt.block_on(serve(file, db, addr, max_sockets, envs)))
+        }
         Command::Bench(options) => bench(options),
     };
     match result {
@@ -159,8 +171,8 @@ async fn serve(
     db: String,
     addr: SocketAddr,
     max_sockets: usize,
+    envs: Catalog,
 ) -> anyhow::Result<ExitCode> {
-    let envs = environments();
     let experiment = match &file {
         Some(path) => match tandem_experiment::load_with(path, &envs) {
             Ok(e) => e,

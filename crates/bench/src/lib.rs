@@ -8,6 +8,8 @@
 //!   `/proc` readings and `/metrics`.
 //! - `http`: a minimal HTTP/1.0 GET, enough for `GET /` and `/metrics`.
 //! - `bot`: one simulated participant, from `GET /` to its game and out again.
+//! - `diagnostic`: environments for measuring the server (one slow game beside
+//!   normal ones), added by `tandem serve --diagnostic-envs`.
 //! - `live`: counters the bots update as they go, and the progress display.
 //! - `storage`: counting what the database recorded once the server has stopped.
 //! - `stats`: pooling the bots' samples into percentiles and rates.
@@ -18,6 +20,7 @@
 //! `--url`), so the server's CPU and memory readings are its own.
 
 mod bot;
+mod diagnostic;
 mod http;
 mod live;
 mod options;
@@ -28,6 +31,7 @@ mod server;
 mod stats;
 mod storage;
 
+pub use diagnostic::{SLOW_FIRST_ID, SLOW_STEP, catalog_with_diagnostics, diagnostic_envs};
 pub use options::{Options, OptionsError, ScenarioName};
 pub use report::Figures;
 pub use run::{Outcome, run};

@@ -60,6 +60,9 @@ pub enum ScenarioName {
     /// Kitchen-v0 at 15 fps for two players paired in the lobby (an odd one out
     /// plays with the scripted chef after 20 s).
     Pairs,
+    /// MountainCar-v0 at 30 fps where the first game steps in 50 ms (a slow
+    /// environment) and every other game normally: run with --sessions 51.
+    Slow,
 }
 
 impl ScenarioName {
@@ -68,6 +71,7 @@ impl ScenarioName {
             ScenarioName::Sprites => "sprites",
             ScenarioName::Pixels => "pixels",
             ScenarioName::Pairs => "pairs",
+            ScenarioName::Slow => "slow",
         }
     }
 }

@@ -62,6 +62,9 @@ pub struct Figures {
     pub episodes_per_session_s: Option<f64>,
     pub frames_per_session_s_mean: Option<f64>,
     pub frames_per_session_s_min: Option<f64>,
+    /// Sessions that got under 99 % of the target fps, of `sessions_rated`.
+    pub sessions_under_99pct_frames: Option<u64>,
+    pub sessions_rated: u64,
     pub frame_interval_samples: u64,
     pub frame_interval_p50_ms: Option<f64>,
     pub frame_interval_p99_ms: Option<f64>,
@@ -228,6 +231,17 @@ impl Figures {
                 "{}, {}",
                 opt(self.frames_per_session_s_mean, 2),
                 opt(self.frames_per_session_s_min, 2)
+            ),
+            "",
+            None,
+        );
+        t.row(
+            "sessions under 99 % of target fps",
+            format!(
+                "{} of {}",
+                self.sessions_under_99pct_frames
+                    .map_or("-".to_string(), |n| n.to_string()),
+                self.sessions_rated
             ),
             "",
             None,

@@ -180,6 +180,8 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
             .map(|r| round(r, 3)),
         frames_per_session_s_mean: pooled.rate_mean.map(|r| round(r, 3)),
         frames_per_session_s_min: pooled.rate_min.map(|r| round(r, 3)),
+        sessions_under_99pct_frames: pooled.sessions_under_99pct,
+        sessions_rated: pooled.rated_sessions,
         frame_interval_samples: pooled.intervals.count,
         frame_interval_p50_ms: pooled.intervals.p50_ms,
         frame_interval_p99_ms: pooled.intervals.p99_ms,

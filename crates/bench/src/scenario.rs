@@ -22,6 +22,7 @@ use crate::options::ScenarioName;
 const SPRITES: &str = include_str!("../scenarios/sprites.toml");
 const PIXELS: &str = include_str!("../scenarios/pixels.toml");
 const PAIRS: &str = include_str!("../scenarios/pairs.toml");
+const SLOW: &str = include_str!("../scenarios/slow.toml");
 
 /// The experiment a run uses.
 #[derive(Clone, Debug)]
@@ -60,11 +61,16 @@ impl Scenario {
             ScenarioName::Sprites => SPRITES,
             ScenarioName::Pixels => PIXELS,
             ScenarioName::Pairs => PAIRS,
+            ScenarioName::Slow => SLOW,
         };
         // The built-in files are tested to parse (see the tests below), so a
         // failure here is a broken build, not a user's mistake.
-        let experiment = tandem_experiment::parse(text, &format!("{}.toml", name.name()))
-            .unwrap_or_else(|e| panic!("built-in scenario {} does not parse: {e}", name.name()));
+        let envs = crate::diagnostic::catalog_with_diagnostics();
+        let experiment =
+            tandem_experiment::parse_with(text, &format!("{}.toml", name.name()), &envs)
+                .unwrap_or_else(|e| {
+                    panic!("built-in scenario {} does not parse: {e}", name.name())
+                });
         Scenario {
             name: name.name().to_string(),
             source: Source::Builtin(text),
@@ -74,7 +80,8 @@ impl Scenario {
     }
 
     pub fn from_file(path: &Path) -> Result<Scenario, String> {
-        let experiment = tandem_experiment::load(path).map_err(|e| e.to_string())?;
+        let envs = crate::diagnostic::catalog_with_diagnostics();
+        let experiment = tandem_experiment::load_with(path, &envs).map_err(|e| e.to_string())?;
         let game = first_game(&experiment);
         if game.is_none() {
             return Err("the experiment has no game scene to measure".to_string());

@@ -53,6 +53,8 @@ impl ChildServer {
             .arg("--db")
             .arg(&db)
             .args(["--addr", "127.0.0.1:0"])
+            // The `slow` scenario's environment; harmless to the others.
+            .arg("--diagnostic-envs")
             // Plain log lines, so the log file reads well and can be scanned.
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

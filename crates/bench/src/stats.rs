@@ -31,6 +31,10 @@ pub struct Pooled {
     /// Per-session frame rates (sessions in a game for at least `min_seconds`).
     pub rate_mean: Option<f64>,
     pub rate_min: Option<f64>,
+    /// Sessions whose rate was under 99 % of the target fps, and how many
+    /// sessions had a rate: one slow game among normal ones shows here.
+    pub sessions_under_99pct: Option<u64>,
+    pub rated_sessions: u64,
     pub intervals: Percentiles,
     pub latencies: Percentiles,
     pub inputs_sent: u64,
@@ -153,6 +157,11 @@ impl Pooled {
         if !rates.is_empty() {
             p.rate_mean = Some(rates.iter().sum::<f64>() / rates.len() as f64);
             p.rate_min = rates.iter().copied().reduce(f64::min);
+            p.rated_sessions = rates.len() as u64;
+            p.sessions_under_99pct = p.target_fps.map(|fps| {
+                let floor = 0.99 * f64::from(fps);
+                rates.iter().filter(|&&r| r < floor).count() as u64
+            });
         }
         p.intervals = Percentiles::of_micros(intervals);
         p.latencies = Percentiles::of_micros(latencies);
