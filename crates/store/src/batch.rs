@@ -14,7 +14,7 @@ use tracing::warn;
 
 use crate::columns::client_u64;
 use crate::obs_codec::{DELTA_MIN_LEN, KEYFRAME_INTERVAL, ObsEncoder, payload_len};
-use crate::recorder::QueuedEvent;
+use crate::queue::QueuedEvent;
 use crate::{EpisodeEnd, EpisodeStart, StepRecord};
 
 /// Bookkeeping bytes counted per buffered row besides its blobs and strings.

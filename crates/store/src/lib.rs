@@ -14,6 +14,8 @@
 //! - `events`: the `events` table (disconnects, fallbacks, errors).
 //! - `lobby`: lobby waits and the matches formed from them.
 //! - `recorder`: [`Recorder`], the non-blocking front of the writer.
+//! - `queue`: what recorders send the writer, their shared counters, and
+//!   [`RecorderConfig`].
 //! - `records`: what a game loop records: [`EpisodeStart`], [`StepRecord`], [`EpisodeEnd`].
 //! - `episode_ids`: episode ids from blocks the database hands out (hi/lo).
 //! - `writer`: the writer (on its own thread): the batching policy, when to
@@ -38,6 +40,7 @@ mod flow;
 mod games;
 mod lobby;
 pub mod obs_codec;
+mod queue;
 mod read;
 mod recorder;
 mod records;
@@ -53,7 +56,8 @@ pub use flow::{
 };
 pub use games::{Game, NewGame, Outcome, Seat};
 pub use lobby::{LobbyWait, Match, MatchReason, NewMatch};
+pub use queue::{RecorderConfig, RecorderStats};
 pub use read::{Episode, StoredEpisodeAgent, StoredStep};
-pub use recorder::{Recorder, RecorderConfig, RecorderHandle, RecorderStats};
+pub use recorder::{Recorder, RecorderHandle};
 pub use records::{ActionSource, AgentStep, EpisodeAgent, EpisodeEnd, EpisodeStart, StepRecord};
 pub use store::{Durability, Store};

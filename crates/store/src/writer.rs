@@ -28,7 +28,7 @@ use tracing::{error, warn};
 
 use crate::backend::{BatchSink, Rejected, WriteError};
 use crate::batch::{Batch, Encoder, Op};
-use crate::recorder::{Command, Counters};
+use crate::queue::{Command, Counters};
 use crate::{RecorderConfig, StepRecord, StoreError};
 
 /// The longest pause between retries of a failing commit.

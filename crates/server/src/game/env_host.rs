@@ -20,7 +20,7 @@ use tandem_envs::Catalog;
 use tokio::sync::oneshot;
 
 use super::GameError;
-use super::task::panic_message;
+use super::exit::panic_message;
 
 /// A game's environment, wherever it runs.
 pub(super) enum EnvRunner {

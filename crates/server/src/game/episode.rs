@@ -21,9 +21,10 @@ use tandem_wire::{GameState, NoticeCode};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{error, info, warn};
 
+use super::exit::GameExit;
 use super::publish::{FrameFacts, Progress, status};
 use super::seat::Choice;
-use super::task::{At, BETWEEN_EPISODES, GameExit, GameTask};
+use super::task::{At, BETWEEN_EPISODES, GameTask};
 use super::{GameContext, GameError, GameReport, IDLE_LIMIT};
 use crate::sync::stopped;
 

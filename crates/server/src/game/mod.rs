@@ -20,11 +20,13 @@
 //! - `seat`: one agent's seat and how it chooses an action.
 //! - `env_host`: stepping an environment inline, or on its own thread when it
 //!   may be slow or block.
+//! - `exit`: how a task ends (`GameExit`), and a caught panic's message.
 //! - `error`: [`GameError`].
 
 mod env_host;
 mod episode;
 mod error;
+mod exit;
 mod publish;
 mod roster;
 mod seat;

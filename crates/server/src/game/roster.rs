@@ -20,8 +20,8 @@ use tandem_wire::{NoticeCode, OtherSeat, SeatMessage, ServerMessage};
 use tokio::time::Instant;
 
 use super::IDLE_LIMIT;
+use super::exit::GameExit;
 use super::seat::SeatRuntime;
-use super::task::GameExit;
 use crate::connection::{Connection, Outgoing};
 
 /// Something to record in `events`.

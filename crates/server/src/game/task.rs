@@ -14,31 +14,17 @@ use futures::FutureExt;
 use serde_json::{Value, json};
 use tandem_env::Observation;
 use tandem_experiment::{GameScene, Scene};
-use tandem_wire::{ErrorCode, NoticeCode, ServerMessage};
+use tandem_wire::{ErrorCode, ServerMessage};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
 use super::env_host::EnvRunner;
+use super::exit::{GameExit, panic_message};
 use super::publish::Publisher;
 use super::roster::Roster;
 use super::seat::SeatRuntime;
 use super::{Command, GameContext, GameError, GameReport, Setup};
 use crate::frames::FrameSender;
-
-/// How a game task ended.
-pub(super) enum GameExit {
-    Finished,
-    /// Ended early for everyone: `reason` is stored, `notice` shown.
-    EndedEarly {
-        reason: String,
-        code: NoticeCode,
-        notice: String,
-    },
-    Failed(GameError),
-    Shutdown,
-    /// Placement closed the task's commands: the game is idle, or over.
-    Retired,
-}
 
 /// Where in the game something happened, for its event.
 #[derive(Clone, Copy)]
@@ -242,13 +228,4 @@ impl<'a> GameTask<'a> {
             GameExit::Retired
         }
     }
-}
-
-/// The message of a caught panic, when it has one.
-pub(super) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".to_string())
 }
