@@ -31,6 +31,8 @@ pub mod policies;
 mod session;
 mod state;
 mod sync;
+#[cfg(test)]
+mod test_scenes;
 pub mod web;
 
 use std::future::Future;

@@ -113,49 +113,11 @@ pub fn status(
 
 #[cfg(test)]
 mod tests {
-    use tandem_experiment::Scene;
-
     use super::*;
 
     /// A kitchen scene for two, with `timeout` and `fallback` on both human seats.
     fn kitchen(timeout: &str, fallback: &str) -> GameScene {
-        let text = format!(
-            r#"
-id = "t"
-title = "t"
-[[scene]]
-kind = "game"
-id = "k"
-title = "k"
-env = "Kitchen-v0"
-time_limit_s = 600
-{timeout}
-default_action = 0
-[scene.keys]
-ArrowUp = 1
-[[scene.seat]]
-agent = "chef_0"
-human = true
-{fallback}
-[[scene.seat]]
-agent = "chef_1"
-human = true
-{fallback}
-[[scene]]
-kind = "end"
-id = "end"
-title = "end"
-markdown = "x"
-"#
-        );
-        let experiment = match tandem_experiment::parse(&text, "t.toml") {
-            Ok(e) => e,
-            Err(e) => panic!("{e}"),
-        };
-        match experiment.scenes.into_iter().next() {
-            Some(Scene::Game(game)) => game,
-            _ => panic!("the first scene is the game"),
-        }
+        crate::test_scenes::kitchen(timeout, &crate::test_scenes::two_humans(fallback))
     }
 
     fn waiter(id: i64) -> Waiter {

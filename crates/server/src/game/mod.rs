@@ -168,36 +168,10 @@ pub fn new_game(experiment_id: &str, scene: &GameScene, scene_index: usize) -> N
 
 #[cfg(test)]
 mod tests {
-    use tandem_experiment::Scene;
-
     use super::*;
 
     fn scene(seats: &str) -> GameScene {
-        let text = format!(
-            r#"
-id = "t"
-title = "t"
-[[scene]]
-kind = "game"
-id = "k"
-title = "k"
-env = "Kitchen-v0"
-time_limit_s = 60
-default_action = 0
-[scene.keys]
-ArrowUp = 1
-{seats}
-[[scene]]
-kind = "end"
-id = "end"
-title = "end"
-markdown = "x"
-"#
-        );
-        match tandem_experiment::parse(&text, "t.toml").map(|e| e.scenes.into_iter().next()) {
-            Ok(Some(Scene::Game(game))) => game,
-            other => panic!("not a game scene: {other:?}"),
-        }
+        crate::test_scenes::kitchen("", seats)
     }
 
     /// A human seat without a fallback is filled first; the one left over

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tandem_experiment::{GameScene, Scene};
+use tandem_experiment::GameScene;
 use tandem_policy::Registry;
 use tandem_wire::{NoticeCode, ServerMessage};
 use tokio::sync::mpsc;
@@ -13,39 +13,8 @@ use crate::connection::Outgoing;
 
 /// A two-chef kitchen with both seats human, `fallback` on both, grace 20 s.
 fn kitchen(fallback: &str) -> GameScene {
-    let text = format!(
-        r#"
-id = "t"
-title = "t"
-[[scene]]
-kind = "game"
-id = "k"
-title = "k"
-env = "Kitchen-v0"
-time_limit_s = 600
-reconnect_grace_s = 20
-default_action = 0
-[scene.keys]
-ArrowUp = 1
-[[scene.seat]]
-agent = "chef_0"
-human = true
-{fallback}
-[[scene.seat]]
-agent = "chef_1"
-human = true
-{fallback}
-[[scene]]
-kind = "end"
-id = "end"
-title = "end"
-markdown = "x"
-"#
-    );
-    match tandem_experiment::parse(&text, "t.toml").map(|e| e.scenes.into_iter().next()) {
-        Ok(Some(Scene::Game(game))) => game,
-        other => panic!("not a game scene: {other:?}"),
-    }
+    let seats = crate::test_scenes::two_humans(fallback);
+    crate::test_scenes::kitchen("reconnect_grace_s = 20", &seats)
 }
 
 /// Participants 1 and 2 in the kitchen's two seats.

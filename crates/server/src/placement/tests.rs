@@ -2,7 +2,6 @@
 //! and game task is sent, and what the snapshot shows after each step.
 
 use serde_json::Value;
-use tandem_experiment::Scene;
 use tandem_store::{Game, Seat};
 use tokio::sync::mpsc;
 
@@ -12,37 +11,8 @@ use crate::lobby::Decision;
 
 /// The pairs scene of a two-chef kitchen (both seats human, with fallbacks).
 fn kitchen() -> GameScene {
-    let text = r#"
-id = "t"
-title = "t"
-[[scene]]
-kind = "game"
-id = "k"
-title = "k"
-env = "Kitchen-v0"
-time_limit_s = 600
-human_timeout_s = 60
-default_action = 0
-[scene.keys]
-ArrowUp = 1
-[[scene.seat]]
-agent = "chef_0"
-human = true
-fallback = "scripted"
-[[scene.seat]]
-agent = "chef_1"
-human = true
-fallback = "scripted"
-[[scene]]
-kind = "end"
-id = "end"
-title = "end"
-markdown = "x"
-"#;
-    match tandem_experiment::parse(text, "t.toml").map(|e| e.scenes.into_iter().next()) {
-        Ok(Some(Scene::Game(game))) => game,
-        other => panic!("not a game scene: {other:?}"),
-    }
+    let seats = crate::test_scenes::two_humans("fallback = \"scripted\"");
+    crate::test_scenes::kitchen("human_timeout_s = 60", &seats)
 }
 
 /// Game 7 at scene 0 with `participants` in its seats, in agent order.
