@@ -40,6 +40,20 @@ fn socket(participant: i64, id: u64) -> (Connection, mpsc::UnboundedReceiver<Out
     (Connection::new(participant, id, tx), rx)
 }
 
+/// The kitchen's roster with both players' sockets attached before play
+/// (their `seat` messages already read), and what each socket receives next.
+type Inbox = mpsc::UnboundedReceiver<Outgoing>;
+fn seated(fallback: &str) -> (Roster, Inbox, Inbox) {
+    let mut roster = roster(&kitchen(fallback));
+    let (a, mut a_rx) = socket(1, 10);
+    let (b, mut b_rx) = socket(2, 20);
+    roster.attach(a, true);
+    roster.attach(b, true);
+    received(&mut a_rx);
+    received(&mut b_rx);
+    (roster, a_rx, b_rx)
+}
+
 /// The JSON messages a socket received, by `type` (and `code` for notices).
 fn received(rx: &mut mpsc::UnboundedReceiver<Outgoing>) -> Vec<String> {
     let mut kinds = Vec::new();
@@ -80,13 +94,7 @@ async fn joining_before_play_records_nothing() {
 /// seat back within the grace period; the partner hears both.
 #[tokio::test(start_paused = true)]
 async fn leaving_and_returning_within_grace() {
-    let scene = kitchen("fallback = \"scripted\"");
-    let mut roster = roster(&scene);
-    let (a, _a_rx) = socket(1, 10);
-    let (b, mut b_rx) = socket(2, 20);
-    roster.attach(a, true);
-    roster.attach(b, true);
-    received(&mut b_rx);
+    let (mut roster, _a_rx, mut b_rx) = seated("fallback = \"scripted\"");
 
     roster.detach(1, 10, false);
     assert_eq!(roster.seats[0].actor(), "policy:scripted");
@@ -115,12 +123,7 @@ async fn leaving_and_returning_within_grace() {
 /// participant is forfeited (reported again if they come back).
 #[tokio::test(start_paused = true)]
 async fn grace_expiry_with_fallback_forfeits_the_seat() {
-    let scene = kitchen("fallback = \"scripted\"");
-    let mut roster = roster(&scene);
-    let (a, _a_rx) = socket(1, 10);
-    let (b, mut b_rx) = socket(2, 20);
-    roster.attach(a, true);
-    roster.attach(b, true);
+    let (mut roster, _a_rx, mut b_rx) = seated("fallback = \"scripted\"");
     roster.detach(1, 10, false);
     roster.take_events();
     received(&mut b_rx);
@@ -147,13 +150,7 @@ async fn grace_expiry_with_fallback_forfeits_the_seat() {
 /// participant still playing, it ends for everyone.
 #[tokio::test(start_paused = true)]
 async fn grace_expiry_without_fallback_ends_the_game() {
-    let scene = kitchen("");
-    let mut roster = roster(&scene);
-    let (a, _a_rx) = socket(1, 10);
-    let (b, mut b_rx) = socket(2, 20);
-    roster.attach(a, true);
-    roster.attach(b, true);
-    received(&mut b_rx);
+    let (mut roster, _a_rx, mut b_rx) = seated("");
     roster.detach(2, 20, false);
     assert!(!roster.is_ready(), "nothing can play chef_1");
     tokio::time::advance(Duration::from_secs(20)).await;
@@ -169,12 +166,7 @@ async fn grace_expiry_without_fallback_ends_the_game() {
 /// When every participant has forfeited, the game is abandoned.
 #[tokio::test(start_paused = true)]
 async fn everyone_gone_abandons_the_game() {
-    let scene = kitchen("fallback = \"scripted\"");
-    let mut roster = roster(&scene);
-    let (a, _a_rx) = socket(1, 10);
-    let (b, _b_rx) = socket(2, 20);
-    roster.attach(a, true);
-    roster.attach(b, true);
+    let (mut roster, _a_rx, _b_rx) = seated("fallback = \"scripted\"");
     roster.detach(1, 10, false);
     roster.detach(2, 20, false);
     assert!(roster.is_empty());
