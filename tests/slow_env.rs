@@ -167,12 +167,14 @@ async fn a_blocked_step_does_not_delay_other_games() {
     }
 
     let mut player = Client::arrive(&normal, "").await;
-    let mut last_step = 0;
+    // Thirty frames, some of them steps (CartPole's episodes are short, so
+    // some may be reset frames, at step 0).
+    let mut steps = 0;
     for _ in 0..30 {
         let frame = player.expect("frame").await;
-        last_step = frame["step"].as_u64().unwrap_or(0);
+        steps += u32::from(frame["step"].as_u64().unwrap_or(0) > 0);
     }
-    assert!(last_step > 0, "the normal game stepped");
+    assert!(steps > 0, "the normal game stepped");
     assert!(
         !gate.gave_up.load(Ordering::SeqCst),
         "the blocked step held up the runtime: the other game's frames came only after it gave up"

@@ -16,8 +16,13 @@ use crate::frames::FrameReceiver;
 use crate::sync::lock;
 
 /// A message for a socket's send task.
+///
+/// Kept small: a socket's channel allocates its slots 32 at a time and keeps
+/// about two such blocks for its whole life, so every byte here costs ~64 bytes
+/// per socket. `ServerMessage` is ~160 bytes inline (its largest payloads), hence
+/// the box: control messages are a few per episode, frames do not come this way.
 pub enum Outgoing {
-    Message(ServerMessage),
+    Message(Box<ServerMessage>),
     /// Start streaming this game's frames, as seated agent `agent`.
     Watch {
         frames: FrameReceiver,
@@ -54,7 +59,7 @@ impl Connection {
 
     /// Queues a message.
     pub fn send(&self, message: ServerMessage) {
-        let _ = self.out.send(Outgoing::Message(message));
+        let _ = self.out.send(Outgoing::Message(Box::new(message)));
     }
 
     /// Queues a control instruction for the send task.
@@ -107,4 +112,17 @@ pub type SharedInput = Arc<Mutex<SeatInput>>;
 /// Reads and clears a socket's input for one tick.
 pub fn take_input(input: &SharedInput) -> SeatInput {
     lock(input).take()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket's channel holds about 64 slots of `Outgoing` (two blocks of 32)
+    /// for as long as it is open: a large variant here is memory per session.
+    #[test]
+    fn outgoing_stays_small() {
+        let size = std::mem::size_of::<Outgoing>();
+        assert!(size <= 32, "Outgoing is {size} bytes");
+    }
 }

@@ -59,8 +59,10 @@ fn received(rx: &mut mpsc::UnboundedReceiver<Outgoing>) -> Vec<String> {
     let mut kinds = Vec::new();
     while let Ok(message) = rx.try_recv() {
         kinds.push(match message {
-            Outgoing::Message(ServerMessage::Notice(n)) => format!("notice:{}", n.code.as_str()),
-            Outgoing::Message(m) => m.type_name().to_string(),
+            Outgoing::Message(m) => match *m {
+                ServerMessage::Notice(n) => format!("notice:{}", n.code.as_str()),
+                m => m.type_name().to_string(),
+            },
             Outgoing::Watch { .. } => "watch".into(),
             Outgoing::Unwatch => "unwatch".into(),
             Outgoing::Close(code, _) => format!("close:{code}"),
