@@ -6,11 +6,19 @@
 //! through a [`Connection`]. It is cheap to clone and never blocks: messages go
 //! to the socket's send task through a channel, and a closed socket drops them
 //! silently, since it is going away and its closing is handled where it closes.
+//!
+//! The channel is bounded ([`SOCKET_QUEUE`]): frames do not travel it (they
+//! are read newest-only from the game), so it fills only when the browser has
+//! stopped reading. A message that finds it full marks the connection
+//! overwhelmed instead of waiting or growing, and the session closes the
+//! socket: one client that never reads cannot make the server hold its replies.
 
 use std::sync::{Arc, Mutex};
 
 use tandem_wire::ServerMessage;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::frames::FrameReceiver;
 use crate::sync::lock;
@@ -34,6 +42,11 @@ pub enum Outgoing {
     Close(u16, &'static str),
 }
 
+/// The most messages waiting for one socket's send task. Between two reads a
+/// browser gets a handful (a scene, a seat, a status, a notice, a lobby update
+/// a second); this many unread means it stopped reading.
+pub const SOCKET_QUEUE: usize = 64;
+
 /// One socket of one participant.
 #[derive(Clone)]
 pub struct Connection {
@@ -41,30 +54,45 @@ pub struct Connection {
     /// Process-unique: tells a participant's sockets apart (a refresh, a second
     /// tab), so that an old socket closing never undoes what a newer one holds.
     pub id: u64,
-    out: mpsc::UnboundedSender<Outgoing>,
+    out: mpsc::Sender<Outgoing>,
     /// The keys this socket holds now, shared with the game seat it occupies.
     pub input: SharedInput,
+    /// Cancelled when a message found the queue full.
+    overwhelmed: CancellationToken,
 }
 
 impl Connection {
     /// A handle for the socket whose send task reads `out`.
-    pub fn new(participant_id: i64, id: u64, out: mpsc::UnboundedSender<Outgoing>) -> Self {
+    pub fn new(participant_id: i64, id: u64, out: mpsc::Sender<Outgoing>) -> Self {
         Connection {
             participant_id,
             id,
             out,
             input: Arc::new(Mutex::new(SeatInput::default())),
+            overwhelmed: CancellationToken::new(),
         }
     }
 
     /// Queues a message.
     pub fn send(&self, message: ServerMessage) {
-        let _ = self.out.send(Outgoing::Message(Box::new(message)));
+        self.control(Outgoing::Message(Box::new(message)));
     }
 
     /// Queues a control instruction for the send task.
     pub fn control(&self, outgoing: Outgoing) {
-        let _ = self.out.send(outgoing);
+        if let Err(TrySendError::Full(_)) = self.out.try_send(outgoing) {
+            self.overwhelmed.cancel();
+        }
+    }
+
+    /// Completes once a message found this socket's queue full.
+    pub fn overwhelmed(&self) -> WaitForCancellationFuture<'_> {
+        self.overwhelmed.cancelled()
+    }
+
+    /// Whether a message found this socket's queue full.
+    pub fn is_overwhelmed(&self) -> bool {
+        self.overwhelmed.is_cancelled()
     }
 }
 

@@ -32,7 +32,7 @@ mod session;
 mod state;
 mod sync;
 #[cfg(test)]
-mod test_scenes;
+mod test_support;
 pub mod web;
 
 use std::future::Future;

@@ -117,7 +117,7 @@ mod tests {
 
     /// A kitchen scene for two, with `timeout` and `fallback` on both human seats.
     fn kitchen(timeout: &str, fallback: &str) -> GameScene {
-        crate::test_scenes::kitchen(timeout, &crate::test_scenes::two_humans(fallback))
+        crate::test_support::kitchen(timeout, &crate::test_support::two_humans(fallback))
     }
 
     fn waiter(id: i64) -> Waiter {

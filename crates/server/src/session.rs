@@ -4,9 +4,12 @@
 //! (scenes, game status, errors) in order from a channel, and frames from the
 //! current game's `watch` channel, newest only, so frames never queue behind a
 //! slow browser. The receive loop parses each message and hands it to the
-//! flow; a bad message gets an `error` reply and is otherwise ignored. When
-//! either side ends, the other is stopped and placement is told the socket
-//! closed, which detaches it from its game or lobby.
+//! flow; a bad message gets an `error` reply and is otherwise ignored, until
+//! too many close the socket (1008). A message over the size limit, a broken
+//! frame or text that is not UTF-8 closes it with its own code (1009, 1002,
+//! 1007). A browser that stops reading fills its bounded queue and is dropped.
+//! When either side ends, the other is stopped and placement is told the
+//! socket closed, which detaches it from its game or lobby.
 //!
 //! Both halves are generic over `Sink`/`Stream` of WebSocket messages, so a
 //! session can be driven without a real socket.
@@ -21,8 +24,8 @@ use tandem_wire::{ClientMessage, ErrorCode, Pong, ServerMessage};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tracing::{debug, warn};
 
-use crate::connection::{Connection, Outgoing};
-use crate::flow;
+use crate::connection::{Connection, Outgoing, SOCKET_QUEUE};
+use crate::flow::{self, Submitted};
 use crate::frames::{Encoded, FrameEncoder, PublishedFrame};
 use crate::state::AppState;
 use crate::sync::{lock, stopped};
@@ -30,8 +33,25 @@ use crate::sync::{lock, stopped};
 /// How many refused messages a socket may send before it is closed.
 const MAX_BAD_MESSAGES: u32 = 50;
 
+/// How many refusals of one socket are logged one by one; the rest are counted
+/// and logged as one line when the socket closes, so a flood of bad messages
+/// cannot become a flood of log.
+const LOGGED_REFUSALS: u32 = 5;
+
 /// How long a closing socket's send task may take to send what it holds.
 const SEND_DRAIN_LIMIT: Duration = Duration::from_secs(1);
+
+/// Why the receive loop stopped, when it decides how the socket closes.
+enum Ending {
+    /// The browser closed, the connection dropped, or the server stops: close
+    /// normally, after anything already queued.
+    Normal,
+    /// Close with this code and reason (a protocol problem, too many refusals).
+    Close(u16, &'static str),
+    /// The browser stopped reading: its queue is full, so nothing more can be
+    /// sent; drop the connection.
+    Overwhelmed,
+}
 
 /// Runs one participant's socket until it closes. `permit` is its place under
 /// the server's cap on sockets, given back when this returns.
@@ -42,9 +62,9 @@ pub async fn run<S, E>(
     permit: OwnedSemaphorePermit,
 ) where
     S: Stream<Item = Result<Message, E>> + Sink<Message> + Send + 'static,
-    E: std::fmt::Display,
+    E: std::error::Error + 'static,
 {
-    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let (out_tx, out_rx) = mpsc::channel(SOCKET_QUEUE);
     let connection = Connection::new(participant_id, state.next_connection_id(), out_tx);
     let (sink, mut stream) = socket.split();
     let mut send_task = tokio::spawn(send_loop(sink, out_rx));
@@ -52,54 +72,61 @@ pub async fn run<S, E>(
     flow::on_connect(&state, &connection).await;
 
     let mut shutdown = state.shutdown.clone();
-    let mut bad_messages = 0u32;
+    let mut refusals = Refusals::default();
     // A finished JoinHandle must not be polled again, so remember it finished.
     let mut send_finished = false;
-    loop {
+    let ending = loop {
         let message = tokio::select! {
             message = stream.next() => message,
             _ = stopped(&mut shutdown) => {
-                connection.control(Outgoing::Close(tandem_wire::CLOSE_RESTART, "server restarting"));
-                break;
+                break Ending::Close(tandem_wire::CLOSE_RESTART, "server restarting");
             }
+            _ = connection.overwhelmed() => break Ending::Overwhelmed,
             _ = &mut send_task => {
                 send_finished = true;
-                break;
+                break Ending::Normal;
             }
         };
         let text = match message {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Binary(_))) => {
-                refuse(
+                refusals.refuse(
                     &connection,
-                    &mut bad_messages,
                     ErrorCode::InvalidMessage,
                     "binary messages are not accepted",
                 );
-                if bad_messages > MAX_BAD_MESSAGES {
-                    break;
+                if refusals.is_over() {
+                    break Ending::Close(tandem_wire::CLOSE_POLICY, "too many bad messages");
                 }
                 continue;
             }
-            Some(Ok(Message::Close(_))) | None => break,
+            Some(Ok(Message::Close(_))) | None => break Ending::Normal,
             Some(Ok(_)) => continue,
-            Some(Err(e)) => {
-                debug!(participant = participant_id, cause = %e, "socket read failed");
-                break;
-            }
+            Some(Err(e)) => match close_for(&e) {
+                Some((code, reason)) => {
+                    warn!(
+                        participant = participant_id,
+                        code, reason, "closing a socket that broke the protocol"
+                    );
+                    break Ending::Close(code, reason);
+                }
+                None => {
+                    debug!(participant = participant_id, cause = %e, "socket read failed");
+                    break Ending::Normal;
+                }
+            },
         };
-        handle(&state, &connection, &mut bad_messages, text.as_str()).await;
-        if bad_messages > MAX_BAD_MESSAGES {
-            warn!(
-                participant = participant_id,
-                "closing a socket that sent too many bad messages"
-            );
-            connection.control(Outgoing::Close(
-                tandem_wire::CLOSE_POLICY,
-                "too many bad messages",
-            ));
-            break;
+        handle(&state, &connection, &mut refusals, text.as_str()).await;
+        if refusals.is_over() {
+            break Ending::Close(tandem_wire::CLOSE_POLICY, "too many bad messages");
         }
+    };
+    if refusals.count > LOGGED_REFUSALS {
+        warn!(
+            participant = participant_id,
+            refused = refusals.count,
+            "a socket sent many bad messages (only the first {LOGGED_REFUSALS} were logged)"
+        );
     }
 
     let left = state
@@ -116,12 +143,24 @@ pub async fn run<S, E>(
     }
     // A game may still hold this connection, so the send task is told to
     // close rather than left to notice; a close already queued goes first.
-    connection.control(Outgoing::Close(1000, "bye"));
+    match ending {
+        Ending::Normal => connection.control(Outgoing::Close(tandem_wire::CLOSE_NORMAL, "bye")),
+        Ending::Close(code, reason) => connection.control(Outgoing::Close(code, reason)),
+        Ending::Overwhelmed => {
+            warn!(
+                participant = participant_id,
+                queued = SOCKET_QUEUE,
+                "closing a socket that stopped reading its messages"
+            );
+        }
+    }
+    let overwhelmed = connection.is_overwhelmed();
     drop(connection);
     if !send_finished
-        && tokio::time::timeout(SEND_DRAIN_LIMIT, &mut send_task)
-            .await
-            .is_err()
+        && (overwhelmed
+            || tokio::time::timeout(SEND_DRAIN_LIMIT, &mut send_task)
+                .await
+                .is_err())
     {
         send_task.abort();
     }
@@ -129,11 +168,31 @@ pub async fn run<S, E>(
     debug!(participant = participant_id, "socket closed");
 }
 
+/// The close code for a read error that is the client's fault: a message over
+/// the size limit, a broken frame, text that is not UTF-8. `None` for the
+/// connection simply dropping.
+fn close_for(error: &(dyn std::error::Error + 'static)) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(ws) = e.downcast_ref::<WsError>() {
+            return match ws {
+                WsError::Capacity(_) => Some((tandem_wire::CLOSE_TOO_BIG, "message too big")),
+                WsError::Protocol(_) => Some((tandem_wire::CLOSE_PROTOCOL, "protocol error")),
+                WsError::Utf8(_) => Some((tandem_wire::CLOSE_INVALID_DATA, "invalid utf-8")),
+                _ => None,
+            };
+        }
+        cause = e.source();
+    }
+    None
+}
+
 /// Acts on one text message from the browser.
-async fn handle(state: &AppState, connection: &Connection, bad_messages: &mut u32, text: &str) {
+async fn handle(state: &AppState, connection: &Connection, refusals: &mut Refusals, text: &str) {
     match ClientMessage::parse(text) {
         ClientMessage::Invalid { reason } => {
-            refuse(connection, bad_messages, ErrorCode::InvalidMessage, &reason);
+            refusals.refuse(connection, ErrorCode::InvalidMessage, &reason);
         }
         ClientMessage::Ping { t } => connection.send(ServerMessage::Pong(Pong { t })),
         ClientMessage::Input(input) => {
@@ -151,45 +210,56 @@ async fn handle(state: &AppState, connection: &Connection, bad_messages: &mut u3
         }
         ClientMessage::Advance { scene, checked } => {
             if let Err(refusal) = flow::advance_info(state, connection, scene, checked).await {
-                refuse(
-                    connection,
-                    bad_messages,
-                    refusal.code(),
-                    &refusal.to_string(),
-                );
+                refusals.refuse(connection, refusal.code(), &refusal.to_string());
             }
         }
         ClientMessage::Submit { scene, answers } => {
-            if let Err(refusal) = flow::submit_survey(state, connection, scene, &answers).await {
-                refuse(
-                    connection,
-                    bad_messages,
-                    refusal.code(),
-                    &refusal.to_string(),
-                );
+            match flow::submit_survey(state, connection, scene, &answers).await {
+                Ok(Submitted::Accepted) => {}
+                // The page was told which answers to fix (`invalid`); it still
+                // counts, or a script could submit forever.
+                Ok(Submitted::Rejected) => refusals.count_silently(),
+                Err(refusal) => refusals.refuse(connection, refusal.code(), &refusal.to_string()),
             }
         }
     }
 }
 
-/// Logs a refused message, counts it, and tells the browser why (until the
-/// socket has refused so many that replies would only feed a flood).
-fn refuse(connection: &Connection, bad_messages: &mut u32, code: ErrorCode, reason: &str) {
-    *bad_messages += 1;
-    warn!(
-        participant = connection.participant_id,
-        code = code.as_str(),
-        reason,
-        "refused a message"
-    );
-    if *bad_messages <= MAX_BAD_MESSAGES {
-        connection.send(ServerMessage::error(code, reason));
+/// A socket's refused messages: counted, the first few logged, each answered
+/// until the socket has refused so many that replies would only feed a flood.
+#[derive(Default)]
+struct Refusals {
+    count: u32,
+}
+
+impl Refusals {
+    fn refuse(&mut self, connection: &Connection, code: ErrorCode, reason: &str) {
+        self.count += 1;
+        if self.count <= LOGGED_REFUSALS {
+            warn!(
+                participant = connection.participant_id,
+                code = code.as_str(),
+                reason,
+                "refused a message"
+            );
+        }
+        if self.count <= MAX_BAD_MESSAGES {
+            connection.send(ServerMessage::error(code, reason));
+        }
+    }
+
+    fn count_silently(&mut self) {
+        self.count += 1;
+    }
+
+    fn is_over(&self) -> bool {
+        self.count > MAX_BAD_MESSAGES
     }
 }
 
 type Frames = watch::Receiver<Option<Arc<PublishedFrame>>>;
 
-async fn send_loop<K>(mut sink: K, mut control: mpsc::UnboundedReceiver<Outgoing>)
+async fn send_loop<K>(mut sink: K, mut control: mpsc::Receiver<Outgoing>)
 where
     K: Sink<Message> + Unpin,
 {
@@ -248,3 +318,7 @@ where
     }
     let _ = sink.close().await;
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -1,35 +1,18 @@
 //! The router's HTTP handlers, called with `oneshot` on a real database and
 //! no listening socket (axum's `examples/testing`).
 
-use std::sync::Arc;
-
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
-use tandem_store::{RecorderConfig, Store};
+use tandem_store::RecorderHandle;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::*;
-use crate::Options;
 
 /// A state on a fresh database for the built-in experiment, and the stop
 /// signal's sender (kept alive by the caller).
-async fn state(dir: &tempfile::TempDir) -> (AppState, watch::Sender<bool>) {
-    let path = dir.path().join("t.db");
-    let store = match Store::open(&path.display().to_string()).await {
-        Ok(store) => store,
-        Err(e) => panic!("database: {e}"),
-    };
-    let experiment = Arc::new(tandem_experiment::default_experiment());
-    let stored = store
-        .upsert_experiment(&experiment.id, &experiment.title, &experiment.source)
-        .await;
-    assert!(stored.is_ok(), "the experiment is stored");
-    let (recorder, _writer) = store.recorder(RecorderConfig::default());
-    let (stop, stopped) = watch::channel(false);
-    let (state, _outcomes) =
-        AppState::new(experiment, store, recorder, Options::default(), stopped);
-    (state, stop)
+async fn state(dir: &tempfile::TempDir) -> (AppState, watch::Sender<bool>, RecorderHandle) {
+    crate::test_support::state(dir, tandem_experiment::default_experiment()).await
 }
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, header::HeaderMap, String) {
@@ -54,7 +37,7 @@ async fn get(state: &AppState, uri: &str) -> (StatusCode, header::HeaderMap, Str
 #[tokio::test]
 async fn health_check_answers_ok() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (state, _stop) = state(&dir).await;
+    let (state, _stop, _writer) = state(&dir).await;
     let (status, _, body) = get(&state, "/healthz").await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
 }
@@ -64,7 +47,7 @@ async fn health_check_answers_ok() {
 #[tokio::test]
 async fn the_page_creates_a_participant_and_sets_the_cookie() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (state, _stop) = state(&dir).await;
+    let (state, _stop, _writer) = state(&dir).await;
     let (status, headers, body) = get(&state, "/?PROLIFIC_PID=p1&STUDY_ID=s1").await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("<html") || body.contains("<!doctype"));
@@ -94,7 +77,7 @@ async fn the_page_creates_a_participant_and_sets_the_cookie() {
 #[tokio::test]
 async fn static_files_and_missing_ones() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (state, _stop) = state(&dir).await;
+    let (state, _stop, _writer) = state(&dir).await;
     let (status, headers, body) = get(&state, "/static/app.js").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -113,7 +96,7 @@ async fn static_files_and_missing_ones() {
 #[tokio::test]
 async fn the_socket_route_needs_an_upgrade() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (state, _stop) = state(&dir).await;
+    let (state, _stop, _writer) = state(&dir).await;
     let (status, _, _) = get(&state, "/ws").await;
     assert!(status.is_client_error(), "{status}");
     assert_eq!(state.placement.counts(), (0, 0, 0));
@@ -123,7 +106,7 @@ async fn the_socket_route_needs_an_upgrade() {
 #[tokio::test]
 async fn metrics_are_counters() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (state, _stop) = state(&dir).await;
+    let (state, _stop, _writer) = state(&dir).await;
     let (status, _, body) = get(&state, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
     let metrics: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -137,7 +120,7 @@ async fn metrics_are_counters() {
 #[tokio::test]
 async fn arrivals_during_shutdown_are_told_to_wait() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (state, stop) = state(&dir).await;
+    let (state, stop, _writer) = state(&dir).await;
     let _ = stop.send(true);
     let (status, headers, body) = get(&state, "/").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

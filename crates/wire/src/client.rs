@@ -22,6 +22,20 @@ pub const MAX_CLIENT_MESSAGE: usize = 256 * 1024;
 /// The most keys one input may hold; a keyboard has no more than this pressed.
 pub const MAX_KEYS: usize = 16;
 
+/// The longest key name an input may hold, in bytes. `KeyboardEvent.key` names
+/// are at most about 20 characters ("MediaTrackPrevious").
+pub const MAX_KEY_LEN: usize = 32;
+
+/// The longest `t` a `ping` may carry when it is a string, in bytes. The
+/// server echoes `t`, so an unbounded one would let a client that never reads
+/// make the server hold its payloads.
+pub const MAX_PING_T_LEN: usize = 64;
+
+/// The longest reason an `Invalid` carries, in characters. A parse error may
+/// quote the client's text; the reason goes to the log and back to the client,
+/// so only a prefix is kept.
+pub const MAX_REASON_LEN: usize = 120;
+
 /// A message from the browser.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -34,8 +48,8 @@ pub enum ClientMessage {
     Submit { scene: usize, answers: Value },
     /// The complete set of keys held now.
     Input(Input),
-    /// Round-trip probe, echoed back as `pong`. Any JSON value: the server only
-    /// echoes it.
+    /// Round-trip probe, echoed back as `pong`: `t` is a number, null, or a
+    /// string of at most [`MAX_PING_T_LEN`] bytes.
     Ping { t: Value },
     /// Anything that is not a valid message: the reason says why. Never sent
     /// by an honest client; it serializes as type `invalid`, which the server
@@ -56,6 +70,23 @@ pub struct Input {
     pub ts: Option<f64>,
     /// `KeyboardEvent.key` names, with `" "` written `"Space"`.
     pub keys: Vec<String>,
+}
+
+/// Whether a ping's `t` is small enough to echo.
+fn is_small_probe(t: &Value) -> bool {
+    match t {
+        Value::Null | Value::Number(_) => true,
+        Value::String(s) => s.len() <= MAX_PING_T_LEN,
+        _ => false,
+    }
+}
+
+/// `reason` cut to [`MAX_REASON_LEN`] characters, marked with "…" when cut.
+pub fn truncate_reason(reason: String) -> String {
+    match reason.char_indices().nth(MAX_REASON_LEN) {
+        Some((cut, _)) => format!("{}…", &reason[..cut]),
+        None => reason,
+    }
 }
 
 /// The wire form of the valid messages, for reading only (see the module docs).
@@ -92,10 +123,20 @@ impl ClientMessage {
             Ok(Raw::Input(input)) if input.keys.len() > MAX_KEYS => ClientMessage::Invalid {
                 reason: format!("input holds {} keys, at most {MAX_KEYS}", input.keys.len()),
             },
+            Ok(Raw::Input(input)) if input.keys.iter().any(|k| k.len() > MAX_KEY_LEN) => {
+                ClientMessage::Invalid {
+                    reason: format!("a key name is longer than {MAX_KEY_LEN} bytes"),
+                }
+            }
             Ok(Raw::Input(input)) => ClientMessage::Input(input),
+            Ok(Raw::Ping { t }) if !is_small_probe(&t) => ClientMessage::Invalid {
+                reason: format!(
+                    "ping's t must be a number, null or a string of at most {MAX_PING_T_LEN} bytes"
+                ),
+            },
             Ok(Raw::Ping { t }) => ClientMessage::Ping { t },
             Err(e) => ClientMessage::Invalid {
-                reason: e.to_string(),
+                reason: truncate_reason(e.to_string()),
             },
         }
     }
@@ -281,5 +322,49 @@ mod tests {
             ClientMessage::parse(&allowed),
             ClientMessage::Input(_)
         ));
+    }
+
+    /// A ping echoes only a small `t`, and a key name is a key name's length:
+    /// a client cannot make the server hold (and echo) big payloads.
+    #[test]
+    fn echoed_and_held_values_are_small() {
+        for t in [json!(12.5), json!(null), json!("x".repeat(MAX_PING_T_LEN))] {
+            let ping = json!({"type": "ping", "t": t}).to_string();
+            assert!(
+                matches!(ClientMessage::parse(&ping), ClientMessage::Ping { .. }),
+                "{ping}"
+            );
+        }
+        for t in [
+            json!("x".repeat(MAX_PING_T_LEN + 1)),
+            json!([1, 2]),
+            json!({"a": 1}),
+        ] {
+            let ping = json!({"type": "ping", "t": t}).to_string();
+            assert!(
+                matches!(ClientMessage::parse(&ping), ClientMessage::Invalid { .. }),
+                "{ping}"
+            );
+        }
+        let long_key = json!({"type": "input", "seq": 1, "keys": ["k".repeat(MAX_KEY_LEN + 1)]});
+        assert!(matches!(
+            ClientMessage::parse(&long_key.to_string()),
+            ClientMessage::Invalid { .. }
+        ));
+    }
+
+    /// A reason that quotes the client's text keeps only a short prefix of it.
+    #[test]
+    fn reasons_quote_little() {
+        let quoted = format!(r#"{{"type":"{}"}}"#, "é".repeat(10_000));
+        let ClientMessage::Invalid { reason } = ClientMessage::parse(&quoted) else {
+            panic!("an unknown type is invalid");
+        };
+        assert!(
+            reason.chars().count() <= MAX_REASON_LEN + 1,
+            "{}",
+            reason.len()
+        );
+        assert!(reason.ends_with('…'));
     }
 }

@@ -15,6 +15,12 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const CLOSE_NORMAL: u16 = 1000;
 /// Close code: too many refused messages (WebSocket "policy violation").
 pub const CLOSE_POLICY: u16 = 1008;
+/// Close code: a message broke the WebSocket protocol.
+pub const CLOSE_PROTOCOL: u16 = 1002;
+/// Close code: a text message was not UTF-8.
+pub const CLOSE_INVALID_DATA: u16 = 1007;
+/// Close code: a message was larger than [`crate::MAX_CLIENT_MESSAGE`].
+pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code: the server is shutting down (WebSocket "service restart"):
 /// reconnect with backoff.
 pub const CLOSE_RESTART: u16 = 1012;

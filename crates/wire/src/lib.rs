@@ -28,10 +28,14 @@ mod scene;
 mod seat;
 mod server;
 
-pub use client::{ClientMessage, Input, MAX_CLIENT_MESSAGE, MAX_KEYS};
+pub use client::{
+    ClientMessage, Input, MAX_CLIENT_MESSAGE, MAX_KEY_LEN, MAX_KEYS, MAX_PING_T_LEN,
+    MAX_REASON_LEN, truncate_reason,
+};
 pub use codes::{
-    CLOSE_FULL, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_REPLACED, CLOSE_RESTART,
-    CLOSE_UNKNOWN_PARTICIPANT, ErrorCode, NoticeCode, PROTOCOL_VERSION,
+    CLOSE_FULL, CLOSE_INVALID_DATA, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL, CLOSE_REPLACED,
+    CLOSE_RESTART, CLOSE_TOO_BIG, CLOSE_UNKNOWN_PARTICIPANT, ErrorCode, NoticeCode,
+    PROTOCOL_VERSION,
 };
 pub use frame::{
     PIXEL_FRAME_V1, PixelFrame, PixelFrameError, PixelHeader, SpriteFrame, SpriteFrameRef,

@@ -506,6 +506,9 @@ fn the_wire_doc_lists_what_the_crate_knows() {
         tandem_wire::CLOSE_RESTART,
         tandem_wire::CLOSE_POLICY,
         tandem_wire::CLOSE_FULL,
+        tandem_wire::CLOSE_PROTOCOL,
+        tandem_wire::CLOSE_INVALID_DATA,
+        tandem_wire::CLOSE_TOO_BIG,
         tandem_wire::CLOSE_NORMAL,
     ] {
         assert!(

@@ -178,13 +178,22 @@ pub async fn advance_info(
     move_on(state, socket.participant_id, scene).await
 }
 
+/// What became of a survey submission the flow took.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Submitted {
+    /// Stored; the participant moved on.
+    Accepted,
+    /// Some answers did not pass; the page was told which (`invalid`).
+    Rejected,
+}
+
 /// `submit` on a survey scene: validated here, whatever the browser checked.
 pub async fn submit_survey(
     state: &AppState,
     socket: &Connection,
     scene: usize,
     answers: &Value,
-) -> Result<(), Refusal> {
+) -> Result<Submitted, Refusal> {
     let p = current(state, socket.participant_id, scene).await?;
     let Some(Scene::Survey(survey)) = state.experiment.scenes.get(scene) else {
         return Err(Refusal::WrongKind(scene));
@@ -192,12 +201,12 @@ pub async fn submit_survey(
     let normalized = match survey.validate(answers) {
         Err(errors) => {
             socket.send(ServerMessage::Invalid(Invalid { scene, errors }));
-            return Ok(());
+            return Ok(Submitted::Rejected);
         }
         Ok(normalized) => normalized,
     };
     let Some(next) = state.experiment.scenes.get(scene + 1) else {
-        return Ok(());
+        return Ok(Submitted::Accepted);
     };
     let moved = state
         .store
@@ -215,7 +224,7 @@ pub async fn submit_survey(
     if moved {
         arrived(state, p.id, scene + 1).await;
     }
-    Ok(())
+    Ok(Submitted::Accepted)
 }
 
 /// Moves a participant from scene `from` to the next one and shows it to their

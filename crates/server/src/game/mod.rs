@@ -171,7 +171,7 @@ mod tests {
     use super::*;
 
     fn scene(seats: &str) -> GameScene {
-        crate::test_scenes::kitchen("", seats)
+        crate::test_support::kitchen("", seats)
     }
 
     /// A human seat without a fallback is filled first; the one left over

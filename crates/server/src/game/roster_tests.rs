@@ -13,8 +13,8 @@ use crate::connection::Outgoing;
 
 /// A two-chef kitchen with both seats human, `fallback` on both, grace 20 s.
 fn kitchen(fallback: &str) -> GameScene {
-    let seats = crate::test_scenes::two_humans(fallback);
-    crate::test_scenes::kitchen("reconnect_grace_s = 20", &seats)
+    let seats = crate::test_support::two_humans(fallback);
+    crate::test_support::kitchen("reconnect_grace_s = 20", &seats)
 }
 
 /// Participants 1 and 2 in the kitchen's two seats.
@@ -35,14 +35,14 @@ fn roster(scene: &GameScene) -> Roster {
 }
 
 /// A socket of `participant` and what it receives.
-fn socket(participant: i64, id: u64) -> (Connection, mpsc::UnboundedReceiver<Outgoing>) {
-    let (tx, rx) = mpsc::unbounded_channel();
+fn socket(participant: i64, id: u64) -> (Connection, mpsc::Receiver<Outgoing>) {
+    let (tx, rx) = mpsc::channel(crate::connection::SOCKET_QUEUE);
     (Connection::new(participant, id, tx), rx)
 }
 
 /// The kitchen's roster with both players' sockets attached before play
 /// (their `seat` messages already read), and what each socket receives next.
-type Inbox = mpsc::UnboundedReceiver<Outgoing>;
+type Inbox = mpsc::Receiver<Outgoing>;
 fn seated(fallback: &str) -> (Roster, Inbox, Inbox) {
     let mut roster = roster(&kitchen(fallback));
     let (a, mut a_rx) = socket(1, 10);
@@ -55,7 +55,7 @@ fn seated(fallback: &str) -> (Roster, Inbox, Inbox) {
 }
 
 /// The JSON messages a socket received, by `type` (and `code` for notices).
-fn received(rx: &mut mpsc::UnboundedReceiver<Outgoing>) -> Vec<String> {
+fn received(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<String> {
     let mut kinds = Vec::new();
     while let Ok(message) = rx.try_recv() {
         kinds.push(match message {

@@ -11,8 +11,8 @@ use crate::lobby::Decision;
 
 /// The pairs scene of a two-chef kitchen (both seats human, with fallbacks).
 fn kitchen() -> GameScene {
-    let seats = crate::test_scenes::two_humans("fallback = \"scripted\"");
-    crate::test_scenes::kitchen("human_timeout_s = 60", &seats)
+    let seats = crate::test_support::two_humans("fallback = \"scripted\"");
+    crate::test_support::kitchen("human_timeout_s = 60", &seats)
 }
 
 /// Game 7 at scene 0 with `participants` in its seats, in agent order.
@@ -43,13 +43,13 @@ fn game(participants: &[i64]) -> Game {
     }
 }
 
-fn socket(participant: i64, id: u64) -> (Connection, mpsc::UnboundedReceiver<Outgoing>) {
-    let (tx, rx) = mpsc::unbounded_channel();
+fn socket(participant: i64, id: u64) -> (Connection, mpsc::Receiver<Outgoing>) {
+    let (tx, rx) = mpsc::channel(crate::connection::SOCKET_QUEUE);
     (Connection::new(participant, id, tx), rx)
 }
 
 /// What a socket was sent, by kind (`json:<type>`, `watch:<agent>`, ...).
-fn sent(rx: &mut mpsc::UnboundedReceiver<Outgoing>) -> Vec<String> {
+fn sent(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<String> {
     let mut out = Vec::new();
     while let Ok(message) = rx.try_recv() {
         out.push(match message {
@@ -101,7 +101,7 @@ fn queue(
     scene: &GameScene,
     participant: i64,
     id: u64,
-) -> mpsc::UnboundedReceiver<Outgoing> {
+) -> mpsc::Receiver<Outgoing> {
     let (s, rx) = socket(participant, id);
     assert!(placement.connect(s).is_none());
     assert_eq!(placement.join(participant, id, 0, scene), Join::Claimed);
