@@ -43,6 +43,25 @@ enum Command {
         /// code 1013 ("try again later"), and the page retries.
         #[arg(long, default_value_t = tandem_server::DEFAULT_MAX_SOCKETS)]
         max_sockets: usize,
+        /// The most TCP connections open at once (pages, files and sockets);
+        /// more are answered 503 and closed.
+        #[arg(long, default_value_t = tandem_server::DEFAULT_MAX_CONNECTIONS)]
+        max_connections: usize,
+        /// Seconds a client may take to send a request's headers.
+        #[arg(long, default_value_t = tandem_server::DEFAULT_HEADER_TIMEOUT.as_secs())]
+        header_timeout: u64,
+        /// New participants per minute from one address (0: no limit). Behind
+        /// a reverse proxy every request comes from the proxy: raise it or use 0.
+        #[arg(long, default_value_t = tandem_server::AdmissionLimits::default().per_address_per_minute)]
+        new_per_minute: u32,
+        /// The most participants the study takes; later arrivals see a
+        /// "study is full" page.
+        #[arg(long)]
+        max_participants: Option<u64>,
+        /// Always mark the participant cookie Secure (the study is served over
+        /// HTTPS); a proxy's `X-Forwarded-Proto: https` marks it too.
+        #[arg(long)]
+        secure_cookies: bool,
         /// Also offer the diagnostic environments `tandem bench` measures the
         /// server with (a game that steps in 50 ms beside normal ones).
         #[arg(long)]
@@ -82,16 +101,32 @@ fn main() -> ExitCode {
             db,
             addr,
             max_sockets,
+            max_connections,
+            header_timeout,
+            new_per_minute,
+            max_participants,
+            secure_cookies,
             diagnostic_envs,
         } => {
-            let envs = if diagnostic_envs {
-                tandem_bench::catalog_with_diagnostics()
-            } else {
-                environments()
+            let options = tandem_server::Options {
+                envs: if diagnostic_envs {
+                    tandem_bench::catalog_with_diagnostics()
+                } else {
+                    environments()
+                },
+                max_sockets,
+                max_connections,
+                header_timeout: std::time::Duration::from_secs(header_timeout),
+                admission: tandem_server::AdmissionLimits {
+                    per_address_per_minute: new_per_minute,
+                    max_participants,
+                },
+                secure_cookies,
+                ..tandem_server::Options::default()
             };
             tokio::runtime::Runtime::new()
                 .context("could not start the async runtime")
-                .and_then(|rt| rt.block_on(serve(file, db, addr, max_sockets, envs)))
+                .and_then(|rt| rt.block_on(serve(file, db, addr, options)))
         }
         Command::Bench(options) => bench(options),
     };
@@ -170,11 +205,11 @@ async fn serve(
     file: Option<PathBuf>,
     db: String,
     addr: SocketAddr,
-    max_sockets: usize,
-    envs: Catalog,
+    options: tandem_server::Options,
 ) -> anyhow::Result<ExitCode> {
+    let envs = &options.envs;
     let experiment = match &file {
-        Some(path) => match tandem_experiment::load_with(path, &envs) {
+        Some(path) => match tandem_experiment::load_with(path, envs) {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("{e}");
@@ -199,8 +234,7 @@ async fn serve(
     );
     let options = tandem_server::Options {
         policies: registry,
-        envs,
-        max_sockets,
+        ..options
     };
     tandem_server::run_with(listener, experiment, store, options, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

@@ -55,6 +55,9 @@ impl ChildServer {
             .args(["--addr", "127.0.0.1:0"])
             // The `slow` scenario's environment; harmless to the others.
             .arg("--diagnostic-envs")
+            // Every bot arrives from 127.0.0.1: no per-address limit on new
+            // participants.
+            .args(["--new-per-minute", "0"])
             // Plain log lines, so the log file reads well and can be scanned.
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -2,7 +2,10 @@
 //! experiment's scenes, the lobby, the game loops, and the wiring to the recorder.
 //!
 //! Layout (modules import down this list, never up):
+//! - `serve`: the accept loop: a cap on connections, a deadline for headers.
 //! - [`web`]: the one router: participant page, static files, socket, health.
+//! - `arrival`: `GET /`: who a browser is (cookie, recruiting ids), new participants.
+//! - `admission`: limits on new participants, per address and per study.
 //! - `session`: one participant's WebSocket (send task and receive loop).
 //! - `flow`: the path through the scenes, joining games, and carrying out what
 //!   game tasks and the lobby report.
@@ -20,6 +23,8 @@
 //! [`run`] is the whole server: the binary calls it with a bound listener and a
 //! shutdown future, and so do the tests.
 
+mod admission;
+mod arrival;
 mod connection;
 mod flow;
 mod frames;
@@ -28,6 +33,7 @@ mod lobby;
 mod options;
 mod placement;
 pub mod policies;
+mod serve;
 mod session;
 mod state;
 mod sync;
@@ -39,7 +45,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tandem_experiment::Experiment;
 use tandem_policy::Registry;
 use tandem_store::{RecorderConfig, Store};
@@ -47,8 +52,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+pub use admission::AdmissionLimits;
 pub use frames::{Encoded, FrameContent, FrameEncoder, PIXEL_FRAME_V1, PublishedFrame, encode_png};
-pub use options::{DEFAULT_MAX_SOCKETS, Options};
+pub use options::{DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SOCKETS, Options};
 pub use placement::{GamePlace, ParticipantPlace, Snapshot, SpotView};
 pub use state::AppState;
 
@@ -92,6 +98,10 @@ pub async fn run_with(
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let limits = serve::Limits {
+        max_connections: options.max_connections,
+        header_timeout: options.header_timeout,
+    };
     if let Err(problems) = policies::check(&experiment, &options.policies) {
         anyhow::bail!("{}", problems.join("\n"));
     }
@@ -112,6 +122,7 @@ pub async fn run_with(
             "lobby waits left open by an earlier run are now closed"
         );
     }
+    let participants = store.count_participants(&experiment.id).await?;
     let (recorder, writer) = store.recorder(RecorderConfig::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (state, outcomes) = AppState::new(
@@ -119,6 +130,7 @@ pub async fn run_with(
         store.clone(),
         recorder.clone(),
         options,
+        participants,
         stop_rx,
     );
     tokio::spawn(flow::run_outcomes(
@@ -134,16 +146,7 @@ pub async fn run_with(
         info!("shutting down: no new participants; recording interrupted episodes");
         let _ = stop_tx.send(true);
     };
-    // Frames are small writes every tick: without TCP_NODELAY, Nagle's algorithm
-    // holds one back until the browser acknowledges the previous one.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            warn!(cause = %e, "could not set TCP_NODELAY on a connection");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .await?;
+    serve::serve(listener, app, limits, signal).await;
 
     let tasks = state.games.tasks.clone();
     tasks.close();

@@ -1,12 +1,23 @@
 //! [`Options`]: what a server runs with besides its experiment and database:
 //! the catalogs its games draw on and its limits.
 
+use std::time::Duration;
+
 use tandem_envs::Catalog;
+
+use crate::admission::AdmissionLimits;
 use tandem_policy::Registry;
 
 /// The most participant sockets a server holds by default; more are closed
 /// with code 1013 ("try again later").
 pub const DEFAULT_MAX_SOCKETS: usize = 20_000;
+
+/// The most TCP connections a server holds by default (pages, static files
+/// and sockets); more are answered `503` and closed.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 25_000;
+
+/// How long a client may take to send a request's headers, by default.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a server runs with besides its experiment and database.
 #[derive(Clone, Debug)]
@@ -18,6 +29,15 @@ pub struct Options {
     pub envs: Catalog,
     /// The cap on open participant sockets.
     pub max_sockets: usize,
+    /// The cap on open TCP connections of any kind.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// Limits on new participants, per address and for the study.
+    pub admission: AdmissionLimits,
+    /// Mark the participant cookie `Secure` (the study is served over HTTPS);
+    /// it is also marked when a proxy says so with `X-Forwarded-Proto: https`.
+    pub secure_cookies: bool,
 }
 
 impl Default for Options {
@@ -26,6 +46,10 @@ impl Default for Options {
             policies: Registry::builtin(),
             envs: Catalog::builtin(),
             max_sockets: DEFAULT_MAX_SOCKETS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            admission: AdmissionLimits::default(),
+            secure_cookies: false,
         }
     }
 }

@@ -13,6 +13,7 @@ use tandem_store::{Recorder, Store};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::task::TaskTracker;
 
+use crate::admission::{Admission, AdmissionLimits};
 use crate::game::{GameContext, GameReport};
 use crate::lobby::LobbyDecision;
 use crate::options::Options;
@@ -38,6 +39,11 @@ pub struct Inner {
     pub sockets: Arc<Semaphore>,
     /// The cap itself, for messages.
     pub sockets_limit: usize,
+    /// Who may become a new participant.
+    pub admission: Admission,
+    pub admission_limits: AdmissionLimits,
+    /// Whether the participant cookie is always `Secure`.
+    pub secure_cookies: bool,
     next_connection: AtomicU64,
 }
 
@@ -60,6 +66,7 @@ impl AppState {
         store: Store,
         recorder: Recorder,
         options: Options,
+        participants: u64,
         shutdown: watch::Receiver<bool>,
     ) -> (AppState, Outcomes) {
         let (reports, games_rx) = mpsc::unbounded_channel();
@@ -85,6 +92,9 @@ impl AppState {
             shutdown,
             sockets: Arc::new(Semaphore::new(options.max_sockets)),
             sockets_limit: options.max_sockets,
+            admission: Admission::new(options.admission, participants),
+            admission_limits: options.admission,
+            secure_cookies: options.secure_cookies,
             next_connection: AtomicU64::new(1),
         }));
         let outcomes = Outcomes {

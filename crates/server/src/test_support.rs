@@ -16,6 +16,15 @@ pub async fn state(
     dir: &tempfile::TempDir,
     experiment: Experiment,
 ) -> (AppState, watch::Sender<bool>, RecorderHandle) {
+    state_with(dir, experiment, Options::default()).await
+}
+
+/// [`state`] with its own [`Options`].
+pub async fn state_with(
+    dir: &tempfile::TempDir,
+    experiment: Experiment,
+    options: Options,
+) -> (AppState, watch::Sender<bool>, RecorderHandle) {
     let path = dir.path().join("t.db");
     let store = match Store::open(&path.display().to_string()).await {
         Ok(store) => store,
@@ -27,13 +36,8 @@ pub async fn state(
     assert!(stored.is_ok(), "the experiment is stored");
     let (recorder, writer) = store.recorder(RecorderConfig::default());
     let (stop, stopped) = watch::channel(false);
-    let (state, _outcomes) = AppState::new(
-        Arc::new(experiment),
-        store,
-        recorder,
-        Options::default(),
-        stopped,
-    );
+    let (state, _outcomes) =
+        AppState::new(Arc::new(experiment), store, recorder, options, 0, stopped);
     (state, stop, writer)
 }
 

@@ -1,25 +1,23 @@
-//! The HTTP side: one router with the participant page, its static files, the
-//! participant socket, and a health check.
+//! The HTTP side: one router with the participant page (see `arrival`), its
+//! static files, the participant socket, and a health check.
 //!
-//! `GET /` is where a participant becomes known: it reads Prolific or MTurk ids
-//! from the query string, finds or creates the participant, and sets the cookie
-//! that the socket later identifies them by. The page and its modules are compiled
-//! into the binary, so the server needs no files beside it.
+//! The page and its modules are compiled into the binary, so the server needs
+//! no files beside it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum_extra::extract::cookie::CookieJar;
 use include_dir::{Dir, include_dir};
-use tandem_store::{ExternalKey, NewParticipant, Participant, RecruitIds, StoreError};
-use tracing::{error, info, warn};
+use tandem_store::StoreError;
+use tracing::{error, warn};
 
+use crate::arrival;
 use crate::session;
 use crate::state::AppState;
 
@@ -29,15 +27,12 @@ static WEB: Dir = include_dir!("$CARGO_MANIFEST_DIR/../../web");
 /// The cookie that identifies a participant's browser.
 pub const PARTICIPANT_COOKIE: &str = "tandem_participant";
 
-/// External ids longer than this are cut: no real id is this long.
-const MAX_ID_LEN: usize = 128;
-
 /// The whole HTTP surface of the server.
 pub fn app(state: AppState) -> Router {
     // The page and its modules are text and gzip to about a third: what a
     // participant downloads before the first frame (BENCHMARKS.md, page load).
     let pages = Router::new()
-        .route("/", get(participant_page))
+        .route("/", get(arrival::participant_page))
         .route("/static/{*path}", get(static_file))
         .layer(tower_http::compression::CompressionLayer::new());
     Router::new()
@@ -68,115 +63,11 @@ impl IntoResponse for AppError {
     }
 }
 
-/// The recruiting platform's ids from the study link's query string.
-fn recruit_ids(query: &HashMap<String, String>) -> RecruitIds {
-    let get = |key: &str| {
-        query
-            .get(key)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
-            .map(|v| v.chars().take(MAX_ID_LEN).collect::<String>())
-    };
-    RecruitIds {
-        prolific_pid: get("PROLIFIC_PID"),
-        study_id: get("STUDY_ID"),
-        session_id: get("SESSION_ID"),
-        worker_id: get("workerId"),
-        assignment_id: get("assignmentId"),
-        hit_id: get("hitId"),
-    }
-}
-
-/// Whether `p` may be the person a link names: a link with a Prolific or MTurk
-/// id belongs only to the participant with that id.
-fn link_fits(link: &RecruitIds, p: &Participant) -> bool {
-    let same = |link: &Option<String>, stored: &Option<String>| link.is_none() || link == stored;
-    same(&link.prolific_pid, &p.recruit.prolific_pid) && same(&link.worker_id, &p.recruit.worker_id)
-}
-
-async fn participant_page(
-    State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    jar: CookieJar,
-) -> Result<Response, AppError> {
-    if state.is_shutting_down() {
-        return Ok((
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The study server is restarting; please reload in a minute.",
-        )
-            .into_response());
-    }
-    let link = recruit_ids(&query);
-    let experiment_id = &state.experiment.id;
-    let mut participant = None;
-    if let Some(cookie) = jar.get(PARTICIPANT_COOKIE) {
-        participant = state
-            .store
-            .participant_by_token(cookie.value())
-            .await?
-            .filter(|p| &p.experiment_id == experiment_id && link_fits(&link, p));
-    }
-    if participant.is_none() {
-        let key = match (&link.prolific_pid, &link.worker_id) {
-            (Some(pid), _) => Some(ExternalKey::Prolific(pid)),
-            (None, Some(worker)) => Some(ExternalKey::MTurk(worker)),
-            (None, None) => None,
-        };
-        if let Some(key) = key {
-            participant = state
-                .store
-                .participant_by_external(experiment_id, key)
-                .await?;
-        }
-    }
-    let participant = match participant {
-        Some(p) => p,
-        None => create_participant(&state, link, &headers).await?,
-    };
-    let cookie = Cookie::build((PARTICIPANT_COOKIE, participant.token.clone()))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .max_age(cookie::time::Duration::days(60))
-        .build();
-    let page = WEB
-        .get_file("index.html")
+/// The participant page, embedded at build time.
+pub fn page_html() -> &'static str {
+    WEB.get_file("index.html")
         .and_then(|f| f.contents_utf8())
-        .unwrap_or("<!doctype html><p>The participant page is missing from this build.</p>");
-    Ok((
-        jar.add(cookie),
-        [(header::CACHE_CONTROL, "no-store")],
-        Html(page),
-    )
-        .into_response())
-}
-
-async fn create_participant(
-    state: &AppState,
-    recruit: RecruitIds,
-    headers: &HeaderMap,
-) -> Result<Participant, AppError> {
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(512).collect());
-    let new = NewParticipant {
-        token: uuid::Uuid::new_v4().simple().to_string(),
-        public_id: uuid::Uuid::now_v7().to_string(),
-        experiment_id: state.experiment.id.clone(),
-        recruit,
-        user_agent,
-    };
-    let participant = state.store.create_participant(&new).await?;
-    if let Some(first) = state.experiment.scenes.first() {
-        state
-            .store
-            .enter_scene(participant.id, None, (0, first.id()))
-            .await?;
-    }
-    info!(participant = participant.id, public_id = %participant.public_id, "new participant");
-    Ok(participant)
+        .unwrap_or("<!doctype html><p>The participant page is missing from this build.</p>")
 }
 
 async fn static_file(axum::extract::Path(path): axum::extract::Path<String>) -> Response {

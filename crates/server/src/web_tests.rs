@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::*;
+use crate::Options;
 
 /// A state on a fresh database for the built-in experiment, and the stop
 /// signal's sender (kept alive by the caller).
@@ -126,4 +127,102 @@ async fn arrivals_during_shutdown_are_told_to_wait() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(headers.get(header::SET_COOKIE).is_none());
     assert!(body.contains("restarting"), "{body}");
+}
+
+/// `GET /` from `address`, returning the status and whether a cookie was set.
+async fn arrive_from(state: &AppState, address: [u8; 4]) -> (StatusCode, bool) {
+    let mut request = match Request::builder().uri("/").body(Body::empty()) {
+        Ok(request) => request,
+        Err(e) => panic!("request: {e}"),
+    };
+    let peer = std::net::SocketAddr::from((address, 40_000));
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    let response = match app(state.clone()).oneshot(request).await {
+        Ok(response) => response,
+        Err(e) => match e {},
+    };
+    let cookie = response.headers().contains_key(header::SET_COOKIE);
+    (response.status(), cookie)
+}
+
+/// `HEAD /` (link previews, scanners) shows the page but creates nobody.
+#[tokio::test]
+async fn head_creates_nobody() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (state, _stop, _writer) = state(&dir).await;
+    let request = Request::builder()
+        .method("HEAD")
+        .uri("/?PROLIFIC_PID=preview")
+        .body(Body::empty())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = match app(state.clone()).oneshot(request).await {
+        Ok(response) => response,
+        Err(e) => match e {},
+    };
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!response.headers().contains_key(header::SET_COOKIE));
+    let count = state.store.count_participants(&state.experiment.id).await;
+    assert_eq!(count.ok(), Some(0));
+}
+
+/// One address gets its per-minute allowance of new participants and then a
+/// 429 with `Retry-After`; another address is not held back.
+#[tokio::test]
+async fn new_participants_are_rate_limited_per_address() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let options = Options {
+        admission: crate::AdmissionLimits {
+            per_address_per_minute: 10,
+            max_participants: None,
+        },
+        ..Options::default()
+    };
+    let experiment = tandem_experiment::default_experiment();
+    let (state, _stop, _writer) = crate::test_support::state_with(&dir, experiment, options).await;
+    let mut created = 0;
+    let mut refused = 0;
+    for _ in 0..100 {
+        match arrive_from(&state, [10, 0, 0, 1]).await {
+            (StatusCode::OK, true) => created += 1,
+            (StatusCode::TOO_MANY_REQUESTS, false) => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    println!(
+        "100 arrivals from one address in a moment: {created} created, {refused} refused (429)"
+    );
+    assert_eq!((created, refused), (10, 90));
+    assert_eq!(
+        arrive_from(&state, [10, 0, 0, 2]).await,
+        (StatusCode::OK, true)
+    );
+    let stored = state.store.count_participants(&state.experiment.id).await;
+    assert_eq!(stored.ok(), Some(11));
+}
+
+/// A study with a cap takes that many participants, and then says it is full.
+#[tokio::test]
+async fn the_study_cap_is_kept() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let options = Options {
+        admission: crate::AdmissionLimits {
+            per_address_per_minute: 0,
+            max_participants: Some(3),
+        },
+        ..Options::default()
+    };
+    let experiment = tandem_experiment::default_experiment();
+    let (state, _stop, _writer) = crate::test_support::state_with(&dir, experiment, options).await;
+    for i in 0..3 {
+        assert_eq!(
+            arrive_from(&state, [10, 0, 0, i]).await,
+            (StatusCode::OK, true)
+        );
+    }
+    let (status, cookie) = arrive_from(&state, [10, 0, 0, 9]).await;
+    assert_eq!((status, cookie), (StatusCode::SERVICE_UNAVAILABLE, false));
+    let (_, _, body) = get(&state, "/").await;
+    assert!(body.contains("This study is full"), "{body}");
 }

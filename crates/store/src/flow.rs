@@ -217,6 +217,16 @@ impl Store {
             .await
     }
 
+    /// How many participants the experiment has, finished or not.
+    pub async fn count_participants(&self, experiment_id: &str) -> Result<u64, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM participants WHERE experiment_id = ?")
+                .bind(experiment_id)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// The experiment's participant with this Prolific or MTurk worker id.
     pub async fn participant_by_external(
         &self,

@@ -1,0 +1,309 @@
+//! `GET /`: where a browser becomes a participant, or is recognised as one.
+//!
+//! A browser is its participant's by the cookie this page sets (HttpOnly, a
+//! random token). Without the cookie, a study link's recruiting ids do not
+//! make anyone a participant they name: a Prolific id or an MTurk worker id
+//! shows on profiles, in redirect URLs and in logs, so it is not a password.
+//! Only the full set of ids the platform gives for one submission —
+//! Prolific's `PROLIFIC_PID`, `STUDY_ID` and `SESSION_ID`, MTurk's
+//! `workerId`, `assignmentId` and `hitId` — resumes that participant in
+//! another browser; that is the link the platform itself opens for them. A
+//! link that names a participant who started without proving the submission
+//! gets a page that says so, and nobody is created twice.
+//!
+//! New participants are created only by a real page load (`HEAD`, which link
+//! previews and scanners send, creates nobody), within the per-address and
+//! per-study limits of `admission`.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use tandem_store::{ExternalKey, NewParticipant, Participant, RecruitIds};
+use tracing::{info, warn};
+
+use crate::admission::{Refused, retry_after};
+use crate::state::AppState;
+use crate::web::{AppError, PARTICIPANT_COOKIE, page_html};
+
+/// External ids longer than this are cut: no real id is this long.
+const MAX_ID_LEN: usize = 128;
+
+/// The page a browser gets when its link names a participant it cannot prove
+/// to be (409).
+const TAKEN: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+<title>Study</title><h1>This study was started in another browser</h1>\
+<p>Your participant id has already started this study, in another browser or \
+with a different link. Please continue in the browser where you started, or open \
+the study again from the recruiting platform's own link.</p></html>";
+
+/// The page for an address that created too many participants lately (429).
+const TOO_FAST: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+<title>Study</title><h1>Please wait a moment</h1>\
+<p>Many participants have joined from your network in the last minute. Please \
+reload this page in a minute.</p></html>";
+
+/// The page for a study that has all its participants (503).
+const FULL: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+<title>Study</title><h1>This study is full</h1>\
+<p>This study has all the participants it needs. Thank you for your interest.</p></html>";
+
+/// `GET /` (and `HEAD /`).
+pub async fn participant_page(
+    State(state): State<AppState>,
+    method: Method,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Result<Response, AppError> {
+    if state.is_shutting_down() {
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The study server is restarting; please reload in a minute.",
+        )
+            .into_response());
+    }
+    if method == Method::HEAD {
+        // A link preview or a scanner: show the page, make nobody.
+        return Ok(page(&state, None, &headers));
+    }
+    let link = recruit_ids(&query);
+    let participant = match identify(&state, &link, &jar).await? {
+        Identified::Participant(p) => *p,
+        Identified::Taken => {
+            warn!("a link named a participant it could not prove to be");
+            return Ok((StatusCode::CONFLICT, Html(TAKEN)).into_response());
+        }
+        Identified::Nobody => {
+            let address = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
+            match state.admission.admit(address) {
+                Ok(()) => {}
+                Err(Refused::TooFast) => {
+                    warn!(%address, "refused a new participant: too many from this address");
+                    let wait = retry_after(&state.admission_limits).as_secs().to_string();
+                    let retry =
+                        HeaderValue::from_str(&wait).unwrap_or(HeaderValue::from_static("60"));
+                    return Ok((
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [(header::RETRY_AFTER, retry)],
+                        Html(TOO_FAST),
+                    )
+                        .into_response());
+                }
+                Err(Refused::Full) => {
+                    return Ok((StatusCode::SERVICE_UNAVAILABLE, Html(FULL)).into_response());
+                }
+            }
+            match create_participant(&state, link, &headers).await {
+                Ok(p) => p,
+                Err(e) => {
+                    state.admission.cancel();
+                    return Err(e);
+                }
+            }
+        }
+    };
+    Ok(page(&state, Some(&participant), &headers))
+}
+
+/// Who a browser is.
+enum Identified {
+    Participant(Box<Participant>),
+    /// The link names a participant this browser cannot prove to be.
+    Taken,
+    /// Nobody yet: a new participant.
+    Nobody,
+}
+
+async fn identify(
+    state: &AppState,
+    link: &RecruitIds,
+    jar: &CookieJar,
+) -> Result<Identified, AppError> {
+    let experiment_id = &state.experiment.id;
+    if let Some(cookie) = jar.get(PARTICIPANT_COOKIE)
+        && let Some(p) = state.store.participant_by_token(cookie.value()).await?
+        && &p.experiment_id == experiment_id
+        && link_fits(link, &p)
+    {
+        return Ok(Identified::Participant(Box::new(p)));
+    }
+    let key = match (&link.prolific_pid, &link.worker_id) {
+        (Some(pid), _) => ExternalKey::Prolific(pid),
+        (None, Some(worker)) => ExternalKey::MTurk(worker),
+        (None, None) => return Ok(Identified::Nobody),
+    };
+    Ok(
+        match state
+            .store
+            .participant_by_external(experiment_id, key)
+            .await?
+        {
+            Some(p) if proves_submission(link, &p) => Identified::Participant(Box::new(p)),
+            Some(_) => Identified::Taken,
+            None => Identified::Nobody,
+        },
+    )
+}
+
+/// The recruiting platform's ids from the study link's query string.
+fn recruit_ids(query: &HashMap<String, String>) -> RecruitIds {
+    let get = |key: &str| {
+        query
+            .get(key)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(|v| v.chars().take(MAX_ID_LEN).collect::<String>())
+    };
+    RecruitIds {
+        prolific_pid: get("PROLIFIC_PID"),
+        study_id: get("STUDY_ID"),
+        session_id: get("SESSION_ID"),
+        worker_id: get("workerId"),
+        assignment_id: get("assignmentId"),
+        hit_id: get("hitId"),
+    }
+}
+
+/// Whether `p` may be the person a link names: a link with a Prolific or MTurk
+/// id belongs only to the participant with that id.
+fn link_fits(link: &RecruitIds, p: &Participant) -> bool {
+    let same = |link: &Option<String>, stored: &Option<String>| link.is_none() || link == stored;
+    same(&link.prolific_pid, &p.recruit.prolific_pid) && same(&link.worker_id, &p.recruit.worker_id)
+}
+
+/// Whether `link` carries every id its platform gives for one submission,
+/// each equal to what `p` arrived with: what only the participant (and the
+/// platform) knows, not just who they are.
+fn proves_submission(link: &RecruitIds, p: &Participant) -> bool {
+    let known = |link: &Option<String>, stored: &Option<String>| link.is_some() && link == stored;
+    let r = &p.recruit;
+    if link.prolific_pid.is_some() {
+        known(&link.prolific_pid, &r.prolific_pid)
+            && known(&link.study_id, &r.study_id)
+            && known(&link.session_id, &r.session_id)
+    } else {
+        known(&link.worker_id, &r.worker_id)
+            && known(&link.assignment_id, &r.assignment_id)
+            && known(&link.hit_id, &r.hit_id)
+    }
+}
+
+async fn create_participant(
+    state: &AppState,
+    recruit: RecruitIds,
+    headers: &HeaderMap,
+) -> Result<Participant, AppError> {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(512).collect());
+    let new = NewParticipant {
+        token: uuid::Uuid::new_v4().simple().to_string(),
+        public_id: uuid::Uuid::now_v7().to_string(),
+        experiment_id: state.experiment.id.clone(),
+        recruit,
+        user_agent,
+    };
+    let participant = state.store.create_participant(&new).await?;
+    if let Some(first) = state.experiment.scenes.first() {
+        state
+            .store
+            .enter_scene(participant.id, None, (0, first.id()))
+            .await?;
+    }
+    info!(participant = participant.id, public_id = %participant.public_id, "new participant");
+    Ok(participant)
+}
+
+/// The participant page, with the cookie of `participant` when there is one.
+fn page(state: &AppState, participant: Option<&Participant>, headers: &HeaderMap) -> Response {
+    let mut response = ([(header::CACHE_CONTROL, "no-store")], Html(page_html())).into_response();
+    if let Some(p) = participant {
+        // Behind HTTPS (said by the proxy, or by the operator) the cookie is
+        // never sent over plain HTTP.
+        let https = state.secure_cookies
+            || headers
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+        let cookie = Cookie::build((PARTICIPANT_COOKIE, p.token.clone()))
+            .path("/")
+            .http_only(true)
+            .secure(https)
+            .same_site(SameSite::Lax)
+            .max_age(cookie::time::Duration::days(60))
+            .build();
+        if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use tandem_store::RecruitIds;
+
+    use super::*;
+
+    fn participant(recruit: RecruitIds) -> Participant {
+        Participant {
+            id: 1,
+            token: "t".into(),
+            public_id: "p".into(),
+            experiment_id: "e".into(),
+            recruit,
+            user_agent: None,
+            created_us: 0,
+            scene_index: 0,
+            scene_entered_us: None,
+            finished_us: None,
+            completion_code: None,
+        }
+    }
+
+    fn prolific(pid: &str, study: Option<&str>, session: Option<&str>) -> RecruitIds {
+        RecruitIds {
+            prolific_pid: Some(pid.into()),
+            study_id: study.map(Into::into),
+            session_id: session.map(Into::into),
+            ..RecruitIds::default()
+        }
+    }
+
+    /// Only the whole set of a submission's ids proves it; an id alone, or
+    /// the set of another submission, does not.
+    #[test]
+    fn only_the_full_set_proves_a_submission() {
+        let stored = participant(prolific("P", Some("S"), Some("X")));
+        assert!(proves_submission(
+            &prolific("P", Some("S"), Some("X")),
+            &stored
+        ));
+        assert!(!proves_submission(&prolific("P", None, None), &stored));
+        assert!(!proves_submission(&prolific("P", Some("S"), None), &stored));
+        assert!(!proves_submission(
+            &prolific("P", Some("S"), Some("Y")),
+            &stored
+        ));
+        let without_session = participant(prolific("P", Some("S"), None));
+        assert!(
+            !proves_submission(&prolific("P", Some("S"), None), &without_session),
+            "a participant who arrived without a session id can resume only with the cookie"
+        );
+        let worker = |a: &str| RecruitIds {
+            worker_id: Some("W".into()),
+            assignment_id: Some(a.into()),
+            hit_id: Some("H".into()),
+            ..RecruitIds::default()
+        };
+        let mturk = participant(worker("A"));
+        assert!(proves_submission(&worker("A"), &mturk));
+        assert!(!proves_submission(&worker("B"), &mturk));
+    }
+}
