@@ -190,3 +190,51 @@ async fn a_blocked_step_does_not_delay_other_games() {
     slow.stop().await;
     normal.stop().await;
 }
+
+/// CartPole whose `make` panics (a broken plugin, a worker that cannot start).
+struct PanickingFactory {
+    spec: EnvSpec,
+}
+
+impl EnvFactory for PanickingFactory {
+    fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    fn make(&self) -> Result<Box<dyn Env>, EnvError> {
+        panic!("this environment cannot be made");
+    }
+}
+
+/// An environment that panics while its game is set up fails that game
+/// cleanly: the participant is told, moved on, and the game marked failed,
+/// instead of being left seated in a game that no task runs.
+#[tokio::test]
+async fn a_panic_while_a_game_is_set_up_ends_it_cleanly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut spec = CartPole::new().spec().clone();
+    spec.id = "Broken-v0".to_string();
+    let mut envs = Catalog::builtin();
+    envs.insert(Arc::new(PanickingFactory { spec }));
+    let options = tandem_server::Options {
+        envs,
+        ..tandem_server::Options::default()
+    };
+    let mut server =
+        TestServer::start_with_options(&experiment("Broken-v0"), &dir.path().join("t.db"), options)
+            .await;
+    let mut p = Client::arrive(&server, "").await;
+    assert_eq!(p.expect_scene().await["scene"]["kind"], "game");
+    assert_eq!(p.expect("error").await["code"], "game_failed");
+    assert_eq!(p.expect_scene().await["scene"]["kind"], "end");
+    server.stop().await;
+    let db = server.db().await;
+    assert_eq!(
+        common::count(
+            &db,
+            "SELECT COUNT(*) FROM games WHERE end_reason LIKE 'failed: panicked%'"
+        )
+        .await,
+        1
+    );
+}

@@ -36,8 +36,9 @@ pub enum Outgoing {
         frames: FrameReceiver,
         agent: usize,
     },
-    /// Stop streaming frames.
-    Unwatch,
+    /// Stop streaming frames: any game's (`None`), or this game's only, so
+    /// that a game answering late cannot stop the frames of the next one.
+    Unwatch(Option<FrameReceiver>),
     /// Close the socket with this code and reason.
     Close(u16, &'static str),
 }

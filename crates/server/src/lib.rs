@@ -12,6 +12,7 @@
 //! - `placement`: the one owner of where every participant is (socket, lobby
 //!   queue, seat) and of the running games' registry; [`Snapshot`] of it.
 //! - `lobby`: the lobby's rules, as plain functions over a queue and a clock.
+//! - `deferred`: work the flow hands to its outcomes task instead of doing inline.
 //! - `game`: one task per running game: clock, seats, policies, env, frames.
 //! - `connection`: the handle the rest of the server holds of one socket.
 //! - `frames`: published frames and their per-socket encoding.
@@ -26,6 +27,7 @@
 mod admission;
 mod arrival;
 mod connection;
+mod deferred;
 mod flow;
 mod frames;
 mod game;
@@ -50,6 +52,7 @@ use tandem_policy::Registry;
 use tandem_store::{RecorderConfig, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use admission::AdmissionLimits;
@@ -133,27 +136,40 @@ pub async fn run_with(
         participants,
         stop_rx,
     );
-    tokio::spawn(flow::run_outcomes(
+    let outcomes_done = CancellationToken::new();
+    let outcomes_task = tokio::spawn(flow::run_outcomes(
         state.clone(),
         outcomes.games,
-        outcomes.lobby,
+        outcomes.deferred,
+        outcomes_done.clone(),
     ));
     tokio::spawn(flow::run_lobby_ticker(state.clone()));
     let app = web::app(state.clone());
 
-    let signal = async move {
-        shutdown.await;
-        info!("shutting down: no new participants; recording interrupted episodes");
-        let _ = stop_tx.send(true);
+    let signal = {
+        let state = state.clone();
+        async move {
+            shutdown.await;
+            info!("shutting down: no new participants; recording interrupted episodes");
+            state.placement.stop();
+            let _ = stop_tx.send(true);
+        }
     };
     serve::serve(listener, app, limits, signal).await;
 
+    // Game tasks stop and record their interrupted episodes; a game that
+    // ended meanwhile still reports, and its report is carried out (players
+    // moved on, the game marked ended) before the recorder's last flush.
     let tasks = state.games.tasks.clone();
     tasks.close();
-    if tokio::time::timeout(GAME_SHUTDOWN_LIMIT, tasks.wait())
-        .await
-        .is_err()
-    {
+    let drained = tokio::time::timeout(GAME_SHUTDOWN_LIMIT, async {
+        tasks.wait().await;
+        outcomes_done.cancel();
+        let _ = outcomes_task.await;
+        tasks.wait().await;
+    })
+    .await;
+    if drained.is_err() {
         warn!(tasks = tasks.len(), "some games did not stop in time");
     }
     if let Err(e) = recorder.flush().await {

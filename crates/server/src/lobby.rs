@@ -49,14 +49,6 @@ pub enum Decision {
     NoPartner(Vec<Waiter>),
 }
 
-/// A decision of the lobby of game scene `scene_index`, on its way to be
-/// carried out.
-#[derive(Debug)]
-pub struct LobbyDecision {
-    pub scene_index: usize,
-    pub decision: Decision,
-}
-
 /// The first decision the queue allows at `now`, taking its members out of
 /// the queue; `None` when everyone keeps waiting.
 pub fn decide(queue: &mut Vec<Waiter>, scene: &GameScene, now: Instant) -> Option<Decision> {

@@ -287,7 +287,12 @@ where
                         frames = Some((rx, agent));
                         encoder.reset();
                     }
-                    Outgoing::Unwatch => frames = None,
+                    Outgoing::Unwatch(None) => frames = None,
+                    Outgoing::Unwatch(Some(game)) => {
+                        if frames.as_ref().is_some_and(|(rx, _)| rx.same_channel(&game)) {
+                            frames = None;
+                        }
+                    }
                     Outgoing::Close(code, reason) => {
                         let _ = sink
                             .send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) })))

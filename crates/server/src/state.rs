@@ -14,8 +14,8 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::admission::{Admission, AdmissionLimits};
+use crate::deferred::Deferred;
 use crate::game::{GameContext, GameReport};
-use crate::lobby::LobbyDecision;
 use crate::options::Options;
 use crate::placement::Placement;
 
@@ -31,8 +31,8 @@ pub struct Inner {
     pub placement: Placement,
     /// What every game task is handed.
     pub games: Arc<GameContext>,
-    /// Where the lobby's decisions go to be carried out (see `flow::outcomes`).
-    pub lobby_decisions: mpsc::UnboundedSender<LobbyDecision>,
+    /// Work for the outcomes task (see `deferred`).
+    pub deferred: mpsc::UnboundedSender<Deferred>,
     /// Flips to `true` once, when the server starts shutting down.
     pub shutdown: watch::Receiver<bool>,
     /// One permit per open participant socket: the cap on sockets.
@@ -50,7 +50,7 @@ pub struct Inner {
 /// The receiving ends of the outcome channels, for `flow::run_outcomes`.
 pub struct Outcomes {
     pub games: mpsc::UnboundedReceiver<GameReport>,
-    pub lobby: mpsc::UnboundedReceiver<LobbyDecision>,
+    pub deferred: mpsc::UnboundedReceiver<Deferred>,
 }
 
 impl std::ops::Deref for AppState {
@@ -70,7 +70,7 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
     ) -> (AppState, Outcomes) {
         let (reports, games_rx) = mpsc::unbounded_channel();
-        let (lobby_decisions, lobby_rx) = mpsc::unbounded_channel();
+        let (deferred, deferred_rx) = mpsc::unbounded_channel();
         let games = Arc::new(GameContext {
             experiment: Arc::clone(&experiment),
             store: store.clone(),
@@ -88,7 +88,7 @@ impl AppState {
             recorder,
             placement: Placement::default(),
             games,
-            lobby_decisions,
+            deferred,
             shutdown,
             sockets: Arc::new(Semaphore::new(options.max_sockets)),
             sockets_limit: options.max_sockets,
@@ -99,7 +99,7 @@ impl AppState {
         }));
         let outcomes = Outcomes {
             games: games_rx,
-            lobby: lobby_rx,
+            deferred: deferred_rx,
         };
         (state, outcomes)
     }

@@ -18,9 +18,10 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::connection::Connection;
+use crate::deferred::Deferred;
 use crate::game::{self, GameError, Setup};
-use crate::lobby::{Decision, LobbyDecision, STATUS_INTERVAL, Waiter};
-use crate::placement::Join;
+use crate::lobby::{Decision, STATUS_INTERVAL, Waiter};
+use crate::placement::{Join, Seating};
 use crate::state::AppState;
 use crate::sync::stopped;
 
@@ -57,15 +58,28 @@ pub(super) async fn join(
     }
 }
 
-/// Seats `placed` in `game`, starting its task if it needs one.
+/// Seats `placed` in `game`, starting its task if it needs one. A game that
+/// has just ended (its end not yet stored) takes nobody: they are moved on,
+/// by the outcomes task (inline, this join would recurse into the next).
 fn seat(state: &AppState, game: &Game, scene_index: usize, placed: &[i64], fresh: bool) {
-    if let Some(task) = state.placement.seat(game, scene_index, placed) {
-        let setup = Setup {
-            game: game.clone(),
-            generation: task.generation,
-            fresh,
-        };
-        game::spawn(&state.games, setup, task.commands, task.frames);
+    match state.placement.seat(game, scene_index, placed) {
+        Seating::Seated | Seating::Stopping => {}
+        Seating::Start(task) => {
+            let setup = Setup {
+                game: game.clone(),
+                generation: task.generation,
+                fresh,
+            };
+            game::spawn(&state.games, setup, task.commands, task.frames);
+        }
+        Seating::Ended => {
+            for &participant_id in placed {
+                let _ = state.deferred.send(Deferred::MoveOn {
+                    participant_id,
+                    from: scene_index,
+                });
+            }
+        }
     }
 }
 
@@ -152,7 +166,7 @@ fn decide_lobby(state: &AppState, scene_index: usize, scene: &GameScene, announc
         .placement
         .decide_lobby(scene_index, scene, Instant::now(), announce);
     for decision in decisions {
-        let _ = state.lobby_decisions.send(LobbyDecision {
+        let _ = state.deferred.send(Deferred::Lobby {
             scene_index,
             decision,
         });
@@ -180,16 +194,15 @@ pub async fn run_lobby_ticker(state: AppState) {
 }
 
 /// Carries out one decision of the lobby of `scene_index`.
-pub(super) async fn carry_out(state: AppState, decision: LobbyDecision) {
-    let scene_index = decision.scene_index;
+pub(super) async fn carry_out(state: &AppState, scene_index: usize, decision: Decision) {
     let Some(Scene::Game(scene)) = state.experiment.scenes.get(scene_index) else {
         return;
     };
-    match decision.decision {
-        Decision::Form { group, reason } => form(&state, scene_index, scene, group, reason).await,
+    match decision {
+        Decision::Form { group, reason } => form(state, scene_index, scene, group, reason).await,
         Decision::NoPartner(gone) => {
             for w in gone {
-                no_partner(&state, scene_index, w).await;
+                no_partner(state, scene_index, w).await;
             }
         }
     }

@@ -134,14 +134,15 @@ async fn show_scene(state: &AppState, socket: &Connection, p: &Participant) {
     let Some(scene) = scenes.get(index) else {
         return;
     };
-    if !matches!(scene, Scene::Game(_)) {
-        socket.control(Outgoing::Unwatch);
-    }
-    socket.send(ServerMessage::Scene(SceneMessage {
+    let message = ServerMessage::Scene(SceneMessage {
         index,
         count: scenes.len(),
         scene: scene.view_for(&external_ids(p)),
-    }));
+    });
+    let game = matches!(scene, Scene::Game(_));
+    if !state.placement.show(socket, index, message, !game) {
+        return; // read before a move that has shown the newer scene already
+    }
     if let Scene::Game(game) = scene {
         games::join(state, socket, p.id, index, game).await;
     }

@@ -16,27 +16,50 @@ use tracing::{error, info};
 use super::games;
 use tandem_wire::ServerMessage;
 
+use crate::deferred::Deferred;
 use crate::game::GameReport;
-use crate::lobby::LobbyDecision;
-use crate::state::AppState;
-use crate::sync::stopped;
+use tokio_util::sync::CancellationToken;
 
-/// Carries out outcomes until shutdown.
+use crate::state::AppState;
+
+/// Carries out outcomes until `done` is cancelled: after shutdown, once every
+/// game task has ended, so that a game ending as the server stops is still
+/// moved on and marked ended. What is queued then is carried out before this
+/// returns.
 pub async fn run(
     state: AppState,
     mut games: mpsc::UnboundedReceiver<GameReport>,
-    mut lobby: mpsc::UnboundedReceiver<LobbyDecision>,
+    mut deferred: mpsc::UnboundedReceiver<Deferred>,
+    done: CancellationToken,
 ) {
-    let mut shutdown = state.shutdown.clone();
     loop {
         tokio::select! {
+            biased;
             Some(report) = games.recv() => {
                 state.games.tasks.spawn(game_report(state.clone(), report));
             }
-            Some(decision) = lobby.recv() => {
-                state.games.tasks.spawn(games::carry_out(state.clone(), decision));
+            Some(work) = deferred.recv() => {
+                state.games.tasks.spawn(carry_out(state.clone(), work));
             }
-            _ = stopped(&mut shutdown) => return,
+            () = done.cancelled() => break,
+        }
+    }
+    while let Ok(report) = games.try_recv() {
+        state.games.tasks.spawn(game_report(state.clone(), report));
+    }
+}
+
+async fn carry_out(state: AppState, work: Deferred) {
+    match work {
+        Deferred::Lobby {
+            scene_index,
+            decision,
+        } => games::carry_out(&state, scene_index, decision).await,
+        Deferred::MoveOn {
+            participant_id,
+            from,
+        } => {
+            let _ = super::move_on(&state, participant_id, from).await;
         }
     }
 }
@@ -53,16 +76,21 @@ async fn game_report(state: AppState, report: GameReport) {
         } => {
             // Placement marks them as moving before the game leaves the
             // registry, so a reconnect meanwhile waits for the move instead
-            // of finding no game (which in a multiplayer scene means the lobby).
-            for (participant, socket) in state.placement.game_ended(game_id, generation, &staying) {
-                if let (Some(notice), Some(socket)) = (&notice, &socket) {
+            // of finding no game (which in a multiplayer scene means the
+            // lobby), and holds the game as ending until its end is stored,
+            // so nobody starts it again meanwhile.
+            for moving in state.placement.game_ended(game_id, generation, &staying) {
+                if moving.was_playing
+                    && let (Some(notice), Some(socket)) = (&notice, &moving.socket)
+                {
                     socket.send(ServerMessage::clone(notice));
                 }
-                let _ = super::move_on(&state, participant, scene_index).await;
+                let _ = super::move_on(&state, moving.participant_id, scene_index).await;
             }
             if let Err(e) = state.store.end_game(game_id, &reason).await {
                 error!(game = game_id, cause = %e, "could not mark game ended");
             }
+            state.placement.game_closed(game_id);
         }
         GameReport::Forfeited {
             game_id,

@@ -147,7 +147,12 @@ impl GameTask<'_> {
     async fn play_episode(&mut self, index: u32) -> EpisodeExit {
         let recorder = self.context.recorder.clone();
         let seed = episode_seed(self.scene.seed, self.game_id, index);
-        let (observations, frame) = match self.env.reset(seed).await {
+        // An environment off the runtime may hang: shutdown does not wait for it.
+        let reset = tokio::select! {
+            reset = self.env.reset(seed) => reset,
+            _ = stopped(&mut self.shutdown) => return EpisodeExit::Ended(GameExit::Shutdown),
+        };
+        let (observations, frame) = match reset {
             Ok(reset) => reset,
             Err(e) => return EpisodeExit::Ended(GameExit::Failed(e)),
         };

@@ -23,6 +23,7 @@ use super::IDLE_LIMIT;
 use super::exit::GameExit;
 use super::seat::SeatRuntime;
 use crate::connection::{Connection, Outgoing};
+use crate::frames::FrameReceiver;
 
 /// Something to record in `events`.
 #[derive(Debug, PartialEq)]
@@ -41,16 +42,20 @@ pub(super) struct Roster {
     events: Vec<RosterEvent>,
     /// Participants forfeited since the task last looked.
     forfeits: Vec<i64>,
+    /// This game's frames, to name them when telling a socket to stop
+    /// watching (it may be watching another game's by then).
+    frames: FrameReceiver,
 }
 
 impl Roster {
-    pub(super) fn new(seats: Vec<SeatRuntime>, grace_s: u32) -> Self {
+    pub(super) fn new(seats: Vec<SeatRuntime>, grace_s: u32, frames: FrameReceiver) -> Self {
         Roster {
             seats,
             grace_s,
             idle_since: Instant::now(),
             events: Vec::new(),
             forfeits: Vec::new(),
+            frames,
         }
     }
 
@@ -114,7 +119,7 @@ impl Roster {
         else {
             // No longer seated here: their seat went to its fallback for good.
             // Reporting it again moves them on even if the first move was lost.
-            socket.control(Outgoing::Unwatch);
+            socket.control(Outgoing::Unwatch(Some(self.frames.clone())));
             if self
                 .seats
                 .iter()

@@ -29,7 +29,11 @@ fn roster(scene: &GameScene) -> Roster {
         })
         .collect::<Result<Vec<_>, _>>();
     match seats {
-        Ok(seats) => Roster::new(seats, scene.reconnect_grace_s),
+        Ok(seats) => Roster::new(
+            seats,
+            scene.reconnect_grace_s,
+            tokio::sync::watch::channel(None).1,
+        ),
         Err(e) => panic!("{e}"),
     }
 }
@@ -64,7 +68,7 @@ fn received(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<String> {
                 m => m.type_name().to_string(),
             },
             Outgoing::Watch { .. } => "watch".into(),
-            Outgoing::Unwatch => "unwatch".into(),
+            Outgoing::Unwatch(_) => "unwatch".into(),
             Outgoing::Close(code, _) => format!("close:{code}"),
         });
     }

@@ -69,18 +69,27 @@ pub(super) async fn run(
         .iter()
         .filter_map(|s| s.participant_id)
         .collect();
-    let (exit, staying) = match GameTask::new(&context, &setup, commands, frames) {
-        Ok(mut task) => {
-            let exit = match AssertUnwindSafe(task.play(setup.fresh))
-                .catch_unwind()
-                .await
-            {
-                Ok(exit) => exit,
-                Err(panic) => GameExit::Failed(GameError::Panicked(panic_message(&panic))),
-            };
-            (exit, task.roster.staying())
+    // Setting up runs user code too (environment and policy factories), so
+    // it is inside the catch: every way out of this task but shutdown and
+    // retirement ends in a report, and nobody is left seated in a game that
+    // no task runs.
+    let played = AssertUnwindSafe(async {
+        match GameTask::new(&context, &setup, commands, frames) {
+            Ok(mut task) => {
+                let exit = task.play(setup.fresh).await;
+                (exit, task.roster.staying())
+            }
+            Err(e) => (GameExit::Failed(e), seated.clone()),
         }
-        Err(e) => (GameExit::Failed(e), seated),
+    })
+    .catch_unwind()
+    .await;
+    let (exit, staying) = match played {
+        Ok(played) => played,
+        Err(panic) => (
+            GameExit::Failed(GameError::Panicked(panic_message(&panic))),
+            seated,
+        ),
     };
     let event = |kind: &str, detail: Value| {
         context
@@ -153,7 +162,7 @@ impl<'a> GameTask<'a> {
             game_id: setup.game.id,
             generation: setup.generation,
             scene_index,
-            roster: Roster::new(seats, scene.reconnect_grace_s),
+            roster: Roster::new(seats, scene.reconnect_grace_s, frames.subscribe()),
             env,
             commands,
             publisher: Publisher::new(frames, scene, setup.game.id),

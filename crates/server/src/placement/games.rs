@@ -14,15 +14,58 @@ use crate::connection::{Connection, Outgoing};
 use crate::game::Command;
 use crate::sync::lock;
 
+/// What became of a [`Placement::seat`].
+pub enum Seating {
+    /// Seated: their sockets are attached to the game's running task, or
+    /// nobody is connected and the game starts when one of them returns.
+    Seated,
+    /// Seated; the caller spawns the game's task on these channels.
+    Start(NewTask),
+    /// The game has just ended: the placed are now moving, and the caller
+    /// moves them past its scene.
+    Ended,
+    /// The server is stopping: no game starts; the placed are free again.
+    Stopping,
+}
+
+/// A participant being moved on from an ended game.
+pub struct Moving {
+    pub participant_id: i64,
+    pub socket: Option<Connection>,
+    /// Whether the game still awaited them (rather than having given their
+    /// seat to its fallback): only they are told why it ended.
+    pub was_playing: bool,
+}
+
 impl Placement {
     /// Seats the participants `placed` (claimed, or formed into a group) in
     /// `game` at scene `scene_index`, and attaches the sockets of everyone
-    /// seated there who is connected. Returns the channels of a task to spawn
-    /// when the game has none running and someone is there to play; without
-    /// anyone connected the game waits, and starts when one of them returns.
-    pub fn seat(&self, game: &Game, scene_index: usize, placed: &[i64]) -> Option<NewTask> {
+    /// seated there who is connected. See [`Seating`] for what the caller
+    /// does next.
+    pub fn seat(&self, game: &Game, scene_index: usize, placed: &[i64]) -> Seating {
         let mut state = lock(&self.state);
         let state = &mut *state;
+        let claimed = |place: &Place| place.spot == (Spot::Placing { scene: scene_index });
+        if state.stopping || state.ending.contains(&game.id) {
+            let spot = if state.stopping {
+                Spot::Free
+            } else {
+                Spot::Moving
+            };
+            for participant in placed {
+                if let Some(place) = state.participants.get_mut(participant)
+                    && claimed(place)
+                {
+                    place.spot = spot;
+                }
+                forget_if_idle(&mut state.participants, *participant);
+            }
+            return if state.stopping {
+                Seating::Stopping
+            } else {
+                Seating::Ended
+            };
+        }
         let seats: Vec<(i64, usize)> = game
             .seats
             .iter()
@@ -30,7 +73,7 @@ impl Placement {
             .collect();
         for &participant in placed {
             if let Some(place) = state.participants.get_mut(&participant)
-                && place.spot == (Spot::Placing { scene: scene_index })
+                && claimed(place)
             {
                 place.spot = Spot::Seated { game_id: game.id };
             }
@@ -49,7 +92,7 @@ impl Placement {
                     attach(running, &socket);
                 }
             }
-            return None;
+            return Seating::Seated;
         }
         let sockets = seated_sockets(&state.participants);
         if sockets.is_empty() {
@@ -63,7 +106,7 @@ impl Placement {
                 }
                 forget_if_idle(&mut state.participants, *participant);
             }
-            return None;
+            return Seating::Seated;
         }
         state.next_generation += 1;
         let generation = state.next_generation;
@@ -81,23 +124,22 @@ impl Placement {
             attach(&running, socket);
         }
         state.games.insert(game.id, running);
-        Some(NewTask {
+        Seating::Start(NewTask {
             generation,
             commands: commands_rx,
             frames: frames_tx,
         })
     }
 
-    /// A game ended for everyone: its task leaves the registry, and the
-    /// participants still seated in it (`staying`) are being moved on.
-    /// Returns each of them with their current socket, to tell them why.
-    pub fn game_ended(
-        &self,
-        game_id: i64,
-        generation: u64,
-        staying: &[i64],
-    ) -> Vec<(i64, Option<Connection>)> {
+    /// A game ended for everyone: its task leaves the registry, and everyone
+    /// still seated in it is being moved on: the participants the game still
+    /// awaited (`staying`), and anyone whose seat it had already given up
+    /// (forfeited) whose move is pending. Returns each with their current
+    /// socket; the game counts as ending (nobody is seated in it, no task
+    /// starts for it) until [`Placement::game_closed`].
+    pub fn game_ended(&self, game_id: i64, generation: u64, staying: &[i64]) -> Vec<Moving> {
         let mut state = lock(&self.state);
+        let state = &mut *state;
         if state
             .games
             .get(&game_id)
@@ -105,13 +147,33 @@ impl Placement {
         {
             state.games.remove(&game_id);
         }
-        let mut moving = Vec::with_capacity(staying.len());
-        for &participant in staying {
+        state.ending.insert(game_id);
+        let still_seated: Vec<i64> = state
+            .participants
+            .iter()
+            .filter(|(p, place)| place.spot == (Spot::Seated { game_id }) && !staying.contains(p))
+            .map(|(p, _)| *p)
+            .collect();
+        let mut moving = Vec::with_capacity(staying.len() + still_seated.len());
+        for (participant, was_playing) in staying
+            .iter()
+            .map(|&p| (p, true))
+            .chain(still_seated.into_iter().map(|p| (p, false)))
+        {
             if begin_move(&mut state.participants, participant, game_id) {
-                moving.push((participant, socket_of(&state.participants, participant)));
+                moving.push(Moving {
+                    participant_id: participant,
+                    socket: socket_of(&state.participants, participant),
+                    was_playing,
+                });
             }
         }
         moving
+    }
+
+    /// An ended game is marked ended in the database: forget it.
+    pub fn game_closed(&self, game_id: i64) {
+        lock(&self.state).ending.remove(&game_id);
     }
 
     /// A participant's seat in `game_id` went to its fallback for good: they
@@ -134,11 +196,12 @@ impl Placement {
             return false;
         };
         let seats: Vec<i64> = game.seats.iter().map(|(p, _)| *p).collect();
+        // Only players still seated here count: one who forfeited and plays
+        // on elsewhere in the study does not keep this game alive.
         let connected = seats.iter().any(|p| {
-            state
-                .participants
-                .get(p)
-                .is_some_and(|place| place.socket.is_some())
+            state.participants.get(p).is_some_and(|place| {
+                place.socket.is_some() && place.spot == (Spot::Seated { game_id })
+            })
         });
         if connected {
             return false;

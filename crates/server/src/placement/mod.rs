@@ -23,19 +23,21 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use tandem_experiment::GameScene;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Outgoing};
 use crate::frames::FrameSender;
 use crate::game::Command;
 use crate::lobby::{self, Decision, Waiter};
 use crate::sync::lock;
+use tandem_wire::ServerMessage;
 
+pub use games::Seating;
 pub use snapshot::{GamePlace, ParticipantPlace, Snapshot, Spot as SpotView};
 
 /// The one owner of placement; see the module docs.
@@ -60,6 +62,12 @@ struct State {
     games: HashMap<i64, RunningGame>,
     /// Distinguishes a game's tasks when one retires and another starts.
     next_generation: u64,
+    /// Games that ended whose end is not yet in the database: the database
+    /// still calls them open, so a participant joining one is moved on
+    /// instead of starting it again.
+    ending: HashSet<i64>,
+    /// Set once, when the server starts shutting down: no game starts.
+    stopping: bool,
 }
 
 struct Place {
@@ -212,6 +220,9 @@ impl Placement {
         let Some(socket) = place.socket.as_ref().filter(|s| s.id == connection) else {
             return Join::Nothing; // a newer socket joins for itself
         };
+        if scene_index < place.scene {
+            return Join::Nothing; // a stale read: they have moved past it
+        }
         match place.spot {
             Spot::Free => {
                 place.spot = Spot::Placing { scene: scene_index };
@@ -241,6 +252,39 @@ impl Placement {
             }
             Spot::Placing { .. } | Spot::Moving => Join::Nothing,
         }
+    }
+
+    /// Sends `socket` the `scene` message of scene `index`, unless its
+    /// participant is known to have moved past it (a scene read from the
+    /// database before a move finished): under the lock that records moves,
+    /// so the last scene a socket receives is the newest. Returns whether it
+    /// was sent. `unwatch`: the scene is no game, so the socket first stops
+    /// streaming frames.
+    pub fn show(
+        &self,
+        socket: &Connection,
+        index: usize,
+        message: ServerMessage,
+        unwatch: bool,
+    ) -> bool {
+        let state = lock(&self.state);
+        if state
+            .participants
+            .get(&socket.participant_id)
+            .is_some_and(|place| place.scene > index)
+        {
+            return false;
+        }
+        if unwatch {
+            socket.control(Outgoing::Unwatch(None));
+        }
+        socket.send(message);
+        true
+    }
+
+    /// The server is stopping: from now on no game task starts.
+    pub fn stop(&self) {
+        lock(&self.state).stopping = true;
     }
 
     /// Tells everyone in the queue of `scene_index` its size and their wait.

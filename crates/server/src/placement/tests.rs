@@ -55,7 +55,7 @@ fn sent(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<String> {
         out.push(match message {
             Outgoing::Message(m) => format!("json:{}", m.type_name()),
             Outgoing::Watch { agent, .. } => format!("watch:{agent}"),
-            Outgoing::Unwatch => "unwatch".into(),
+            Outgoing::Unwatch(_) => "unwatch".into(),
             Outgoing::Close(code, _) => format!("close:{code}"),
         });
     }
@@ -195,7 +195,7 @@ async fn groups_are_seated_and_attached() {
     sent(&mut a_rx);
     sent(&mut b_rx);
 
-    let Some(mut task) = placement.seat(&game(&[1, 2]), 0, &[1, 2]) else {
+    let Seating::Start(mut task) = placement.seat(&game(&[1, 2]), 0, &[1, 2]) else {
         panic!("a task must start");
     };
     assert_eq!(sent(&mut a_rx), vec!["watch:0"]);
@@ -244,7 +244,7 @@ async fn idle_games_retire_when_nobody_is_connected() {
     let (a, _a_rx) = socket(1, 10);
     placement.connect(a);
     assert_eq!(placement.join(1, 10, 0, &scene), Join::Claimed);
-    let Some(mut task) = placement.seat(&game(&[1]), 0, &[1]) else {
+    let Seating::Start(mut task) = placement.seat(&game(&[1]), 0, &[1]) else {
         panic!("a task must start");
     };
     assert!(
@@ -272,7 +272,10 @@ async fn nobody_connected_starts_nothing() {
     placement.connect(a);
     assert_eq!(placement.join(1, 10, 0, &scene), Join::Claimed);
     placement.disconnect(1, 10, false);
-    assert!(placement.seat(&game(&[1]), 0, &[1]).is_none());
+    assert!(matches!(
+        placement.seat(&game(&[1]), 0, &[1]),
+        Seating::Seated
+    ));
     assert_eq!(placement.counts(), (0, 0, 0));
     assert!(placement.snapshot().participants.is_empty());
 }
@@ -286,7 +289,7 @@ async fn ended_games_move_their_players_on() {
     let _a_rx = queue(&placement, &scene, 1, 10);
     let _b_rx = queue(&placement, &scene, 2, 20);
     placement.decide_lobby(0, &scene, Instant::now(), false);
-    let Some(task) = placement.seat(&game(&[1, 2]), 0, &[1, 2]) else {
+    let Seating::Start(task) = placement.seat(&game(&[1, 2]), 0, &[1, 2]) else {
         panic!("a task must start");
     };
     assert!(placement.forfeited(7, 2));
@@ -295,9 +298,9 @@ async fn ended_games_move_their_players_on() {
     assert_eq!(
         moving
             .iter()
-            .map(|(p, s)| (*p, s.is_some()))
+            .map(|m| (m.participant_id, m.socket.is_some(), m.was_playing))
             .collect::<Vec<_>>(),
-        vec![(1, true)]
+        vec![(1, true, true)]
     );
     assert_eq!(placement.counts(), (2, 0, 0));
     assert_eq!(spot_of(&placement, 1), Some(SpotView::Moving));
@@ -324,4 +327,106 @@ async fn timeouts_form_groups_with_fallbacks() {
         "{decisions:?}"
     );
     assert_eq!(spot_of(&placement, 1), Some(SpotView::Placing { scene: 0 }));
+}
+
+/// Seats 1 and 2 in game 7 from the kitchen's lobby; returns the task's channels.
+fn seated_pair(placement: &Placement, scene: &GameScene) -> NewTask {
+    let _ = queue(placement, scene, 1, 10);
+    let _ = queue(placement, scene, 2, 20);
+    placement.decide_lobby(0, scene, Instant::now(), false);
+    match placement.seat(&game(&[1, 2]), 0, &[1, 2]) {
+        Seating::Start(task) => task,
+        _ => panic!("a task must start"),
+    }
+}
+
+/// A scene read before a move finished neither reaches the socket nor
+/// claims the participant for the game they just left.
+#[tokio::test(start_paused = true)]
+async fn a_stale_scene_is_neither_shown_nor_joined() {
+    let scene = kitchen();
+    let placement = Placement::default();
+    let task = seated_pair(&placement, &scene);
+    placement.game_ended(7, task.generation, &[1, 2]);
+    let (again, mut again_rx) = socket(1, 11);
+    placement.connect(again.clone());
+    assert!(placement.moved(1, Some(1)).is_some());
+    let stale = ServerMessage::Replaced;
+    assert!(
+        !placement.show(&again, 0, stale, false),
+        "scene 0 is behind them"
+    );
+    assert!(sent(&mut again_rx).is_empty());
+    assert_eq!(placement.join(1, 11, 0, &scene), Join::Nothing);
+    assert!(placement.show(&again, 1, ServerMessage::Replaced, true));
+    assert_eq!(sent(&mut again_rx), vec!["unwatch", "json:replaced"]);
+}
+
+/// A game that has ended but is not yet marked so takes nobody: whoever is
+/// placed in it meanwhile is moved on; once closed, it is forgotten.
+#[tokio::test(start_paused = true)]
+async fn an_ending_game_takes_nobody() {
+    let scene = kitchen();
+    let placement = Placement::default();
+    let task = seated_pair(&placement, &scene);
+    placement.game_ended(7, task.generation, &[1, 2]);
+    placement.moved(1, None);
+    assert_eq!(placement.join(1, 10, 0, &scene), Join::Claimed);
+    assert!(matches!(
+        placement.seat(&game(&[1, 2]), 0, &[1]),
+        Seating::Ended
+    ));
+    assert_eq!(spot_of(&placement, 1), Some(SpotView::Moving));
+    placement.game_closed(7);
+    placement.moved(1, None);
+    assert_eq!(placement.join(1, 10, 0, &scene), Join::Claimed);
+    assert!(matches!(
+        placement.seat(&game(&[1, 2]), 0, &[1]),
+        Seating::Start(_)
+    ));
+}
+
+/// A game's end moves on a player whose forfeit is still pending, not only
+/// those it awaited; only the awaited are told why it ended.
+#[tokio::test(start_paused = true)]
+async fn a_games_end_moves_everyone_still_seated() {
+    let scene = kitchen();
+    let placement = Placement::default();
+    let task = seated_pair(&placement, &scene);
+    let moving = placement.game_ended(7, task.generation, &[1]);
+    let mut who: Vec<(i64, bool)> = moving
+        .iter()
+        .map(|m| (m.participant_id, m.was_playing))
+        .collect();
+    who.sort_unstable();
+    assert_eq!(who, vec![(1, true), (2, false)]);
+}
+
+/// Only players still seated keep an idle game alive: one who forfeited and
+/// plays on elsewhere does not.
+#[tokio::test(start_paused = true)]
+async fn forfeited_players_do_not_keep_a_game_alive() {
+    let scene = kitchen();
+    let placement = Placement::default();
+    let task = seated_pair(&placement, &scene);
+    assert!(placement.forfeited(7, 1));
+    placement.moved(1, Some(1));
+    placement.disconnect(2, 20, false);
+    assert!(placement.retire_if_idle(7, task.generation));
+}
+
+/// Once the server stops, no game starts: the placed are free again.
+#[tokio::test(start_paused = true)]
+async fn no_game_starts_while_stopping() {
+    let scene = kitchen();
+    let placement = Placement::default();
+    let (a, _a_rx) = socket(1, 10);
+    placement.connect(a);
+    assert_eq!(placement.join(1, 10, 0, &scene), Join::Claimed);
+    placement.stop();
+    assert!(matches!(
+        placement.seat(&game(&[1]), 0, &[1]),
+        Seating::Stopping
+    ));
+    assert_eq!(spot_of(&placement, 1), Some(SpotView::Free));
 }
