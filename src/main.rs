@@ -62,6 +62,11 @@ enum Command {
         /// HTTPS); a proxy's `X-Forwarded-Proto: https` marks it too.
         #[arg(long)]
         secure_cookies: bool,
+        /// Origins besides the study's own that may show it in a frame (CSP
+        /// frame-ancestors), e.g. `--frame-ancestors https://worker.mturk.com`;
+        /// give it with no origin to allow none. Default: MTurk's worker sites.
+        #[arg(long, num_args = 0.., value_parser = tandem_server::frame_ancestor)]
+        frame_ancestors: Option<Vec<String>>,
         /// Also offer the diagnostic environments `tandem bench` measures the
         /// server with (a game that steps in 50 ms beside normal ones).
         #[arg(long)]
@@ -106,6 +111,7 @@ fn main() -> ExitCode {
             new_per_minute,
             max_participants,
             secure_cookies,
+            frame_ancestors,
             diagnostic_envs,
         } => {
             let options = tandem_server::Options {
@@ -122,6 +128,12 @@ fn main() -> ExitCode {
                     max_participants,
                 },
                 secure_cookies,
+                frame_ancestors: frame_ancestors.unwrap_or_else(|| {
+                    tandem_server::DEFAULT_FRAME_ANCESTORS
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                }),
                 ..tandem_server::Options::default()
             };
             tokio::runtime::Runtime::new()

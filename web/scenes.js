@@ -94,7 +94,9 @@ function question(q, i) {
     const type = q.kind === 'multiple' ? 'checkbox' : 'radio';
     const scale = Math.max(2, q.scale | 0);
     const options = likert ? Array.from({ length: scale }, (_, k) => String(k + 1)) : q.options || [];
-    const list = el('div', likert ? { class: 'likert-options', style: `--scale:${scale}` } : { class: 'options' });
+    const list = el('div', { class: likert ? 'likert-options' : 'options' });
+    // Through the CSSOM, not a style attribute: the page's CSP allows no inline styles.
+    if (likert) list.style.setProperty('--scale', String(scale));
     inputs = options.map((option, k) => {
       const input = el('input', { type, name, value: option });
       const end = likert && (k === 0 ? q.low_label : k === scale - 1 ? q.high_label : null);

@@ -6,6 +6,7 @@
 //! - [`web`]: the one router: participant page, static files, socket, health.
 //! - `arrival`: `GET /`: who a browser is (cookie, recruiting ids), new participants.
 //! - `admission`: limits on new participants, per address and per study.
+//! - `headers`: security headers (CSP with framing for crowd platforms, nosniff).
 //! - `session`: one participant's WebSocket (send task and receive loop).
 //! - `flow`: the path through the scenes, joining games, and carrying out what
 //!   game tasks and the lobby report.
@@ -31,6 +32,7 @@ mod deferred;
 mod flow;
 mod frames;
 mod game;
+mod headers;
 mod lobby;
 mod options;
 mod placement;
@@ -57,6 +59,7 @@ use tracing::{info, warn};
 
 pub use admission::AdmissionLimits;
 pub use frames::{Encoded, FrameContent, FrameEncoder, PIXEL_FRAME_V1, PublishedFrame, encode_png};
+pub use headers::{DEFAULT_FRAME_ANCESTORS, frame_ancestor};
 pub use options::{DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SOCKETS, Options};
 pub use placement::{GamePlace, ParticipantPlace, Snapshot, SpotView};
 pub use state::AppState;

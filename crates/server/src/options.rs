@@ -6,6 +6,7 @@ use std::time::Duration;
 use tandem_envs::Catalog;
 
 use crate::admission::AdmissionLimits;
+use crate::headers::DEFAULT_FRAME_ANCESTORS;
 use tandem_policy::Registry;
 
 /// The most participant sockets a server holds by default; more are closed
@@ -38,6 +39,9 @@ pub struct Options {
     /// Mark the participant cookie `Secure` (the study is served over HTTPS);
     /// it is also marked when a proxy says so with `X-Forwarded-Proto: https`.
     pub secure_cookies: bool,
+    /// Origins besides the study's own that may show it in a frame (CSP
+    /// `frame-ancestors`); by default MTurk's worker sites.
+    pub frame_ancestors: Vec<String>,
 }
 
 impl Default for Options {
@@ -50,6 +54,10 @@ impl Default for Options {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             admission: AdmissionLimits::default(),
             secure_cookies: false,
+            frame_ancestors: DEFAULT_FRAME_ANCESTORS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct Inner {
     pub admission_limits: AdmissionLimits,
     /// Whether the participant cookie is always `Secure`.
     pub secure_cookies: bool,
+    /// The CSP `frame-ancestors` sources: `'self'` and the allowed origins.
+    pub frame_ancestors: String,
     next_connection: AtomicU64,
 }
 
@@ -95,6 +97,10 @@ impl AppState {
             admission: Admission::new(options.admission, participants),
             admission_limits: options.admission,
             secure_cookies: options.secure_cookies,
+            frame_ancestors: std::iter::once("'self'")
+                .chain(options.frame_ancestors.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
             next_connection: AtomicU64::new(1),
         }));
         let outcomes = Outcomes {

@@ -18,6 +18,7 @@ use tandem_store::StoreError;
 use tracing::{error, warn};
 
 use crate::arrival;
+use crate::headers;
 use crate::session;
 use crate::state::AppState;
 
@@ -40,6 +41,10 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(participant_socket))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::add,
+        ))
         .with_state(state)
 }
 

@@ -226,3 +226,60 @@ async fn the_study_cap_is_kept() {
     let (_, _, body) = get(&state, "/").await;
     assert!(body.contains("This study is full"), "{body}");
 }
+
+/// Every response says nosniff; the page says which scripts and styles may
+/// run (its own only), and that only the study itself and MTurk's worker
+/// sites may frame it.
+#[tokio::test]
+async fn security_headers_allow_crowd_platforms_to_frame_only() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (state, _stop, _writer) = state(&dir).await;
+    let (_, headers, _) = get(&state, "/").await;
+    let csp = headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap_or_default()
+        .to_string();
+    println!("Content-Security-Policy: {csp}");
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(csp.contains("style-src 'self';"), "{csp}");
+    assert!(
+        csp.contains(
+            "frame-ancestors 'self' https://worker.mturk.com https://workersandbox.mturk.com"
+        ),
+        "{csp}"
+    );
+    assert!(!csp.contains('*'), "no wildcard source: {csp}");
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    let (_, headers, _) = get(&state, "/static/app.js").await;
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+}
+
+/// Behind a proxy that says the request came over HTTPS, the cookie is
+/// `Secure`; over plain HTTP it is not.
+#[tokio::test]
+async fn the_cookie_is_secure_behind_https() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (state, _stop, _writer) = state(&dir).await;
+    let cookie_of = |forwarded: Option<&'static str>| {
+        let state = state.clone();
+        async move {
+            let mut builder = Request::builder().uri("/");
+            if let Some(proto) = forwarded {
+                builder = builder.header("x-forwarded-proto", proto);
+            }
+            let request = builder
+                .body(Body::empty())
+                .unwrap_or_else(|e| panic!("{e}"));
+            let response = match app(state).oneshot(request).await {
+                Ok(response) => response,
+                Err(e) => match e {},
+            };
+            response.headers()[header::SET_COOKIE]
+                .to_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    assert!(cookie_of(Some("https")).await.contains("Secure"));
+    assert!(!cookie_of(None).await.contains("Secure"));
+}
