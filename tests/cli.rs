@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{Client, count, visit_addr};
+use common::{Client, ServeProcess, count, visit_addr};
 
 fn tandem() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -127,30 +126,8 @@ fn check_reports_file_line_column_and_field() {
 async fn serve_default_experiment_and_stop_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("served.db");
-    let mut child = tandem()
-        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tandem serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await
-    .unwrap()
-    .expect("serve prints its URL");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"));
-    let addr: std::net::SocketAddr = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("URL has an address");
+    let server = ServeProcess::start(&db, &[]).await;
+    let addr = server.addr;
 
     let cookie = visit_addr(addr, "?PROLIFIC_PID=cli", None).await;
     let mut p = Client::connect_addr(addr, &cookie).await;
@@ -173,15 +150,7 @@ async fn serve_default_experiment_and_stop_on_sigterm() {
         }
     }
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let exit = server.signal("TERM").await;
     assert!(exit.success(), "serve exits 0 on SIGTERM: {exit:?}");
     assert_eq!(p.expect("closed").await["code"], 1012);
 

@@ -402,3 +402,57 @@ pub async fn count(db: &SqlitePool, sql: &'static str) -> i64 {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
+
+/// A `tandem serve` child process on a random port, for tests that stop the
+/// server as a deployment would: with a signal, or by killing it.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl ServeProcess {
+    /// Starts `tandem serve --addr 127.0.0.1:0 --db DB` plus `args`, and waits
+    /// for the line that names its URL.
+    pub async fn start(db: &Path, args: &[&str]) -> ServeProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tandem serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        })
+        .await
+        .expect("reader joins")
+        .expect("serve prints its URL");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"));
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("URL has an address");
+        ServeProcess { child, addr }
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`) and waits for the process to exit.
+    pub async fn signal(mut self, signal: &str) -> std::process::ExitStatus {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+        tokio::task::spawn_blocking(move || self.child.wait())
+            .await
+            .expect("waiter joins")
+            .expect("the server exits")
+    }
+}

@@ -41,6 +41,8 @@ pub enum Outgoing {
     Unwatch(Option<FrameReceiver>),
     /// Close the socket with this code and reason.
     Close(u16, &'static str),
+    /// A WebSocket ping, to learn whether the browser is still there.
+    Ping,
 }
 
 /// The most messages waiting for one socket's send task. Between two reads a

@@ -60,7 +60,9 @@ use tracing::{info, warn};
 pub use admission::AdmissionLimits;
 pub use frames::{Encoded, FrameContent, FrameEncoder, PIXEL_FRAME_V1, PublishedFrame, encode_png};
 pub use headers::{DEFAULT_FRAME_ANCESTORS, frame_ancestor};
-pub use options::{DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SOCKETS, Options};
+pub use options::{
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SOCKETS, Liveness, Options,
+};
 pub use placement::{GamePlace, ParticipantPlace, Snapshot, SpotView};
 pub use state::AppState;
 

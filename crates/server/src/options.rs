@@ -20,6 +20,24 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 25_000;
 /// How long a client may take to send a request's headers, by default.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How the server tells a vanished browser from a quiet one: it pings every
+/// socket every `ping_every` and closes one silent for `silence_limit`.
+/// Fixed in production (`docs/WIRE.md` states them); tests shorten them.
+#[derive(Clone, Copy, Debug)]
+pub struct Liveness {
+    pub ping_every: Duration,
+    pub silence_limit: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            ping_every: Duration::from_secs(tandem_wire::PING_INTERVAL_S),
+            silence_limit: Duration::from_secs(tandem_wire::SILENCE_LIMIT_S),
+        }
+    }
+}
+
 /// What a server runs with besides its experiment and database.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -42,6 +60,8 @@ pub struct Options {
     /// Origins besides the study's own that may show it in a frame (CSP
     /// `frame-ancestors`); by default MTurk's worker sites.
     pub frame_ancestors: Vec<String>,
+    /// When a socket that answers no ping is closed.
+    pub liveness: Liveness,
 }
 
 impl Default for Options {
@@ -58,6 +78,7 @@ impl Default for Options {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            liveness: Liveness::default(),
         }
     }
 }

@@ -9,7 +9,9 @@
 //! frame or text that is not UTF-8 closes it with its own code (1009, 1002,
 //! 1007). A browser that stops reading fills its bounded queue and is dropped.
 //! When either side ends, the other is stopped and placement is told the
-//! socket closed, which detaches it from its game or lobby.
+//! socket closed, which detaches it from its game or lobby. A socket that
+//! answers none of the server's pings for 45 s is closed (4003): its peer is
+//! gone.
 //!
 //! Both halves are generic over `Sink`/`Stream` of WebSocket messages, so a
 //! session can be driven without a real socket.
@@ -22,11 +24,13 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use tandem_experiment::Scene;
 use tandem_wire::{ClientMessage, ErrorCode, Pong, ServerMessage};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, warn};
 
 use crate::connection::{Connection, Outgoing, SOCKET_QUEUE};
 use crate::flow::{self, Submitted};
 use crate::frames::{Encoded, FrameEncoder, PublishedFrame};
+use crate::options::Liveness;
 use crate::state::AppState;
 use crate::sync::{lock, stopped};
 
@@ -73,6 +77,7 @@ pub async fn run<S, E>(
 
     let mut shutdown = state.shutdown.clone();
     let mut refusals = Refusals::default();
+    let mut liveness = Silence::new(state.liveness);
     // A finished JoinHandle must not be polled again, so remember it finished.
     let mut send_finished = false;
     let ending = loop {
@@ -82,11 +87,20 @@ pub async fn run<S, E>(
                 break Ending::Close(tandem_wire::CLOSE_RESTART, "server restarting");
             }
             _ = connection.overwhelmed() => break Ending::Overwhelmed,
+            _ = liveness.ping_due() => {
+                if liveness.is_silent() {
+                    debug!(participant = participant_id, "closing a socket that answers no pings");
+                    break Ending::Close(tandem_wire::CLOSE_SILENT, "no answer to pings");
+                }
+                connection.control(Outgoing::Ping);
+                continue;
+            }
             _ = &mut send_task => {
                 send_finished = true;
                 break Ending::Normal;
             }
         };
+        liveness.heard();
         let text = match message {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Binary(_))) => {
@@ -166,6 +180,41 @@ pub async fn run<S, E>(
     }
     drop(permit);
     debug!(participant = participant_id, "socket closed");
+}
+
+/// When a socket was last heard from, and when to ping it next: a peer that
+/// vanished without closing (a laptop put to sleep, a dropped network) would
+/// otherwise hold its seat, its lobby place and its socket for good, since in a
+/// survey or a lobby nothing is sent that could fail.
+struct Silence {
+    last_heard: Instant,
+    limit: Duration,
+    pings: tokio::time::Interval,
+}
+
+impl Silence {
+    fn new(liveness: Liveness) -> Silence {
+        let every = liveness.ping_every;
+        let mut pings = tokio::time::interval_at(Instant::now() + every, every);
+        pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Silence {
+            last_heard: Instant::now(),
+            limit: liveness.silence_limit,
+            pings,
+        }
+    }
+
+    async fn ping_due(&mut self) {
+        self.pings.tick().await;
+    }
+
+    fn heard(&mut self) {
+        self.last_heard = Instant::now();
+    }
+
+    fn is_silent(&self) -> bool {
+        self.last_heard.elapsed() >= self.limit
+    }
 }
 
 /// The close code for a read error that is the client's fault: a message over
@@ -291,6 +340,11 @@ where
                     Outgoing::Unwatch(Some(game)) => {
                         if frames.as_ref().is_some_and(|(rx, _)| rx.same_channel(&game)) {
                             frames = None;
+                        }
+                    }
+                    Outgoing::Ping => {
+                        if sink.send(Message::Ping(Default::default())).await.is_err() {
+                            break;
                         }
                     }
                     Outgoing::Close(code, reason) => {

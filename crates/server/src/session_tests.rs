@@ -15,6 +15,7 @@ use tandem_wire::{ClientMessage, MAX_CLIENT_MESSAGE};
 use tokio::sync::Semaphore;
 
 use super::*;
+use crate::Options;
 
 /// A socket whose incoming messages are given, and whose outgoing ones are
 /// kept, or never accepted (a client that stopped reading).
@@ -76,9 +77,30 @@ markdown = "x"
 /// reads (and hangs up after its messages) or not (and stays, silent);
 /// returns what it was sent once the session ended.
 async fn session(messages: Vec<Message>, reading: bool) -> Vec<Message> {
+    let incoming = if reading {
+        stream::iter(messages.into_iter().map(Ok)).boxed()
+    } else {
+        stream::iter(messages.into_iter().map(Ok))
+            .chain(stream::pending())
+            .boxed()
+    };
+    session_over(incoming, reading, Liveness::default()).await
+}
+
+/// Runs a session for a new participant over a client sending `incoming`,
+/// which must end by itself; returns what it was sent.
+async fn session_over(
+    incoming: BoxStream<'static, Result<Message, std::io::Error>>,
+    reading: bool,
+    liveness: Liveness,
+) -> Vec<Message> {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let experiment = tandem_experiment::parse(SURVEY, "t.toml").unwrap_or_else(|e| panic!("{e}"));
-    let (state, _stop, _writer) = crate::test_support::state(&dir, experiment).await;
+    let options = Options {
+        liveness,
+        ..Options::default()
+    };
+    let (state, _stop, _writer) = crate::test_support::state_with(&dir, experiment, options).await;
     let participant = state
         .store
         .create_participant(&NewParticipant {
@@ -97,15 +119,7 @@ async fn session(messages: Vec<Message>, reading: bool) -> Vec<Message> {
     assert!(entered.is_ok());
     let sent = Arc::new(Mutex::new(Vec::new()));
     let socket = FakeSocket {
-        // A client that reads hangs up after its messages; one that does not
-        // read stays connected, silent.
-        incoming: if reading {
-            stream::iter(messages.into_iter().map(Ok)).boxed()
-        } else {
-            stream::iter(messages.into_iter().map(Ok))
-                .chain(stream::pending())
-                .boxed()
-        },
+        incoming,
         reading,
         sent: Arc::clone(&sent),
     };
@@ -216,5 +230,55 @@ async fn big_pings_are_refused_not_echoed() {
     assert!(
         sent.iter()
             .any(|m| matches!(m, Message::Text(t) if t.contains("invalid_message")))
+    );
+}
+
+/// Pings every 50 ms and a limit of 150 ms: the production figures (15 s and
+/// 45 s) scaled down so that the tests take a fraction of a second.
+const QUICK_LIVENESS: Liveness = Liveness {
+    ping_every: Duration::from_millis(50),
+    silence_limit: Duration::from_millis(150),
+};
+
+/// A client that is still there but sends nothing (a peer gone without a
+/// close: a laptop asleep) and answers no ping is closed with 4003 once the
+/// silence limit has passed, after being pinged.
+#[tokio::test]
+async fn a_silent_peer_is_closed_after_the_silence_limit() {
+    let started = tokio::time::Instant::now();
+    let sent = session_over(stream::pending().boxed(), true, QUICK_LIVENESS).await;
+    let lasted = started.elapsed();
+    let pings = sent
+        .iter()
+        .filter(|m| matches!(m, Message::Ping(_)))
+        .count();
+    eprintln!("silent peer: {pings} pings unanswered, closed after {lasted:?}");
+    assert_eq!(close_code(&sent), Some(tandem_wire::CLOSE_SILENT));
+    assert!(pings >= 2, "{pings} pings");
+    assert!(lasted >= QUICK_LIVENESS.silence_limit);
+}
+
+/// A client that answers pings (as every browser does, without the page's
+/// code) stays connected however long it sends nothing else.
+#[tokio::test]
+async fn a_peer_that_answers_pings_stays() {
+    let answers = stream::unfold(0u32, |n| async move {
+        if n == 12 {
+            return None;
+        }
+        tokio::time::sleep(QUICK_LIVENESS.ping_every).await;
+        Some((Ok(Message::Pong(Default::default())), n + 1))
+    });
+    let started = tokio::time::Instant::now();
+    let sent = session_over(answers.boxed(), true, QUICK_LIVENESS).await;
+    let lasted = started.elapsed();
+    assert_ne!(
+        close_code(&sent),
+        Some(tandem_wire::CLOSE_SILENT),
+        "closed after {lasted:?}"
+    );
+    assert!(
+        lasted >= 12 * QUICK_LIVENESS.ping_every,
+        "ended after {lasted:?}"
     );
 }

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::admission::{Admission, AdmissionLimits};
 use crate::deferred::Deferred;
 use crate::game::{GameContext, GameReport};
-use crate::options::Options;
+use crate::options::{Liveness, Options};
 use crate::placement::Placement;
 
 /// Shared server state; clone freely.
@@ -46,6 +46,8 @@ pub struct Inner {
     pub secure_cookies: bool,
     /// The CSP `frame-ancestors` sources: `'self'` and the allowed origins.
     pub frame_ancestors: String,
+    /// When a socket that answers no ping is closed.
+    pub liveness: Liveness,
     next_connection: AtomicU64,
 }
 
@@ -101,6 +103,7 @@ impl AppState {
                 .chain(options.frame_ancestors.iter().map(String::as_str))
                 .collect::<Vec<_>>()
                 .join(" "),
+            liveness: options.liveness,
             next_connection: AtomicU64::new(1),
         }));
         let outcomes = Outcomes {

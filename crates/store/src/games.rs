@@ -273,8 +273,8 @@ pub(crate) async fn insert_game(
 ) -> Result<i64, StoreError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO games (experiment_id, scene_index, scene_id, env_id, env_version,
-             spaces, fps, config, started_us)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             spaces, fps, config, started_us, episode_idx_reserved)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(&game.experiment_id)
     .bind(i64::from(game.scene_index))
@@ -285,6 +285,9 @@ pub(crate) async fn insert_game(
     .bind(i64::from(game.fps))
     .bind(game.config.to_string())
     .bind(now_us())
+    // A new game's task uses its first block without asking (see
+    // `episode_indices`), so a new game never waits for a commit to play.
+    .bind(i64::from(crate::EPISODE_INDEX_BLOCK))
     .fetch_one(&mut *conn)
     .await?;
     for seat in seats {

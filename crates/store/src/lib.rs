@@ -18,6 +18,8 @@
 //!   [`RecorderConfig`].
 //! - `records`: what a game loop records: [`EpisodeStart`], [`StepRecord`], [`EpisodeEnd`].
 //! - `episode_ids`: episode ids from blocks the database hands out (hi/lo).
+//! - `episode_indices`: episode indices within a game, reserved in blocks so
+//!   that a crash never lets one be used twice.
 //! - `writer`: the writer (on its own thread): the batching policy, when to
 //!   commit, retries, the memory cap, counters.
 //! - `batch`: what the writer buffers, observations encoded, ready for any backend.
@@ -34,6 +36,7 @@ mod batch;
 mod clock;
 mod columns;
 mod episode_ids;
+mod episode_indices;
 mod error;
 mod events;
 mod flow;
@@ -49,6 +52,7 @@ mod store;
 mod writer;
 
 pub use clock::now_us;
+pub use episode_indices::{EPISODE_INDEX_BLOCK, EpisodeIndices};
 pub use error::{DatabaseError, StoreError};
 pub use events::Event;
 pub use flow::{

@@ -170,3 +170,47 @@ async fn raw_create(path: &Path) -> sqlx::SqliteConnection {
         .await
         .expect("create file")
 }
+
+/// Episode indices within a game: a new game holds its first block; a task
+/// coming back after a crash reserves above it and learns which indices were
+/// lost; a clean stop gives the unused rest back, so indices stay dense.
+#[tokio::test]
+async fn episode_indices_are_never_used_twice() {
+    let (_dir, store) = temp_store().await;
+    let g = game(&store, 1).await;
+    let (recorder, writer) = store.recorder(RecorderConfig::default());
+    let mut idx = 0;
+    start(&recorder, g, &mut idx, 3).await;
+    recorder.flush().await.expect("flush");
+    // A crash: the task held 0..100 and never gave the rest back.
+    let after_crash = store
+        .reserve_episode_indices(g, tandem_store::EPISODE_INDEX_BLOCK)
+        .await
+        .expect("reserve");
+    assert_eq!(after_crash.block.start, tandem_store::EPISODE_INDEX_BLOCK);
+    assert_eq!(
+        after_crash.skipped,
+        Some(3..tandem_store::EPISODE_INDEX_BLOCK)
+    );
+    // A clean stop after two more episodes gives back the rest of the block.
+    let (next, end) = (after_crash.block.start + 2, after_crash.block.end);
+    assert!(
+        store
+            .release_episode_indices(g, next, end)
+            .await
+            .expect("release")
+    );
+    let again = store.reserve_episode_indices(g, 10).await.expect("reserve");
+    assert_eq!(again.block, next..next + 10);
+    // Nothing was recorded at 100 and 101 in this test, so they count as skipped.
+    assert_eq!(again.skipped, Some(3..next));
+    // A release after someone else reserved changes nothing.
+    assert!(
+        !store
+            .release_episode_indices(g, next, end)
+            .await
+            .expect("release")
+    );
+    drop(recorder);
+    writer.shutdown().await.expect("shutdown");
+}

@@ -30,6 +30,17 @@ pub const CLOSE_FULL: u16 = 1013;
 pub const CLOSE_UNKNOWN_PARTICIPANT: u16 = 4001;
 /// Close code: another socket took over this participant.
 pub const CLOSE_REPLACED: u16 = 4002;
+/// Close code: the socket answered none of the server's WebSocket pings for
+/// [`SILENCE_LIMIT_S`] seconds; the peer is taken to be gone. A page that is
+/// still there reconnects.
+pub const CLOSE_SILENT: u16 = 4003;
+
+/// How often the server pings a socket (WebSocket ping frames, which browsers
+/// answer without the page's code, even in a background tab), in seconds.
+pub const PING_INTERVAL_S: u64 = 15;
+/// How long a socket may stay silent (no message, no pong) before the server
+/// closes it, in seconds: three pings unanswered.
+pub const SILENCE_LIMIT_S: u64 = 45;
 
 /// What a `notice` is about.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

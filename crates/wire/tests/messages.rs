@@ -503,6 +503,7 @@ fn the_wire_doc_lists_what_the_crate_knows() {
     for code in [
         tandem_wire::CLOSE_UNKNOWN_PARTICIPANT,
         tandem_wire::CLOSE_REPLACED,
+        tandem_wire::CLOSE_SILENT,
         tandem_wire::CLOSE_RESTART,
         tandem_wire::CLOSE_POLICY,
         tandem_wire::CLOSE_FULL,

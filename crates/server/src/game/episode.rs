@@ -8,6 +8,7 @@
 //! running episode is recorded as interrupted and the game pauses until it can
 //! play again.
 
+use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -15,7 +16,8 @@ use serde_json::json;
 use tandem_env::{Action, Step};
 use tandem_experiment::GameScene;
 use tandem_store::{
-    AgentStep, EpisodeAgent, EpisodeEnd, EpisodeStart, Outcome, StepRecord, now_us,
+    AgentStep, EPISODE_INDEX_BLOCK, EpisodeAgent, EpisodeEnd, EpisodeStart, Outcome, StepRecord,
+    now_us,
 };
 use tandem_wire::{GameState, NoticeCode};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -49,15 +51,35 @@ struct Tally {
 
 impl GameTask<'_> {
     /// Plays episodes until the scene's episode count or time limit is reached.
+    ///
+    /// Episode indices come from blocks reserved in the database (see
+    /// `tandem_store::EpisodeIndices`): a new game owns its first block, a game
+    /// coming back reserves one, and a task that stops before its game is over
+    /// gives the unused rest back, so only a crash skips indices.
     pub(super) async fn play(&mut self, fresh: bool) -> GameExit {
-        let mut progress = if fresh {
-            Progress::default()
+        let (mut progress, mut indices) = if fresh {
+            (Progress::default(), 0..EPISODE_INDEX_BLOCK)
         } else {
             match resume_progress(self.context, self.game_id).await {
-                Ok(progress) => progress,
+                Ok(resumed) => resumed,
                 Err(e) => return GameExit::Failed(e),
             }
         };
+        let exit = self.play_from(&mut progress, &mut indices).await;
+        if matches!(exit, GameExit::Shutdown | GameExit::Retired) {
+            let released = self
+                .context
+                .store
+                .release_episode_indices(self.game_id, progress.episode, indices.end)
+                .await;
+            if let Err(e) = released {
+                warn!(game = self.game_id, %e, "could not give back unused episode indices");
+            }
+        }
+        exit
+    }
+
+    async fn play_from(&mut self, progress: &mut Progress, indices: &mut Range<u32>) -> GameExit {
         let mut waiting_shown = false;
         loop {
             let time_up = self.deadline_us.is_some_and(|d| now_us() >= d);
@@ -72,7 +94,7 @@ impl GameTask<'_> {
             }
             if !self.roster.is_ready() {
                 if !waiting_shown {
-                    self.show_status(GameState::Waiting, progress);
+                    self.show_status(GameState::Waiting, *progress);
                     waiting_shown = true;
                 }
                 let wake = self.next_wake();
@@ -87,7 +109,14 @@ impl GameTask<'_> {
                 continue;
             }
             waiting_shown = false;
-            self.show_status(GameState::Playing, progress);
+            if progress.episode >= indices.end {
+                match reserve_indices(self.context, self.game_id).await {
+                    Ok(more) => *indices = more,
+                    Err(e) => return GameExit::Failed(e),
+                }
+                progress.episode = indices.start;
+            }
+            self.show_status(GameState::Playing, *progress);
             let exit = self.play_episode(progress.episode).await;
             progress.episode += 1;
             match exit {
@@ -107,7 +136,7 @@ impl GameTask<'_> {
                     } else {
                         GameState::Playing
                     };
-                    self.show_status(state, progress);
+                    self.show_status(state, *progress);
                 }
                 EpisodeExit::Paused => self.publisher.clear(),
                 EpisodeExit::Ended(exit) => return exit,
@@ -410,10 +439,14 @@ impl GameTask<'_> {
     }
 }
 
-/// Where a game coming back (after a restart, or a retired task) stands. A
-/// free function, not a method: a task's environment and policies are `Send`
-/// but not `Sync`, so the task must not be borrowed across an `.await`.
-async fn resume_progress(context: &GameContext, game_id: i64) -> Result<Progress, GameError> {
+/// Where a game coming back (after a restart, or a retired task) stands, and
+/// the episode indices it may use. A free function, not a method: a task's
+/// environment and policies are `Send` but not `Sync`, so the task must not be
+/// borrowed across an `.await`.
+async fn resume_progress(
+    context: &GameContext,
+    game_id: i64,
+) -> Result<(Progress, Range<u32>), GameError> {
     // Episode ends are written in batches, so commit any still queued for it
     // (a task that retired moments ago) before counting. Only a game coming
     // back waits here, never a new one.
@@ -422,11 +455,38 @@ async fn resume_progress(context: &GameContext, game_id: i64) -> Result<Progress
         .flush()
         .await
         .map_err(GameError::Recorder)?;
-    Ok(Progress {
+    let indices = reserve_indices(context, game_id).await?;
+    let progress = Progress {
         done: context.store.episodes_completed(game_id).await?,
-        episode: context.store.next_episode_index(game_id).await?,
+        episode: indices.start,
         last_return: None,
-    })
+    };
+    Ok((progress, indices))
+}
+
+/// Reserves the game's next block of episode indices. Indices reserved before
+/// and never recorded (a crash cut their episodes off before their start
+/// reached the disk) are recorded as skipped, so the gap is explained.
+async fn reserve_indices(context: &GameContext, game_id: i64) -> Result<Range<u32>, GameError> {
+    let reserved = context
+        .store
+        .reserve_episode_indices(game_id, EPISODE_INDEX_BLOCK)
+        .await?;
+    if let Some(skipped) = reserved.skipped {
+        warn!(
+            game = game_id,
+            from = skipped.start,
+            to = skipped.end,
+            "episode indices reserved before a crash were never recorded; skipping them"
+        );
+        context.recorder.record_event(
+            None,
+            Some(game_id),
+            "episode_indices_skipped",
+            json!({"from": skipped.start, "to": skipped.end}),
+        );
+    }
+    Ok(reserved.block)
 }
 
 /// The time between two ticks of a scene's game.

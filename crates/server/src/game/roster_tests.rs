@@ -70,6 +70,7 @@ fn received(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<String> {
             Outgoing::Watch { .. } => "watch".into(),
             Outgoing::Unwatch(_) => "unwatch".into(),
             Outgoing::Close(code, _) => format!("close:{code}"),
+            Outgoing::Ping => "ping".into(),
         });
     }
     kinds

@@ -57,6 +57,7 @@ fn sent(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<String> {
             Outgoing::Watch { agent, .. } => format!("watch:{agent}"),
             Outgoing::Unwatch(_) => "unwatch".into(),
             Outgoing::Close(code, _) => format!("close:{code}"),
+            Outgoing::Ping => "ping".into(),
         });
     }
     out
