@@ -6,6 +6,7 @@
 //! `bench` hands its flags to `tandem_bench::run`.
 
 mod policies;
+mod python_envs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,11 +72,15 @@ enum Command {
         /// server with (a game that steps in 50 ms beside normal ones).
         #[arg(long)]
         diagnostic_envs: bool,
+        #[command(flatten)]
+        workers: python_envs::WorkerArgs,
     },
     /// Validate an experiment file and report every problem with file, line and column.
     Check {
         /// The experiment file (TOML).
         file: PathBuf,
+        #[command(flatten)]
+        workers: python_envs::WorkerArgs,
     },
     /// Load a server with simulated participants and measure frames, latency,
     /// CPU, memory, bandwidth and recorded steps. Prints a table and one JSON line;
@@ -100,7 +105,7 @@ fn main() -> ExitCode {
         subscriber.init();
     }
     let result = match cli.command {
-        Command::Check { file } => check(&file),
+        Command::Check { file, workers } => check(&file, &workers),
         Command::Serve {
             file,
             db,
@@ -113,13 +118,21 @@ fn main() -> ExitCode {
             secure_cookies,
             frame_ancestors,
             diagnostic_envs,
+            workers,
         } => {
+            let mut envs = if diagnostic_envs {
+                tandem_bench::catalog_with_diagnostics()
+            } else {
+                environments()
+            };
+            if let Some(file) = &file
+                && let Err(e) = python_envs::host(file, &mut envs, &workers)
+            {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(1);
+            }
             let options = tandem_server::Options {
-                envs: if diagnostic_envs {
-                    tandem_bench::catalog_with_diagnostics()
-                } else {
-                    environments()
-                },
+                envs,
                 max_sockets,
                 max_connections,
                 header_timeout: std::time::Duration::from_secs(header_timeout),
@@ -151,14 +164,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// The environments experiment files may name: the built-ins for now. Every
-/// command reads files and runs games with this one catalog.
+/// The environments experiment files may name: the built-ins, to which
+/// `serve` and `check` add the Python environments a file names. Every command
+/// reads files and runs games with this one catalog.
 fn environments() -> Catalog {
     Catalog::builtin()
 }
 
-fn check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let envs = environments();
+fn check(file: &std::path::Path, workers: &python_envs::WorkerArgs) -> anyhow::Result<ExitCode> {
+    let mut envs = environments();
+    python_envs::host(file, &mut envs, workers)?;
     let experiment = match tandem_experiment::load_with(file, &envs) {
         Ok(experiment) => experiment,
         Err(e) => {

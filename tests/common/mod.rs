@@ -420,17 +420,33 @@ impl ServeProcess {
             .arg(db)
             .args(args)
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            // `TANDEM_TEST_LOG=1` shows the server's log while debugging a test.
+            .stderr(if std::env::var_os("TANDEM_TEST_LOG").is_some() {
+                std::process::Stdio::inherit()
+            } else {
+                std::process::Stdio::null()
+            })
             .spawn()
             .expect("tandem serve starts");
         let stdout = child.stdout.take().expect("stdout");
-        let line = tokio::task::spawn_blocking(move || {
+        let (line_tx, line_rx) = oneshot::channel();
+        // The log goes to stdout after the URL: keep reading it, so that the
+        // server never writes to a closed pipe.
+        std::thread::spawn(move || {
+            let mut stdout = BufReader::new(stdout);
             let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).map(|_| line)
-        })
-        .await
-        .expect("reader joins")
-        .expect("serve prints its URL");
+            let _ = line_tx.send(stdout.read_line(&mut line).map(|_| line));
+            let show = std::env::var_os("TANDEM_TEST_LOG").is_some();
+            for log in stdout.lines().map_while(Result::ok) {
+                if show {
+                    eprintln!("{log}");
+                }
+            }
+        });
+        let line = line_rx
+            .await
+            .expect("reader answers")
+            .expect("serve prints its URL");
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))

@@ -6,7 +6,17 @@
 //! A factory knows its spec without making an environment, so an experiment
 //! file can be checked before anything runs.
 
-use crate::{Env, EnvError, EnvSpec};
+use crate::{Action, Env, EnvError, EnvSpec};
+
+/// One entry of an environment's own key map: when all of `keys` are held
+/// (named as the browser's `KeyboardEvent.key`, `"Space"` for the space bar),
+/// play `action`. Gymnasium environments give theirs with
+/// `get_keys_to_action()`; a scene without a key table uses it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DefaultKey {
+    pub keys: Vec<String>,
+    pub action: Action,
+}
 
 /// Makes fresh environments of one id.
 pub trait EnvFactory: Send + Sync {
@@ -23,6 +33,13 @@ pub trait EnvFactory: Send + Sync {
     /// delays another game. The default is the safe answer.
     fn steps_inline(&self) -> bool {
         false
+    }
+
+    /// The environment's own key map for its first agent, if it has one; a
+    /// game scene that names no keys uses it, with the first action of the
+    /// space as the action while nothing is held (Gymnasium's NOOP).
+    fn default_keys(&self) -> Option<&[DefaultKey]> {
+        None
     }
 
     /// One line for `tandem check`: where this environment comes from.

@@ -18,7 +18,7 @@ mod space;
 mod value;
 
 pub use env::{AgentSpec, Env, EnvError, EnvSpec, RenderKind, Step, check_actions};
-pub use factory::EnvFactory;
+pub use factory::{DefaultKey, EnvFactory};
 pub use frame::{Color, Frame, Image, Shape, Sprite, SpriteDiff};
 pub use space::{Dtype, Space, SpaceJsonError};
 pub use value::{Action, Observation};

@@ -19,6 +19,9 @@ use crate::{CartPole, Kitchen, MountainCar, Paddles, PaddlesMode};
 pub struct Catalog {
     /// Sorted, so listings and error messages come out the same every time.
     factories: BTreeMap<String, Arc<dyn EnvFactory>>,
+    /// Ids a host was asked for and could not provide, with why: the
+    /// experiment reader reports the reason at the scene that names them.
+    unavailable: BTreeMap<String, String>,
 }
 
 /// The catalog has no environment of this id.
@@ -62,12 +65,24 @@ impl Catalog {
     pub fn empty() -> Catalog {
         Catalog {
             factories: BTreeMap::new(),
+            unavailable: BTreeMap::new(),
         }
     }
 
     /// Adds a factory under its spec's id, replacing any of that id.
     pub fn insert(&mut self, factory: Arc<dyn EnvFactory>) {
         self.factories.insert(factory.spec().id.clone(), factory);
+    }
+
+    /// Records that `id` could not be provided, and why (a Python worker
+    /// could not make it, say).
+    pub fn insert_unavailable(&mut self, id: &str, reason: String) {
+        self.unavailable.insert(id.to_string(), reason);
+    }
+
+    /// Why `id` could not be provided, if a host said so.
+    pub fn unavailable(&self, id: &str) -> Option<&str> {
+        self.unavailable.get(id).map(String::as_str)
     }
 
     /// The factory of `id`.

@@ -28,6 +28,7 @@
 mod cartpole;
 mod catalog;
 mod episode;
+mod hosted;
 mod kitchen;
 mod mountain_car;
 mod paddles;
@@ -39,6 +40,7 @@ mod scripted;
 
 pub use cartpole::CartPole;
 pub use catalog::{Catalog, MakeError, NotInCatalog};
+pub use hosted::{HostedEnv, HostedSource, hosted_id, is_hosted};
 pub use kitchen::Kitchen;
 pub use mountain_car::MountainCar;
 pub use paddles::{Paddles, PaddlesMode};

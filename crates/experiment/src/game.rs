@@ -19,7 +19,8 @@ use crate::reader::Table;
 use crate::scene::Head;
 use crate::seat::{SeatConfig, SeatContext, read_seats, read_single};
 use crate::suggest::did_you_mean;
-use tandem_envs::Catalog;
+use tandem_env::DefaultKey;
+use tandem_envs::{Catalog, HostedEnv, is_hosted};
 
 /// How long a participant waits for partners, when the file does not say.
 pub const DEFAULT_HUMAN_TIMEOUT_S: u32 = 120;
@@ -30,6 +31,7 @@ pub const DEFAULT_RECONNECT_GRACE_S: u32 = 30;
 /// Fields of a game scene besides `kind`, `id` and `title`.
 pub(crate) const FIELDS: &[&str] = &[
     "env",
+    "env_kwargs",
     "fps",
     "episodes",
     "time_limit_s",
@@ -222,7 +224,7 @@ pub(crate) fn read(
     let max_steps = table.opt_int(problems, "max_steps", 1..=i64::from(u32::MAX));
     let seed = table.opt_int(problems, "seed", 0..=i64::MAX);
     let instructions = table.opt_str(problems, "instructions");
-    let render = read_render(problems, table, env.as_ref().ok());
+    let render = read_render(problems, table, env.as_ref().ok().map(|(spec, _)| spec));
     let humans = table.opt_int(problems, "humans", 1..=64);
     let human_timeout_s = table.opt_int(problems, "human_timeout_s", 1..=86_400);
     let reconnect_grace_s = table.opt_int(problems, "reconnect_grace_s", 0..=86_400);
@@ -237,9 +239,10 @@ pub(crate) fn read(
     };
 
     let seats = match &env {
-        Ok(env) => {
+        Ok((env, default_keys)) => {
             let ctx = SeatContext {
                 env,
+                default_keys: default_keys.as_deref(),
                 scene_keys: table.field("keys"),
                 scene_default: table.field("default_action"),
                 policy_names,
@@ -273,7 +276,7 @@ pub(crate) fn read(
     };
 
     let head = head?;
-    let env = env?;
+    let (env, _) = env?;
     let seats = seats?;
     ends?;
     let human_seats = seats.iter().filter(|s| s.human().is_some()).count() as u32;
@@ -349,8 +352,13 @@ pub(crate) fn read(
     })
 }
 
-/// Looks up `env`, which must name an environment of the catalog.
-fn read_env(problems: &mut Problems, table: &Table, envs: &Catalog) -> Result<EnvSpec, Reported> {
+/// Looks up `env`, which must name an environment of the catalog (with its
+/// `env_kwargs`, for a hosted one); returns its spec and its own key map.
+fn read_env(
+    problems: &mut Problems,
+    table: &Table,
+    envs: &Catalog,
+) -> Result<(EnvSpec, Option<Vec<DefaultKey>>), Reported> {
     let ids = envs.ids();
     let Some(field) = table.field("env") else {
         let hint = format!(
@@ -360,6 +368,36 @@ fn read_env(problems: &mut Problems, table: &Table, envs: &Catalog) -> Result<En
         return Err(table.missing(problems, "env", &hint));
     };
     let id = field.string(problems)?;
+    let kwargs = match table.field("env_kwargs") {
+        Some(kwargs) if !is_hosted(id) => {
+            return Err(kwargs.report(
+                problems,
+                "env_kwargs apply only to Python environments (env = \"gymnasium:...\", \"pettingzoo:...\" or \"python:...\")",
+            ));
+        }
+        Some(kwargs) => crate::hosted::read_kwargs(problems, &kwargs)?,
+        None => serde_json::Map::new(),
+    };
+    let hosted = match HostedEnv::parse(id, kwargs) {
+        Some(Err(why)) => return Err(field.report(problems, why)),
+        Some(Ok(hosted)) => Some(hosted),
+        None => None,
+    };
+    if let Some(hosted) = &hosted {
+        if let Some(why) = envs.unavailable(&hosted.id) {
+            return Err(field.report(problems, format!("could not make {id}: {why}")));
+        }
+        return match envs.get(&hosted.id) {
+            Ok(factory) => Ok((
+                factory.spec().clone(),
+                factory.default_keys().map(<[DefaultKey]>::to_vec),
+            )),
+            Err(_) => Err(field.report(
+                problems,
+                format!("{id} runs in a Python worker, and none was started for it"),
+            )),
+        };
+    }
     let Some(spec) = envs.spec(id) else {
         let names: Vec<&str> = ids.iter().map(String::as_str).collect();
         return Err(field.report(
@@ -371,7 +409,11 @@ fn read_env(problems: &mut Problems, table: &Table, envs: &Catalog) -> Result<En
             ),
         ));
     };
-    Ok(spec.clone())
+    let default_keys = envs
+        .get(id)
+        .ok()
+        .and_then(|f| f.default_keys().map(<[DefaultKey]>::to_vec));
+    Ok((spec.clone(), default_keys))
 }
 
 fn read_render(

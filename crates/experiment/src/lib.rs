@@ -10,6 +10,8 @@
 //!   (a `tandem_wire` type; the older `*_json` methods serialize the same view).
 //! - `seat`: who plays each agent of a game: human (and how their keys count) or
 //!   AI, and the view its participant is given.
+//! - `hosted`: environments hosted by Python workers: listing them before a
+//!   read, and their `env_kwargs`.
 //! - `keymap`: compiled key maps, held keys to actions.
 //! - `policy`: `[policy.NAME]` tables (ONNX models and their preprocessing).
 //! - `keys`: key names and chords for game key maps.
@@ -25,6 +27,7 @@ mod end;
 mod error;
 mod experiment;
 mod game;
+mod hosted;
 mod info;
 mod keymap;
 mod keys;
@@ -44,6 +47,7 @@ pub use experiment::{
 pub use game::{
     DEFAULT_HUMAN_TIMEOUT_S, DEFAULT_RECONNECT_GRACE_S, GameScene, RenderMode, episode_seed,
 };
+pub use hosted::hosted_envs;
 pub use info::InfoScene;
 pub use keymap::{KeyBinding, KeyMap, Resolved};
 pub use keys::key_matches;

@@ -13,11 +13,11 @@
 //! loading ONNX models is not this crate's job.
 
 use serde_json::{Value, json};
-use tandem_env::EnvSpec;
+use tandem_env::{Action, DefaultKey, EnvSpec, Space};
 use tandem_wire::SeatView;
 
 use crate::error::{Problems, Reported};
-use crate::keymap::{KeyMap, read_action, read_keys};
+use crate::keymap::{KeyBinding, KeyMap, read_action, read_keys};
 use crate::keys::parse_chord;
 use crate::reader::{Field, Table, as_number};
 use crate::suggest::did_you_mean;
@@ -219,6 +219,9 @@ impl SeatConfig {
 /// What reading a scene's seats needs from the scene and the experiment.
 pub(crate) struct SeatContext<'a> {
     pub(crate) env: &'a EnvSpec,
+    /// The environment's own key map (Gymnasium's `get_keys_to_action`), used
+    /// when the file gives none.
+    pub(crate) default_keys: Option<&'a [DefaultKey]>,
     /// The scene-level `keys` field: the default key map of human seats.
     pub(crate) scene_keys: Option<Field<'a>>,
     /// The scene-level `default_action` field.
@@ -465,15 +468,21 @@ fn read_keymap(
     let default = seat
         .and_then(|s| s.field("default_action"))
         .or_else(|| ctx.scene_default.clone());
-    let bindings = match keys {
-        None => Err(at.missing(
+    // The environment's own key map stands in for a missing table, for the
+    // first agent (the one Gymnasium's map is for), with the space's first
+    // action (Atari's NOOP) while nothing is held.
+    let env_keys = ctx.default_keys.filter(|_| agent == 0 && keys.is_none());
+    let bindings = match (keys, env_keys) {
+        (Some(field), _) => read_keys(problems, &field, Ok((env_id, space))),
+        (None, Some(env_keys)) => Ok(env_bindings(env_keys, space)),
+        (None, None) => Err(at.missing(
             problems,
             "keys",
             ": a keys table mapping key names to actions, such as ArrowLeft = 0",
         )),
-        Some(field) => read_keys(problems, &field, Ok((env_id, space))),
     };
     let default_action = match default {
+        None if env_keys.is_some() => Ok(first_action(space)),
         None => Err(at.missing(
             problems,
             "default_action",
@@ -482,6 +491,29 @@ fn read_keymap(
         Some(field) => read_action(problems, &field, env_id, space),
     };
     Ok(KeyMap::new(bindings?, default_action?))
+}
+
+/// An environment's own key map as bindings: entries whose action is not in
+/// the agent's space are left out, so a running game never meets one.
+fn env_bindings(keys: &[DefaultKey], space: &Space) -> Vec<KeyBinding> {
+    keys.iter()
+        .filter(|k| space.contains(&k.action))
+        .map(|k| KeyBinding {
+            chord: k.keys.join("+"),
+            keys: k.keys.clone(),
+            action: k.action.clone(),
+        })
+        .collect()
+}
+
+/// The first action of a space: 0 (or `start`) of a discrete one, the low
+/// corner of a box.
+fn first_action(space: &Space) -> Action {
+    match space {
+        Space::Discrete { start, .. } => Action::Discrete(*start),
+        Space::MultiDiscrete { start, .. } => Action::MultiDiscrete(start.clone()),
+        Space::Box { low, .. } => Action::Continuous(low.iter().map(|&v| v as f32).collect()),
+    }
 }
 
 fn read_feedback(problems: &mut Problems, field: &Field) -> Result<Vec<FeedbackKey>, Reported> {

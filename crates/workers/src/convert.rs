@@ -1,0 +1,276 @@
+//! Between the protocol's JSON and arrays and Tandem's environment types:
+//! what a `made` says becomes an [`EnvSpec`], arrays become observations and
+//! frames, actions become JSON.
+//!
+//! Every function here reads what a worker sent, so none trusts it: a shape
+//! that does not match its bytes, a space Tandem cannot represent or a frame
+//! that is not RGB is an error with a reason, never a panic.
+
+use serde_json::{Value, json};
+use tandem_env::{
+    Action, AgentSpec, DefaultKey, EnvSpec, Frame, Image, Observation, RenderKind, Space,
+};
+
+use crate::protocol::{Array, Dtype, Message};
+
+/// What a worker said about an environment it made.
+#[derive(Clone, Debug)]
+pub struct Made {
+    pub spec: EnvSpec,
+    pub default_keys: Option<Vec<DefaultKey>>,
+    pub description: String,
+}
+
+/// Reads a `made` reply for the environment the catalog calls `id`.
+pub fn made(id: &str, message: &Message) -> Result<Made, String> {
+    let header = &message.header;
+    let agents = header
+        .get("agents")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+        .ok_or("made: \"agents\" is missing or empty")?;
+    let agents = agents
+        .iter()
+        .map(|agent| {
+            let name = agent
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or("made: an agent has no name")?;
+            let space = |key: &str| {
+                agent
+                    .get(key)
+                    .ok_or_else(|| format!("made: agent {name} has no {key}"))
+                    .and_then(|v| {
+                        Space::from_json(v).map_err(|e| format!("made: agent {name}'s {key}: {e}"))
+                    })
+            };
+            Ok(AgentSpec {
+                name: name.to_string(),
+                observation_space: space("observation_space")?,
+                action_space: space("action_space")?,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let render = header
+        .get("render")
+        .filter(|r| !r.is_null())
+        .ok_or("the environment renders no rgb_array, so there is nothing to show a participant")?;
+    let dimension = |key: &str| {
+        render
+            .get(key)
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+            .filter(|&v| v > 0)
+            .ok_or_else(|| format!("made: render has no valid {key}"))
+    };
+    let render = RenderKind::Pixels {
+        width: dimension("width")?,
+        height: dimension("height")?,
+    };
+    let small = |key: &str| {
+        header
+            .get(key)
+            .and_then(Value::as_f64)
+            .filter(|v| v.is_finite() && *v >= 0.0 && *v <= f64::from(u32::MAX))
+            .map(|v| v.round() as u32)
+    };
+    let default_keys = header
+        .get("keys_to_action")
+        .and_then(Value::as_array)
+        .map(|entries| entries.iter().filter_map(default_key).collect::<Vec<_>>())
+        .filter(|keys| !keys.is_empty());
+    Ok(Made {
+        spec: EnvSpec {
+            id: id.to_string(),
+            version: 0,
+            agents,
+            render,
+            fps: small("fps").filter(|&f| f > 0).unwrap_or(30),
+            max_episode_steps: small("max_episode_steps"),
+        },
+        default_keys,
+        description: header
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("a Python environment")
+            .chars()
+            .take(200)
+            .collect(),
+    })
+}
+
+fn default_key(entry: &Value) -> Option<DefaultKey> {
+    let keys: Vec<String> = entry
+        .get("keys")?
+        .as_array()?
+        .iter()
+        .map(|k| {
+            k.as_str()
+                .filter(|k| !k.is_empty() && k.len() <= 32)
+                .map(str::to_string)
+        })
+        .collect::<Option<_>>()?;
+    if keys.is_empty() {
+        return None;
+    }
+    Some(DefaultKey {
+        keys,
+        action: action_from_json(entry.get("action")?)?,
+    })
+}
+
+fn action_from_json(value: &Value) -> Option<Action> {
+    match value {
+        Value::Number(n) => n.as_i64().map(Action::Discrete),
+        Value::Array(items) if items.iter().all(Value::is_i64) => Some(Action::MultiDiscrete(
+            items.iter().filter_map(Value::as_i64).collect(),
+        )),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_f64().map(|f| f as f32))
+            .collect::<Option<_>>()
+            .map(Action::Continuous),
+        _ => None,
+    }
+}
+
+/// An action as the `step` request carries it.
+pub fn action_to_json(action: &Action) -> Value {
+    match action {
+        Action::Discrete(a) => json!(a),
+        Action::MultiDiscrete(a) => json!(a),
+        Action::Continuous(a) => json!(a),
+    }
+}
+
+/// An observation array as Tandem holds it: floats as `f32`, bytes and
+/// booleans as `u8`, other integers as `i64`.
+pub fn observation(array: &Array) -> Result<Observation, String> {
+    let shape = array.shape.clone();
+    let bytes = &array.bytes;
+    let chunks = |n: usize| bytes.chunks_exact(n);
+    Ok(match array.dtype {
+        Dtype::U8 | Dtype::Bool => Observation::U8 {
+            shape,
+            data: bytes.clone(),
+        },
+        Dtype::F32 => Observation::F32 {
+            shape,
+            data: chunks(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        },
+        Dtype::F64 => Observation::F32 {
+            shape,
+            data: chunks(8)
+                .map(|c| {
+                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                })
+                .collect(),
+        },
+        Dtype::I8 => Observation::I64 {
+            shape,
+            data: bytes.iter().map(|&b| i64::from(b as i8)).collect(),
+        },
+        Dtype::I16 => Observation::I64 {
+            shape,
+            data: chunks(2)
+                .map(|c| i64::from(i16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+        },
+        Dtype::U16 => Observation::I64 {
+            shape,
+            data: chunks(2)
+                .map(|c| i64::from(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+        },
+        Dtype::I32 => Observation::I64 {
+            shape,
+            data: chunks(4)
+                .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
+        },
+        Dtype::U32 => Observation::I64 {
+            shape,
+            data: chunks(4)
+                .map(|c| i64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
+        },
+        Dtype::I64 => Observation::I64 {
+            shape,
+            data: chunks(8)
+                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect(),
+        },
+    })
+}
+
+/// Each agent's observation from a `reset_done` or `step_done`.
+pub fn observations(message: &Message, agents: usize) -> Result<Vec<Observation>, String> {
+    let listed = message
+        .header
+        .get("observations")
+        .and_then(Value::as_array)
+        .filter(|l| l.len() == agents)
+        .ok_or_else(|| format!("expected {agents} observations"))?;
+    listed
+        .iter()
+        .map(|r| {
+            message
+                .array(r)
+                .ok_or("an observation is not an array")
+                .map_err(String::from)
+                .and_then(observation)
+        })
+        .collect()
+}
+
+/// A number as the protocol writes it: JSON, or `"nan"`, `"inf"`, `"-inf"`.
+pub fn number(value: &Value) -> Option<f64> {
+    match value {
+        Value::String(s) => match s.as_str() {
+            "nan" => Some(f64::NAN),
+            "inf" => Some(f64::INFINITY),
+            "-inf" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        other => other.as_f64(),
+    }
+}
+
+/// One number or flag per agent from a `step_done`.
+pub fn per_agent<T>(
+    message: &Message,
+    key: &str,
+    agents: usize,
+    read: impl Fn(&Value) -> Option<T>,
+) -> Result<Vec<T>, String> {
+    message
+        .header
+        .get(key)
+        .and_then(Value::as_array)
+        .filter(|l| l.len() == agents)
+        .and_then(|l| l.iter().map(read).collect())
+        .ok_or_else(|| format!("step_done: \"{key}\" is not {agents} values"))
+}
+
+/// The frame of a reply: an RGB `uint8` array of shape `[height, width, 3]`.
+pub fn frame(message: &Message) -> Result<Option<Frame>, String> {
+    let Some(reference) = message.header.get("frame").filter(|f| !f.is_null()) else {
+        return Ok(None);
+    };
+    let array = message
+        .array(reference)
+        .ok_or("the frame is not an array")?;
+    match (array.dtype, array.shape.as_slice()) {
+        (Dtype::U8, &[height, width, 3]) => Ok(Some(Frame::Pixels(Image {
+            width: u32::try_from(width).map_err(|_| "the frame is too wide")?,
+            height: u32::try_from(height).map_err(|_| "the frame is too tall")?,
+            rgb: array.bytes.clone(),
+        }))),
+        (dtype, shape) => Err(format!(
+            "the frame is {} {shape:?}, not uint8 [height, width, 3]",
+            dtype.name()
+        )),
+    }
+}

@@ -1,0 +1,31 @@
+//! Python environments for Tandem: Gymnasium, PettingZoo and user factories,
+//! hosted in worker processes and entered into the environment catalog.
+//!
+//! The server never links Python: it starts `python -m tandem.worker` and
+//! speaks a small, versioned, length-prefixed binary protocol with it
+//! (`docs/WORKER.md`). A worker that crashes, hangs or misbehaves fails only
+//! its own game.
+//!
+//! Layout:
+//! - `protocol`: framing, message kinds and arrays; nothing is executed.
+//! - `convert`: protocol values to Tandem's spaces, observations and frames.
+//! - `worker`: one worker process, requests with deadlines.
+//! - `pool`: workers started ahead of need, per environment.
+//! - `env`: [`WorkerEnv`], the `Env` whose calls are requests.
+//! - `factory`: [`WorkerEnvFactory`] and [`host`], which fills a catalog.
+//! - `package`: the Python package embedded in the binary, written to a cache.
+
+mod convert;
+mod env;
+mod factory;
+mod package;
+mod pool;
+pub mod protocol;
+mod worker;
+
+pub use convert::Made;
+pub use env::WorkerEnv;
+pub use factory::{WorkerEnvFactory, host};
+pub use package::{default_cache, install as install_package};
+pub use pool::Pool;
+pub use worker::{Worker, WorkerConfig, WorkerError, default_python};

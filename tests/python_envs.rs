@@ -1,0 +1,143 @@
+//! Python environments end to end, with the real `tandem` binary and workers
+//! on the project's `.venv`: `check` makes each environment a file names and
+//! reports what cannot be made at its line; `serve` plays a Gymnasium game
+//! through a worker, and a worker whose environment raises ends only its game,
+//! with the reason recorded, while the participant moves on.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Client, ServeProcess, count, visit_addr};
+
+/// The fault environments the worker crate's tests use.
+const FAULT_ENVS: &str = include_str!("../crates/workers/tests/envs/fault_envs.py");
+
+const STUDY: &str = r#"
+id = "python-envs"
+title = "Python environments"
+
+[[scene]]
+kind = "game"
+id = "breaks"
+title = "A game whose environment raises"
+env = "python:fault_envs:raising"
+episodes = 1
+default_action = 0
+[scene.keys]
+ArrowLeft = 0
+ArrowRight = 1
+
+[[scene]]
+kind = "game"
+id = "cartpole"
+title = "CartPole from Gymnasium"
+env = "gymnasium:CartPole-v1"
+fps = 30
+time_limit_s = 600
+default_action = 0
+[scene.keys]
+ArrowLeft = 0
+ArrowRight = 1
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Done"
+markdown = "Thanks."
+"#;
+
+/// Writes the study and the fault environments beside it; returns the
+/// folder and the study's path.
+fn study(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("fault_envs.py"), FAULT_ENVS).expect("envs written");
+    let path = dir.path().join("study.toml");
+    std::fs::write(&path, text).expect("study written");
+    (dir, path)
+}
+
+fn check(path: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("check")
+        .arg(path)
+        .output()
+        .expect("tandem check runs")
+}
+
+#[test]
+fn check_makes_each_python_environment() {
+    let (_dir, path) = study(STUDY);
+    let out = check(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("env gymnasium:CartPole-v1: gymnasium:CartPole-v1 (in a Python worker"),
+        "{stdout}"
+    );
+
+    let broken = STUDY.replace("gymnasium:CartPole-v1", "gymnasium:NoSuchEnv-v0");
+    let (_dir, path) = study(&broken);
+    let out = check(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let line = broken
+        .lines()
+        .position(|l| l.contains("NoSuchEnv"))
+        .map(|i| i + 1)
+        .unwrap_or_default();
+    assert!(
+        stderr.contains(&format!("study.toml:{line}:")) && stderr.contains("NoSuchEnv"),
+        "reported at line {line}: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raising_environment_ends_its_game_and_the_next_plays() {
+    let (dir, path) = study(STUDY);
+    let db = dir.path().join("study.db");
+    let server = ServeProcess::start(&db, &[path.to_str().expect("UTF-8 path")]).await;
+    let cookie = visit_addr(server.addr, "?PROLIFIC_PID=py", None).await;
+    let mut p = Client::connect_addr(server.addr, &cookie).await;
+    assert_eq!(p.expect_scene().await["scene"]["id"], "breaks");
+    let error = p.expect("error").await;
+    assert_eq!(error["code"], "game_failed", "{error}");
+    assert_eq!(p.expect_scene().await["scene"]["id"], "cartpole");
+    p.hold(&["ArrowRight"]).await;
+    // Gymnasium's CartPole draws pixels: they come as binary frames.
+    let mut bytes = 0;
+    for _ in 0..40 {
+        bytes += p.expect("binary").await["len"].as_u64().unwrap_or(0);
+    }
+    let stopped = server.signal("TERM").await;
+    assert!(stopped.success(), "serve exits 0 on SIGTERM: {stopped:?}");
+
+    let pool = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("database opens");
+    let (reason,): (String,) =
+        sqlx::query_as("SELECT end_reason FROM games WHERE env_id = 'python:fault_envs:raising'")
+            .fetch_one(&pool)
+            .await
+            .expect("the failed game is stored");
+    assert!(
+        reason.contains("ValueError: the pole broke on purpose"),
+        "{reason}"
+    );
+    let cartpole_steps = count(
+        &pool,
+        "SELECT COUNT(*) FROM steps JOIN episodes ON steps.episode_id = episodes.id
+         JOIN games ON episodes.game_id = games.id WHERE games.env_id = 'gymnasium:CartPole-v1'",
+    )
+    .await;
+    eprintln!(
+        "failed game: {reason}; CartPole through a worker: {cartpole_steps} steps recorded, \
+         {} bytes per pixel frame on the wire",
+        bytes / 40
+    );
+    assert!(cartpole_steps >= 20, "{cartpole_steps} steps");
+}
