@@ -12,6 +12,8 @@ use common::{Client, ServeProcess, count, visit_addr};
 
 /// The fault environments the worker crate's tests use.
 const FAULT_ENVS: &str = include_str!("../crates/workers/tests/envs/fault_envs.py");
+/// A two-agent PettingZoo environment.
+const DUO_ENV: &str = include_str!("../crates/workers/tests/envs/duo_env.py");
 
 const STUDY: &str = r#"
 id = "python-envs"
@@ -52,6 +54,7 @@ markdown = "Thanks."
 fn study(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("fault_envs.py"), FAULT_ENVS).expect("envs written");
+    std::fs::write(dir.path().join("duo_env.py"), DUO_ENV).expect("envs written");
     let path = dir.path().join("study.toml");
     std::fs::write(&path, text).expect("study written");
     (dir, path)
@@ -140,4 +143,77 @@ async fn a_raising_environment_ends_its_game_and_the_next_plays() {
         bytes / 40
     );
     assert!(cartpole_steps >= 20, "{cartpole_steps} steps");
+}
+
+const DUO: &str = r#"
+id = "duo"
+title = "PettingZoo"
+
+[[scene]]
+kind = "game"
+id = "duo"
+title = "Run from the chaser"
+env = "pettingzoo:duo_env"
+fps = 30
+time_limit_s = 600
+default_action = 1
+[scene.env_kwargs]
+length = 30
+[scene.keys]
+ArrowLeft = 0
+ArrowRight = 2
+
+[[scene.seat]]
+agent = "runner"
+human = true
+
+[[scene.seat]]
+agent = "chaser"
+ai = "random"
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Done"
+markdown = "Thanks."
+"#;
+
+/// A PettingZoo parallel environment with one human seat and one policy
+/// seat: both agents' steps are recorded, each with who chose it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pettingzoo_game_seats_a_human_and_a_policy() {
+    let (dir, path) = study(DUO);
+    let db = dir.path().join("duo.db");
+    let server = ServeProcess::start(&db, &[path.to_str().expect("UTF-8 path")]).await;
+    let cookie = visit_addr(server.addr, "?PROLIFIC_PID=duo", None).await;
+    let mut p = Client::connect_addr(server.addr, &cookie).await;
+    let scene = p.expect_scene().await;
+    assert_eq!(scene["scene"]["id"], "duo", "{scene}");
+    p.hold(&["ArrowRight"]).await;
+    for _ in 0..40 {
+        p.expect("binary").await;
+    }
+    let stopped = server.signal("TERM").await;
+    assert!(stopped.success(), "serve exits 0 on SIGTERM: {stopped:?}");
+
+    let pool = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("database opens");
+    let runner_keys = count(
+        &pool,
+        "SELECT COUNT(*) FROM steps WHERE agent = 0 AND keys = 'ArrowRight'",
+    )
+    .await;
+    let chaser_policy = count(
+        &pool,
+        "SELECT COUNT(*) FROM steps WHERE agent = 1 AND actor LIKE 'policy:random%'",
+    )
+    .await;
+    let env_id: String = sqlx::query_scalar("SELECT env_id FROM games")
+        .fetch_one(&pool)
+        .await
+        .expect("the game is stored");
+    eprintln!("{env_id}: runner steps by keys {runner_keys}, chaser steps by policy {chaser_policy}");
+    assert_eq!(env_id, r#"pettingzoo:duo_env {"length":30}"#);
+    assert!(runner_keys > 10 && chaser_policy > 10, "{runner_keys} / {chaser_policy}");
 }
