@@ -650,6 +650,14 @@ impl Key {
         key: "ArrowUp",
         virtual_code: 38,
     };
+    const SPACE: Key = Key {
+        key: " ",
+        virtual_code: 32,
+    };
+    const D: Key = Key {
+        key: "d",
+        virtual_code: 68,
+    };
 }
 
 async fn key_event(page: &Page, key: Key, kind: DispatchKeyEventType) {
@@ -1088,5 +1096,106 @@ async fn lone_browser_is_matched_with_the_ai_after_the_timeout() {
         )
         .await
             > 0
+    );
+}
+
+/// Atari through a Python worker, with no key table: the scene uses
+/// Breakout's own `get_keys_to_action()` (Space fires, a and d move).
+const BREAKOUT: &str = r#"
+id = "breakout"
+title = "Breakout"
+
+[[scene]]
+kind = "game"
+id = "breakout"
+title = "Breakout"
+env = "gymnasium:ALE/Breakout-v5"
+fps = 60
+time_limit_s = 600
+instructions = "Space serves the ball; a and d move the paddle."
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Done"
+markdown = "Thanks."
+"#;
+
+/// Headless Chromium plays `ALE/Breakout-v5` through a worker at 60 fps with
+/// its default key map; the steps, with the keys that chose them and their
+/// observations, are recorded. Prints the frame rate the page drew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_plays_breakout_through_a_python_worker() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = repo.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: ./scripts/test creates it",
+        python.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let package = tandem_workers::install_package(dir.path()).expect("package written");
+    let mut config = tandem_workers::WorkerConfig::new(package);
+    config.python = python;
+    let pool = tandem_workers::Pool::new(config, 1);
+    let mut envs = tandem_envs::Catalog::builtin();
+    tandem_workers::host(&mut envs, &pool, &tandem_experiment::hosted_envs(BREAKOUT));
+    let options = tandem_server::Options {
+        envs,
+        ..tandem_server::Options::default()
+    };
+    let mut server =
+        TestServer::start_with_options(BREAKOUT, &dir.path().join("breakout.db"), options).await;
+    let mut chromium = Chromium::launch().await;
+    let page = chromium
+        .browser
+        .new_page(server.url("/?PROLIFIC_PID=breakout"))
+        .await
+        .expect("the participant page opens");
+    wait_for(&page, "the first frame", &format!("{FRAMES} > 0")).await;
+    let before = eval_i64(&page, FRAMES).await;
+    let started = Instant::now();
+    key_event(&page, Key::SPACE, DispatchKeyEventType::RawKeyDown).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    key_event(&page, Key::SPACE, DispatchKeyEventType::KeyUp).await;
+    hold_key(&page, Key::D, Duration::from_millis(1500), || async {}).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let drawn = eval_i64(&page, FRAMES).await - before;
+    let fps = drawn as f64 / started.elapsed().as_secs_f64();
+    eprintln!(
+        "Breakout through a worker: the page drew {drawn} frames, {fps:.1} per second (scene fps 60)"
+    );
+    chromium.close().await;
+    server.stop().await;
+
+    let db = server.db().await;
+    let steps = count(&db, "SELECT COUNT(*) FROM steps").await;
+    let fired = count(&db, "SELECT COUNT(*) FROM steps WHERE keys = 'Space'").await;
+    let moved = count(&db, "SELECT COUNT(*) FROM steps WHERE keys = 'd'").await;
+    let observed = count(&db, "SELECT COUNT(*) FROM steps WHERE length(obs) > 0").await;
+    eprintln!(
+        "recorded {steps} steps: {fired} with Space held, {moved} with d held, {observed} with observations"
+    );
+    assert!(
+        fired > 0 && moved > 30,
+        "the default key map chose the actions"
+    );
+    assert_eq!(observed, steps, "every step has its observation");
+    // Breakout's map: Space is FIRE (1), d is RIGHT (2).
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM steps WHERE keys = 'd' AND action != '2'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM steps WHERE keys = 'Space' AND action != '1'"
+        )
+        .await,
+        0
     );
 }

@@ -213,7 +213,12 @@ async fn a_pettingzoo_game_seats_a_human_and_a_policy() {
         .fetch_one(&pool)
         .await
         .expect("the game is stored");
-    eprintln!("{env_id}: runner steps by keys {runner_keys}, chaser steps by policy {chaser_policy}");
+    eprintln!(
+        "{env_id}: runner steps by keys {runner_keys}, chaser steps by policy {chaser_policy}"
+    );
     assert_eq!(env_id, r#"pettingzoo:duo_env {"length":30}"#);
-    assert!(runner_keys > 10 && chaser_policy > 10, "{runner_keys} / {chaser_policy}");
+    assert!(
+        runner_keys > 10 && chaser_policy > 10,
+        "{runner_keys} / {chaser_policy}"
+    );
 }
