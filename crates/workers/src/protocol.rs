@@ -198,7 +198,8 @@ impl Message {
     }
 
     /// Reads one message; [`ProtocolError::Ended`] when the stream ends
-    /// cleanly between messages.
+    /// cleanly between messages. Each array is read straight into its own
+    /// buffer: a frame is copied once, from the pipe.
     pub fn read_from(input: &mut impl Read) -> Result<Message, ProtocolError> {
         let mut length = [0u8; 4];
         match input.read_exact(&mut length) {
@@ -212,21 +213,19 @@ impl Message {
                 "a message length of {length} bytes (at most {MAX_MESSAGE})"
             )));
         }
-        let mut body = vec![0u8; length];
-        input.read_exact(&mut body)?;
-        Message::decode(&body)
-    }
-
-    /// Decodes a message from its bytes after the length field.
-    fn decode(body: &[u8]) -> Result<Message, ProtocolError> {
-        let kind = Kind::from_byte(body[0])
-            .ok_or_else(|| malformed(format!("unknown message kind {}", body[0])))?;
-        let header_length = u32::from_le_bytes([body[1], body[2], body[3], body[4]]) as usize;
-        let header_end = 5usize
-            .checked_add(header_length)
-            .filter(|&end| end <= body.len())
-            .ok_or_else(|| malformed("the header is longer than the message"))?;
-        let header: Value = serde_json::from_slice(&body[5..header_end])
+        let mut start = [0u8; 5];
+        input.read_exact(&mut start)?;
+        let kind = Kind::from_byte(start[0])
+            .ok_or_else(|| malformed(format!("unknown message kind {}", start[0])))?;
+        let header_length = u32::from_le_bytes([start[1], start[2], start[3], start[4]]) as usize;
+        let mut left = length - 5;
+        if header_length > left {
+            return Err(malformed("the header is longer than the message"));
+        }
+        let mut header = vec![0u8; header_length];
+        input.read_exact(&mut header)?;
+        left -= header_length;
+        let header: Value = serde_json::from_slice(&header)
             .map_err(|e| malformed(format!("the header is not JSON: {e}")))?;
         let Value::Object(mut header) = header else {
             return Err(malformed("the header is not a JSON object"));
@@ -237,7 +236,6 @@ impl Message {
             Some(_) => return Err(malformed("\"arrays\" is not a list")),
         };
         let mut arrays = Vec::with_capacity(listed.len());
-        let mut at = header_end;
         for entry in &listed {
             let dtype = entry
                 .get("dtype")
@@ -256,20 +254,19 @@ impl Message {
             let size = shape
                 .iter()
                 .try_fold(dtype.size(), |n, &d| n.checked_mul(d))
-                .filter(|&n| n <= body.len() - at)
+                .filter(|&n| n <= left)
                 .ok_or_else(|| malformed("an array is larger than the message"))?;
+            let mut bytes = vec![0u8; size];
+            input.read_exact(&mut bytes)?;
+            left -= size;
             arrays.push(Array {
                 dtype,
                 shape,
-                bytes: body[at..at + size].to_vec(),
+                bytes,
             });
-            at += size;
         }
-        if at != body.len() {
-            return Err(malformed(format!(
-                "{} bytes after the arrays",
-                body.len() - at
-            )));
+        if left != 0 {
+            return Err(malformed(format!("{left} bytes after the arrays")));
         }
         Ok(Message {
             kind,
