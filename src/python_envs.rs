@@ -31,6 +31,19 @@ pub struct WorkerArgs {
     /// environment, so that a game starts without waiting for Python.
     #[arg(long, default_value_t = 1)]
     pub warm_workers: usize,
+    /// Let Python workers on other machines connect here (`python -m
+    /// tandem.worker --connect HOST:PORT --offer gymnasium:ID`); needs a
+    /// worker token. They serve the environments they offer, before local ones.
+    #[arg(long, requires = "worker_token")]
+    pub worker_addr: Option<std::net::SocketAddr>,
+    /// The secret remote workers must present (at least 16 characters); better
+    /// given as $TANDEM_WORKER_TOKEN than on the command line, where `ps` shows it.
+    #[arg(long, env = "TANDEM_WORKER_TOKEN", hide_env_values = true)]
+    pub worker_token: Option<String>,
+    /// Seconds to wait at start for a remote worker offering an environment this
+    /// machine cannot make.
+    #[arg(long, default_value_t = 60)]
+    pub remote_wait: u64,
 }
 
 /// Enters every hosted environment that `file` names into `catalog`, starting
@@ -67,7 +80,26 @@ pub fn host(file: &Path, catalog: &mut Catalog, args: &WorkerArgs) -> anyhow::Re
         envs.len(),
         if envs.len() == 1 { "" } else { "s" }
     );
-    let pool: Arc<Pool> = Pool::new(config, args.warm_workers);
+    let pool: Arc<Pool> = match args.worker_addr {
+        None => Pool::new(config, args.warm_workers),
+        Some(addr) => {
+            let token = args.worker_token.clone().unwrap_or_default();
+            if token.chars().count() < 16 {
+                anyhow::bail!("--worker-token must be at least 16 characters: it is a password");
+            }
+            let pool = Pool::with_remote(
+                config,
+                args.warm_workers,
+                Duration::from_secs(args.remote_wait),
+            );
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("could not listen for workers on {addr}"))?;
+            eprintln!("remote workers may connect to {}", listener.local_addr()?);
+            tandem_workers::listen_for_remote(listener, Arc::clone(&pool), token)
+                .context("could not start the remote worker listener")?;
+            pool
+        }
+    };
     tandem_workers::host(catalog, &pool, &envs);
     Ok(envs.len())
 }

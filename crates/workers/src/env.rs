@@ -100,6 +100,16 @@ fn blank(spec: &EnvSpec) -> Frame {
     })
 }
 
+impl Drop for WorkerEnv {
+    fn drop(&mut self) {
+        // A remote worker goes back to its pool for the next game; a local
+        // one ends with its process.
+        if let Some(worker) = self.worker.take() {
+            self.pool.give_back(worker);
+        }
+    }
+}
+
 impl Env for WorkerEnv {
     fn spec(&self) -> &EnvSpec {
         &self.spec

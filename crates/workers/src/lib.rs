@@ -13,6 +13,7 @@
 //! - `pool`: workers started ahead of need, per environment.
 //! - `env`: [`WorkerEnv`], the `Env` whose calls are requests.
 //! - `factory`: [`WorkerEnvFactory`] and [`host`], which fills a catalog.
+//! - `remote`: workers on other machines: the token, the listener.
 //! - `package`: the Python package embedded in the binary, written to a cache.
 
 mod convert;
@@ -21,6 +22,7 @@ mod factory;
 mod package;
 mod pool;
 pub mod protocol;
+mod remote;
 mod worker;
 
 pub use convert::Made;
@@ -28,4 +30,8 @@ pub use env::WorkerEnv;
 pub use factory::{WorkerEnvFactory, host};
 pub use package::{default_cache, install as install_package};
 pub use pool::Pool;
+pub use remote::{
+    HELLO_DEADLINE, MAX_HELLO, MAX_REMOTE, Offer, accept as accept_remote,
+    listen as listen_for_remote,
+};
 pub use worker::{Worker, WorkerConfig, WorkerError, default_python};

@@ -14,6 +14,7 @@ use tandem_envs::HostedEnv;
 
 use crate::convert::{self, Made};
 use crate::protocol::{Kind, Message};
+use crate::remote::{Offer, offers_of as worker_offers};
 use crate::worker::{Worker, WorkerConfig, WorkerError};
 
 /// Workers, warm per environment.
@@ -22,30 +23,127 @@ pub struct Pool {
     /// Workers kept ready per environment id.
     pub warm_per_env: usize,
     warm: Mutex<HashMap<String, Vec<Worker>>>,
+    /// Idle workers on other machines, with what each offers.
+    remote: Mutex<Vec<(Worker, Vec<Offer>)>>,
+    /// Set when remote workers may connect: how long `probe` waits for one
+    /// that offers an environment this machine cannot make.
+    pub remote_wait: Option<std::time::Duration>,
 }
 
 impl Pool {
+    /// A pool that also takes workers from other machines (see
+    /// `remote::listen`); `probe` waits up to `remote_wait` for one offering
+    /// an environment this machine cannot make.
+    pub fn with_remote(
+        config: WorkerConfig,
+        warm_per_env: usize,
+        remote_wait: std::time::Duration,
+    ) -> Arc<Pool> {
+        let mut pool = Pool::new(config, warm_per_env);
+        if let Some(pool) = Arc::get_mut(&mut pool) {
+            pool.remote_wait = Some(remote_wait);
+        }
+        pool
+    }
+
     pub fn new(config: WorkerConfig, warm_per_env: usize) -> Arc<Pool> {
         Arc::new(Pool {
             config,
             warm_per_env,
             warm: Mutex::new(HashMap::new()),
+            remote: Mutex::new(Vec::new()),
+            remote_wait: None,
         })
     }
 
     /// Starts a worker, makes `env` in it and says what it is. The worker is
     /// kept warm for the first game.
     pub fn probe(&self, env: &HostedEnv) -> Result<Made, WorkerError> {
-        let (worker, made) = self.start_with(env)?;
-        if self.warm_per_env > 0 {
-            self.lock().entry(env.id.clone()).or_default().push(worker);
+        let local = match self.start_with(env) {
+            Ok((worker, made)) => {
+                if self.warm_per_env > 0 {
+                    self.lock().entry(env.id.clone()).or_default().push(worker);
+                }
+                return Ok(made);
+            }
+            Err(e) => e,
+        };
+        let Some(wait) = self.remote_wait else {
+            return Err(local);
+        };
+        // This machine cannot make it: a worker elsewhere may.
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            if let Some(mut worker) = self.take_remote(env) {
+                let made = make(&mut worker, env, &self.config);
+                if made.is_ok() {
+                    self.give_back(worker);
+                }
+                return made;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(WorkerError::Unsupported(format!(
+                    "{local}; and no remote worker offering it connected within {} s",
+                    wait.as_secs()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        Ok(made)
+    }
+
+    /// Adds a remote worker that was just greeted, idle.
+    pub fn add_remote(&self, worker: Worker, offers: Vec<Offer>) {
+        self.remote_lock().push((worker, offers));
+    }
+
+    /// Remote workers idle now.
+    pub fn remote_count(&self) -> usize {
+        self.remote_lock().len()
+    }
+
+    /// An idle remote worker offering `env`, if one is connected.
+    fn take_remote(&self, env: &HostedEnv) -> Option<Worker> {
+        let mut remote = self.remote_lock();
+        let index = remote.iter().position(|(_, offers)| {
+            offers
+                .iter()
+                .any(|o| o.source == env.source && o.target == env.target)
+        })?;
+        Some(remote.swap_remove(index).0)
+    }
+
+    /// Returns a remote worker whose game is over: its environment is closed
+    /// and it waits for the next. A local one is simply ended (the pool warms
+    /// fresh ones, which start clean).
+    pub fn give_back(&self, mut worker: Worker) {
+        if !worker.is_remote() {
+            return;
+        }
+        let close = Message::new(Kind::Close, json!({}));
+        let closed = worker.request(&close, Kind::Closed, "close", self.config.step_deadline);
+        if closed.is_ok()
+            && let Some(offers) = worker_offers(&worker)
+        {
+            self.add_remote(worker, offers);
+        }
+    }
+
+    fn remote_lock(&self) -> std::sync::MutexGuard<'_, Vec<(Worker, Vec<Offer>)>> {
+        self.remote.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A worker with `env` made in it: a warm one (and a replacement started
     /// behind it), or a new one.
     pub fn take(self: &Arc<Self>, env: &Arc<HostedEnv>) -> Result<Worker, WorkerError> {
+        // Another machine's worker first: it spares this one's cores.
+        if let Some(mut worker) = self.take_remote(env) {
+            match make(&mut worker, env, &self.config) {
+                Ok(_) => return Ok(worker),
+                Err(e) => {
+                    tracing::warn!(env = env.id, cause = %e, "a remote worker could not make it")
+                }
+            }
+        }
         let warm = self.lock().get_mut(&env.id).and_then(Vec::pop);
         self.refill(env);
         match warm {

@@ -201,6 +201,13 @@ impl Message {
     /// cleanly between messages. Each array is read straight into its own
     /// buffer: a frame is copied once, from the pipe.
     pub fn read_from(input: &mut impl Read) -> Result<Message, ProtocolError> {
+        Message::read_limited(input, MAX_MESSAGE)
+    }
+
+    /// [`Message::read_from`] with a lower limit on the message's size,
+    /// checked before anything is allocated.
+    pub fn read_limited(input: &mut impl Read, max: usize) -> Result<Message, ProtocolError> {
+        let max = max.min(MAX_MESSAGE);
         let mut length = [0u8; 4];
         match input.read_exact(&mut length) {
             Ok(()) => {}
@@ -208,9 +215,9 @@ impl Message {
             Err(e) => return Err(e.into()),
         }
         let length = u32::from_le_bytes(length) as usize;
-        if !(5..=MAX_MESSAGE).contains(&length) {
+        if !(5..=max).contains(&length) {
             return Err(malformed(format!(
-                "a message length of {length} bytes (at most {MAX_MESSAGE})"
+                "a message length of {length} bytes (at most {max})"
             )));
         }
         let mut start = [0u8; 5];

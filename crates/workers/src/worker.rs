@@ -9,7 +9,8 @@
 //! its process.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
@@ -94,10 +95,17 @@ fn tail_suffix(tail: &str) -> String {
     }
 }
 
+/// How the server reaches a worker.
+enum Link {
+    /// A child process this server started: requests go to its stdin.
+    Process { child: Child, stdin: ChildStdin },
+    /// A worker on another machine that connected over TCP.
+    Remote { stream: TcpStream },
+}
+
 /// A running worker.
 pub struct Worker {
-    child: Child,
-    stdin: ChildStdin,
+    link: Link,
     replies: Receiver<Result<Message, ProtocolError>>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// What the worker said in its `hello`.
@@ -143,21 +151,7 @@ impl Worker {
                 cause: "its pipes were not set up".into(),
             });
         };
-        // A bound of one: the worker answers one request at a time, and a
-        // worker that sends unasked floods blocks on its own pipe.
-        let (replies_tx, replies) = sync_channel(1);
-        let reader = std::thread::Builder::new()
-            .name("worker reader".into())
-            .spawn(move || {
-                let mut stdout = BufReader::with_capacity(256 * 1024, stdout);
-                loop {
-                    let message = Message::read_from(&mut stdout);
-                    let stop = message.is_err();
-                    if replies_tx.send(message).is_err() || stop {
-                        return;
-                    }
-                }
-            });
+        let reader = spawn_reader(stdout);
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
         let tail = Arc::clone(&stderr_tail);
         let logger = std::thread::Builder::new()
@@ -172,16 +166,19 @@ impl Worker {
                     tail.push_back(line.chars().take(TAIL_LINE_CHARS).collect());
                 }
             });
-        if let Err(e) = reader.and(logger) {
-            let _ = child.kill();
-            return Err(WorkerError::Start {
-                python: config.python.display().to_string(),
-                cause: format!("could not start a thread: {e}"),
-            });
-        }
+        let replies = match reader.and_then(|replies| logger.map(|_| replies)) {
+            Ok(replies) => replies,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(WorkerError::Start {
+                    python: config.python.display().to_string(),
+                    cause: format!("could not start a thread: {e}"),
+                });
+            }
+        };
         let mut worker = Worker {
-            child,
-            stdin,
+            link: Link::Process { child, stdin },
             replies,
             stderr_tail,
             hello: Map::new(),
@@ -249,8 +246,28 @@ impl Worker {
         })
     }
 
-    fn send(&mut self, message: &Message) -> Result<(), WorkerError> {
-        message.write_to(&mut self.stdin).map_err(|_| self.died())
+    /// A worker on another machine, greeted already (see `remote`).
+    pub(crate) fn remote(stream: TcpStream, hello: Map<String, Value>) -> std::io::Result<Worker> {
+        let replies = spawn_reader(stream.try_clone()?)?;
+        Ok(Worker {
+            link: Link::Remote { stream },
+            replies,
+            stderr_tail: Arc::new(Mutex::new(VecDeque::new())),
+            hello,
+        })
+    }
+
+    /// Whether this worker is on another machine.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.link, Link::Remote { .. })
+    }
+
+    pub(crate) fn send(&mut self, message: &Message) -> Result<(), WorkerError> {
+        let sent = match &mut self.link {
+            Link::Process { stdin, .. } => message.write_to(stdin),
+            Link::Remote { stream } => message.write_to(stream),
+        };
+        sent.map_err(|_| self.died())
     }
 
     fn receive(&mut self, what: &'static str, deadline: Duration) -> Result<Message, WorkerError> {
@@ -268,8 +285,7 @@ impl Worker {
     /// The error for a worker whose stream ended: its exit, with the last
     /// lines it printed (given a moment to arrive).
     fn died(&mut self) -> WorkerError {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         std::thread::sleep(Duration::from_millis(20));
         let tail = self
             .stderr_tail
@@ -279,15 +295,54 @@ impl Worker {
         WorkerError::Died { tail }
     }
 
-    /// The worker's process id.
+    /// Ends the worker: kills and reaps a process, closes a connection (the
+    /// remote worker's input ends, and with it the reader thread).
+    fn stop(&mut self) {
+        match &mut self.link {
+            Link::Process { child, .. } => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Link::Remote { stream } => {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    /// The worker's process id (0 for a remote worker).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        match &self.link {
+            Link::Process { child, .. } => child.id(),
+            Link::Remote { .. } => 0,
+        }
     }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
+}
+
+/// Reads messages on a thread of their own and hands them over a channel, so
+/// that a request can wait with a deadline.
+fn spawn_reader(
+    input: impl Read + Send + 'static,
+) -> std::io::Result<Receiver<Result<Message, ProtocolError>>> {
+    // A bound of one: the worker answers one request at a time, and a worker
+    // that sends unasked floods blocks on its own output.
+    let (replies_tx, replies) = sync_channel(1);
+    std::thread::Builder::new()
+        .name("worker reader".into())
+        .spawn(move || {
+            let mut input = BufReader::with_capacity(256 * 1024, input);
+            loop {
+                let message = Message::read_from(&mut input);
+                let stop = message.is_err();
+                if replies_tx.send(message).is_err() || stop {
+                    return;
+                }
+            }
+        })?;
+    Ok(replies)
 }

@@ -1,0 +1,218 @@
+//! Workers on other machines: a listener that greets each connection, checks
+//! its token (in constant time) and protocol, and hands the workers it accepts
+//! to the pool with the environments they offer.
+//!
+//! The listener is open to the network, so until a connection has shown the
+//! token it is treated as hostile: its hello may be at most [`MAX_HELLO`]
+//! bytes and must arrive within [`HELLO_DEADLINE`], a refusal names no secret,
+//! and at most [`MAX_REMOTE`] connections are held.
+
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tandem_envs::HostedSource;
+
+use crate::pool::Pool;
+use crate::protocol::{Kind, Message, PROTOCOL_VERSION, ProtocolError};
+use crate::worker::Worker;
+
+/// The largest hello a connection may send before it is trusted.
+pub const MAX_HELLO: usize = 64 * 1024;
+/// How long a new connection has to say hello.
+pub const HELLO_DEADLINE: Duration = Duration::from_secs(10);
+/// The most remote workers held at once.
+pub const MAX_REMOTE: usize = 1024;
+
+/// One environment a remote worker offers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Offer {
+    pub source: HostedSource,
+    pub target: String,
+}
+
+/// Accepts remote workers on `listener` for ever, on a thread of its own.
+pub fn listen(listener: TcpListener, pool: Arc<Pool>, token: String) -> std::io::Result<()> {
+    let token = Arc::new(token);
+    std::thread::Builder::new()
+        .name("remote workers".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let stream = match stream {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::warn!(cause = %e, "could not accept a remote worker");
+                        // Out of descriptors, say: never a busy loop.
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                };
+                let (pool, token) = (Arc::clone(&pool), Arc::clone(&token));
+                let greeted = std::thread::Builder::new()
+                    .name("remote worker hello".into())
+                    .spawn(move || {
+                        let peer = stream
+                            .peer_addr()
+                            .map_or_else(|_| "?".to_string(), |a| a.to_string());
+                        if pool.remote_count() >= MAX_REMOTE {
+                            refuse(&stream, "the server holds as many remote workers as it may");
+                            return;
+                        }
+                        match accept(stream, &token) {
+                            Ok((worker, offers)) => {
+                                tracing::info!(
+                                    peer,
+                                    offers = offers.len(),
+                                    "a remote worker joined"
+                                );
+                                pool.add_remote(worker, offers);
+                            }
+                            Err(why) => tracing::warn!(peer, why, "refused a remote worker"),
+                        }
+                    });
+                if let Err(e) = greeted {
+                    tracing::warn!(cause = %e, "could not start a thread for a remote worker");
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Greets one connection: its hello must carry the token and this protocol
+/// version, and offer at least one environment. On refusal the worker is
+/// told why (never the token) and the connection closed.
+pub fn accept(mut stream: TcpStream, token: &str) -> Result<(Worker, Vec<Offer>), String> {
+    stream
+        .set_read_timeout(Some(HELLO_DEADLINE))
+        .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let hello = match read_hello(&mut stream) {
+        Ok(hello) => hello,
+        Err(why) => {
+            refuse(&stream, &why);
+            return Err(why);
+        }
+    };
+    let check = || -> Result<Vec<Offer>, String> {
+        let given = hello
+            .header
+            .get("token")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !same_secret(given, token) {
+            return Err("no worker token, or a wrong one".into());
+        }
+        let version = hello.header.get("protocol").and_then(Value::as_u64);
+        if version != Some(PROTOCOL_VERSION) {
+            return Err(format!(
+                "the worker speaks protocol {}, this server {PROTOCOL_VERSION}: install the tandem package of the server's version",
+                version.map_or("(none)".to_string(), |v| v.to_string())
+            ));
+        }
+        let offers = offers(&hello.header)?;
+        if offers.is_empty() {
+            return Err("the worker offers no environment".into());
+        }
+        Ok(offers)
+    };
+    let offers = match check() {
+        Ok(offers) => offers,
+        Err(why) => {
+            refuse(&stream, &why);
+            return Err(why);
+        }
+    };
+    stream.set_read_timeout(None).map_err(|e| e.to_string())?;
+    let mut worker = Worker::remote(stream, hello.header).map_err(|e| e.to_string())?;
+    worker
+        .send(&Message::new(
+            Kind::Welcome,
+            json!({"protocol": PROTOCOL_VERSION}),
+        ))
+        .map_err(|e| e.to_string())?;
+    Ok((worker, offers))
+}
+
+/// Reads the hello, at most [`MAX_HELLO`] bytes.
+fn read_hello(stream: &mut TcpStream) -> Result<Message, String> {
+    let message = match Message::read_limited(stream, MAX_HELLO) {
+        Ok(message) => message,
+        Err(ProtocolError::Malformed(why)) => return Err(format!("a broken hello: {why}")),
+        Err(ProtocolError::Ended) => return Err("the connection closed before hello".into()),
+        Err(ProtocolError::Io(e)) => {
+            return Err(format!(
+                "no hello within {} s, or a hello over {MAX_HELLO} bytes ({e})",
+                HELLO_DEADLINE.as_secs()
+            ));
+        }
+    };
+    if message.kind != Kind::Hello {
+        return Err(format!("it began with {:?}, not hello", message.kind));
+    }
+    Ok(message)
+}
+
+/// What a greeted worker offers, read again from its hello.
+pub(crate) fn offers_of(worker: &Worker) -> Option<Vec<Offer>> {
+    offers(&worker.hello).ok()
+}
+
+fn offers(header: &Map<String, Value>) -> Result<Vec<Offer>, String> {
+    let listed = header
+        .get("offers")
+        .and_then(Value::as_array)
+        .ok_or("the hello lists no offers")?;
+    listed
+        .iter()
+        .take(256)
+        .map(|offer| {
+            let text = |key: &str| offer.get(key).and_then(Value::as_str);
+            let (Some(source), Some(target)) = (text("source"), text("target")) else {
+                return Err("an offer without source and target".to_string());
+            };
+            match tandem_envs::HostedEnv::parse(&format!("{source}:{target}"), Map::new()) {
+                Some(Ok(env)) => Ok(Offer {
+                    source: env.source,
+                    target: env.target,
+                }),
+                _ => Err(format!(
+                    "an offer that is not an environment: {}",
+                    source.chars().take(40).collect::<String>()
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Tells a refused worker why, best effort, and closes the connection.
+fn refuse(mut stream: &TcpStream, why: &str) {
+    let _ = Message::new(Kind::Error, json!({"message": format!("refused: {why}")}))
+        .write_to(&mut stream);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Compares two secrets in time that depends only on their lengths, so a
+/// stranger cannot find the token a byte at a time.
+fn same_secret(given: &str, expected: &str) -> bool {
+    let (given, expected) = (given.as_bytes(), expected.as_bytes());
+    let mut difference = u8::from(given.len() != expected.len());
+    for (i, &byte) in expected.iter().enumerate() {
+        difference |= byte ^ given.get(i).copied().unwrap_or(0);
+    }
+    difference == 0 && !expected.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_by_value() {
+        assert!(same_secret("s3cret", "s3cret"));
+        assert!(!same_secret("s3cres", "s3cret"));
+        assert!(!same_secret("s3cre", "s3cret"));
+        assert!(!same_secret("s3crett", "s3cret"));
+        assert!(!same_secret("", ""));
+    }
+}
