@@ -125,12 +125,17 @@ fn main() -> ExitCode {
             } else {
                 environments()
             };
-            if let Some(file) = &file
-                && let Err(e) = python_envs::host(file, &mut envs, &workers)
+            let pool = match file
+                .as_deref()
+                .map(|f| python_envs::host(f, &mut envs, &workers))
             {
-                eprintln!("error: {e:#}");
-                return ExitCode::from(1);
-            }
+                Some(Err(e)) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(1);
+                }
+                Some(Ok(pool)) => pool,
+                None => None,
+            };
             let options = tandem_server::Options {
                 envs,
                 max_sockets,
@@ -149,9 +154,14 @@ fn main() -> ExitCode {
                 }),
                 ..tandem_server::Options::default()
             };
-            tokio::runtime::Runtime::new()
+            let served = tokio::runtime::Runtime::new()
                 .context("could not start the async runtime")
-                .and_then(|rt| rt.block_on(serve(file, db, addr, options)))
+                .and_then(|rt| rt.block_on(serve(file, db, addr, options)));
+            // Games are over: end the workers kept warm or idle.
+            if let Some(pool) = pool {
+                pool.close();
+            }
+            served
         }
         Command::Bench(options) => bench(options),
     };

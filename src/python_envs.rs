@@ -25,12 +25,12 @@ pub struct WorkerArgs {
     pub python: Option<PathBuf>,
     /// Seconds a Python environment's step may take before its worker is taken
     /// to hang: the game ends with that reason and the worker is replaced.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = step_deadline)]
     pub step_deadline: f64,
     /// Workers kept started, with their environment made, per Python
     /// environment, so that a game starts without waiting for Python.
-    #[arg(long, default_value_t = 1)]
-    pub warm_workers: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub warm_workers: u16,
     /// Let Python workers on other machines connect here (`python -m
     /// tandem.worker --connect HOST:PORT --offer gymnasium:ID`); needs a
     /// worker token. They serve the environments they offer, before local ones.
@@ -47,15 +47,20 @@ pub struct WorkerArgs {
 }
 
 /// Enters every hosted environment that `file` names into `catalog`, starting
-/// workers as needed. Returns how many there were.
-pub fn host(file: &Path, catalog: &mut Catalog, args: &WorkerArgs) -> anyhow::Result<usize> {
+/// workers as needed. Returns their pool, to be closed when the server stops,
+/// if there were any.
+pub fn host(
+    file: &Path,
+    catalog: &mut Catalog,
+    args: &WorkerArgs,
+) -> anyhow::Result<Option<Arc<Pool>>> {
     let Ok(text) = std::fs::read_to_string(file) else {
         // The reader reports an unreadable file with its own message.
-        return Ok(0);
+        return Ok(None);
     };
     let envs = tandem_experiment::hosted_envs(&text);
     if envs.is_empty() {
-        return Ok(0);
+        return Ok(None);
     }
     let cache = tandem_workers::default_cache();
     let package = tandem_workers::install_package(&cache).with_context(|| {
@@ -71,9 +76,7 @@ pub fn host(file: &Path, catalog: &mut Catalog, args: &WorkerArgs) -> anyhow::Re
     if let Some(python) = &args.python {
         config.python = python.clone();
     }
-    if args.step_deadline.is_finite() && args.step_deadline > 0.0 {
-        config.step_deadline = Duration::from_secs_f64(args.step_deadline);
-    }
+    config.step_deadline = Duration::from_secs_f64(args.step_deadline);
     eprintln!(
         "starting Python workers ({}) for {} environment{}…",
         config.python.display(),
@@ -81,7 +84,7 @@ pub fn host(file: &Path, catalog: &mut Catalog, args: &WorkerArgs) -> anyhow::Re
         if envs.len() == 1 { "" } else { "s" }
     );
     let pool: Arc<Pool> = match args.worker_addr {
-        None => Pool::new(config, args.warm_workers),
+        None => Pool::new(config, usize::from(args.warm_workers)),
         Some(addr) => {
             let token = args.worker_token.clone().unwrap_or_default();
             if token.chars().count() < 16 {
@@ -89,7 +92,7 @@ pub fn host(file: &Path, catalog: &mut Catalog, args: &WorkerArgs) -> anyhow::Re
             }
             let pool = Pool::with_remote(
                 config,
-                args.warm_workers,
+                usize::from(args.warm_workers),
                 Duration::from_secs(args.remote_wait),
             );
             let listener = std::net::TcpListener::bind(addr)
@@ -101,5 +104,15 @@ pub fn host(file: &Path, catalog: &mut Catalog, args: &WorkerArgs) -> anyhow::Re
         }
     };
     tandem_workers::host(catalog, &pool, &envs);
-    Ok(envs.len())
+    Ok(Some(pool))
+}
+
+/// A step deadline: a number of seconds above 0 and at most 60.
+fn step_deadline(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 60.0 => Ok(s),
+        _ => Err(format!(
+            "{text} is not a number of seconds above 0 and at most 60"
+        )),
+    }
 }

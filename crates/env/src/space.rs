@@ -82,12 +82,14 @@ impl Space {
     /// Whether `action` is an element of this space.
     pub fn contains(&self, action: &Action) -> bool {
         match (self, action) {
-            (Space::Discrete { n, start }, Action::Discrete(a)) => *a >= *start && *a < start + n,
+            (Space::Discrete { n, start }, Action::Discrete(a)) => {
+                *a >= *start && a.saturating_sub(*start) < *n
+            }
             (Space::MultiDiscrete { nvec, start }, Action::MultiDiscrete(a)) => {
                 a.len() == nvec.len()
                     && a.iter()
                         .zip(nvec.iter().zip(start))
-                        .all(|(v, (n, s))| *v >= *s && *v < s + n)
+                        .all(|(v, (n, s))| *v >= *s && v.saturating_sub(*s) < *n)
             }
             (Space::Box { low, high, .. }, Action::Continuous(a)) => {
                 a.len() == low.len()
@@ -168,9 +170,14 @@ impl Space {
                     .map(|d| d.as_u64().map(|d| d as usize))
                     .collect::<Option<_>>()
                     .ok_or_else(|| err("bad \"shape\""))?;
-                let size: usize = shape.iter().product();
-                let mut low = Vec::with_capacity(size);
-                let mut high = Vec::with_capacity(size);
+                // The JSON may come from another process: a shape whose size
+                // overflows is an error, and nothing is allocated from it.
+                let size = shape
+                    .iter()
+                    .try_fold(1usize, |n, &d| n.checked_mul(d))
+                    .ok_or_else(|| err("\"shape\" is too large"))?;
+                let mut low = Vec::new();
+                let mut high = Vec::new();
                 flatten(value.get("low"), &mut low).ok_or_else(|| err("bad \"low\""))?;
                 flatten(value.get("high"), &mut high).ok_or_else(|| err("bad \"high\""))?;
                 if low.len() != size || high.len() != size {

@@ -63,10 +63,18 @@ pub fn made(id: &str, message: &Message) -> Result<Made, String> {
             .filter(|&v| v > 0)
             .ok_or_else(|| format!("made: render has no valid {key}"))
     };
-    let render = RenderKind::Pixels {
-        width: dimension("width")?,
-        height: dimension("height")?,
-    };
+    let (width, height) = (dimension("width")?, dimension("height")?);
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(format!(
+            "made: a {width}×{height} render; at most {MAX_SIDE} pixels a side"
+        ));
+    }
+    let render = RenderKind::Pixels { width, height };
+    for agent in &agents {
+        check_space(&agent.observation_space)
+            .and_then(|()| check_space(&agent.action_space))
+            .map_err(|why| format!("made: agent {}: {why}", agent.name))?;
+    }
     let small = |key: &str| {
         header
             .get(key)
@@ -85,7 +93,8 @@ pub fn made(id: &str, message: &Message) -> Result<Made, String> {
             version: 0,
             agents,
             render,
-            fps: small("fps").filter(|&f| f > 0).unwrap_or(30),
+            // The file's own fps is 1 to 240; an environment's is held to it.
+            fps: small("fps").filter(|f| (1..=240).contains(f)).unwrap_or(30),
             max_episode_steps: small("max_episode_steps"),
         },
         default_keys,
@@ -97,6 +106,36 @@ pub fn made(id: &str, message: &Message) -> Result<Made, String> {
             .take(200)
             .collect(),
     })
+}
+
+/// The widest or tallest frame a worker may draw.
+pub const MAX_SIDE: u32 = 4096;
+
+/// Whether a space from a worker is one the server can use without
+/// overflowing: discrete ranges that fit, and tensors of bounded size.
+fn check_space(space: &Space) -> Result<(), String> {
+    let range = |n: i64, start: i64| n >= 1 && start.checked_add(n).is_some();
+    match space {
+        Space::Discrete { n, start } if range(*n, *start) => Ok(()),
+        Space::Discrete { n, start } => Err(format!("Discrete n={n} start={start}")),
+        Space::MultiDiscrete { nvec, start }
+            if nvec.len() <= 4096 && nvec.iter().zip(start).all(|(n, s)| range(*n, *s)) =>
+        {
+            Ok(())
+        }
+        Space::MultiDiscrete { .. } => Err("a MultiDiscrete out of range".into()),
+        Space::Box { low, .. } if low.len() <= crate::protocol::MAX_MESSAGE => Ok(()),
+        Space::Box { low, .. } => Err(format!("a Box of {} elements", low.len())),
+    }
+}
+
+/// How many values an observation of `space` holds.
+fn elements(space: &Space) -> usize {
+    match space {
+        Space::Discrete { .. } => 1,
+        Space::MultiDiscrete { nvec, .. } => nvec.len(),
+        Space::Box { low, .. } => low.len(),
+    }
 }
 
 fn default_key(entry: &Value) -> Option<DefaultKey> {
@@ -205,8 +244,10 @@ pub fn observation(array: &Array) -> Result<Observation, String> {
     })
 }
 
-/// Each agent's observation from a `reset_done` or `step_done`.
-pub fn observations(message: &Message, agents: usize) -> Result<Vec<Observation>, String> {
+/// Each agent's observation from a `reset_done` or `step_done`, each the
+/// size of its agent's observation space.
+pub fn observations(message: &Message, spec: &EnvSpec) -> Result<Vec<Observation>, String> {
+    let agents = spec.agents.len();
     let listed = message
         .header
         .get("observations")
@@ -215,12 +256,20 @@ pub fn observations(message: &Message, agents: usize) -> Result<Vec<Observation>
         .ok_or_else(|| format!("expected {agents} observations"))?;
     listed
         .iter()
-        .map(|r| {
-            message
-                .array(r)
-                .ok_or("an observation is not an array")
-                .map_err(String::from)
-                .and_then(observation)
+        .zip(&spec.agents)
+        .map(|(reference, agent)| {
+            let array = message
+                .array(reference)
+                .ok_or("an observation is not an array")?;
+            let count: usize = array.shape.iter().product();
+            let expected = elements(&agent.observation_space);
+            if count != expected {
+                return Err(format!(
+                    "agent {}'s observation holds {count} values, its space {expected}",
+                    agent.name
+                ));
+            }
+            observation(array)
         })
         .collect()
 }
@@ -254,8 +303,9 @@ pub fn per_agent<T>(
         .ok_or_else(|| format!("step_done: \"{key}\" is not {agents} values"))
 }
 
-/// The frame of a reply: an RGB `uint8` array of shape `[height, width, 3]`.
-pub fn frame(message: &Message) -> Result<Option<Frame>, String> {
+/// The frame of a reply: an RGB `uint8` array of shape `[height, width, 3]`,
+/// the size the environment said it draws.
+pub fn frame(message: &Message, spec: &EnvSpec) -> Result<Option<Frame>, String> {
     let Some(reference) = message.header.get("frame").filter(|f| !f.is_null()) else {
         return Ok(None);
     };
@@ -263,6 +313,18 @@ pub fn frame(message: &Message) -> Result<Option<Frame>, String> {
         .array(reference)
         .ok_or("the frame is not an array")?;
     match (array.dtype, array.shape.as_slice()) {
+        (Dtype::U8, &[height, width, 3])
+            if spec.render
+                != (RenderKind::Pixels {
+                    width: u32::try_from(width).unwrap_or(0),
+                    height: u32::try_from(height).unwrap_or(0),
+                }) =>
+        {
+            Err(format!(
+                "a {width}×{height} frame from an environment that said it draws {:?}",
+                spec.render
+            ))
+        }
         (Dtype::U8, &[height, width, 3]) => Ok(Some(Frame::Pixels(Image {
             width: u32::try_from(width).map_err(|_| "the frame is too wide")?,
             height: u32::try_from(height).map_err(|_| "the frame is too tall")?,
@@ -272,5 +334,68 @@ pub fn frame(message: &Message) -> Result<Option<Frame>, String> {
             "the frame is {} {shape:?}, not uint8 [height, width, 3]",
             dtype.name()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Kind;
+
+    fn made_with(agent: Value, render: Value, fps: Value) -> Result<Made, String> {
+        made(
+            "python:x:y",
+            &Message::new(
+                Kind::Made,
+                json!({"agents": [agent], "render": render, "fps": fps}),
+            ),
+        )
+    }
+
+    fn agent(observation: Value, action: Value) -> Value {
+        json!({"name": "agent", "observation_space": observation, "action_space": action})
+    }
+
+    /// What a broken or hostile worker says about its environment is refused
+    /// with a reason, never a panic or a huge allocation.
+    #[test]
+    fn hostile_made_replies_are_refused() {
+        let discrete = json!({"type": "Discrete", "n": 2});
+        let small =
+            json!({"type": "Box", "dtype": "float32", "shape": [2], "low": [0, 0], "high": [1, 1]});
+        let pixels = json!({"kind": "pixels", "width": 8, "height": 8});
+        assert!(
+            made_with(
+                agent(small.clone(), discrete.clone()),
+                pixels.clone(),
+                json!(30)
+            )
+            .is_ok()
+        );
+        let cases = [
+            agent(
+                json!({"type": "Box", "dtype": "float32", "shape": [1u64 << 62, 4], "low": [], "high": []}),
+                discrete.clone(),
+            ),
+            agent(small.clone(), json!({"type": "Discrete", "n": 0})),
+            agent(
+                small.clone(),
+                json!({"type": "Discrete", "n": i64::MAX, "start": 5}),
+            ),
+            agent(
+                small.clone(),
+                json!({"type": "MultiDiscrete", "nvec": [2, -1], "start": [0, 0]}),
+            ),
+        ];
+        for case in cases {
+            assert!(
+                made_with(case.clone(), pixels.clone(), json!(30)).is_err(),
+                "{case}"
+            );
+        }
+        let huge = json!({"kind": "pixels", "width": 100_000, "height": 100_000});
+        assert!(made_with(agent(small.clone(), discrete.clone()), huge, json!(30)).is_err());
+        let fast = made_with(agent(small, discrete), pixels, json!(1e9));
+        assert_eq!(fast.map(|m| m.spec.fps), Ok(30));
     }
 }

@@ -63,7 +63,7 @@ impl WorkerEnv {
             self.worker = None;
         }
         let reply = reply.map_err(failed)?;
-        match convert::frame(&reply) {
+        match convert::frame(&reply, &self.spec) {
             Ok(Some(frame)) => self.frame = frame,
             Ok(None) => {}
             Err(e) => {
@@ -119,7 +119,7 @@ impl Env for WorkerEnv {
         let deadline = self.pool.config.reset_deadline;
         let request = Message::new(Kind::Reset, json!({"seed": seed}));
         let reply = self.ask(&request, Kind::ResetDone, "reset", deadline)?;
-        convert::observations(&reply, self.spec.agents.len()).map_err(|e| self.broken(e))
+        convert::observations(&reply, &self.spec).map_err(|e| self.broken(e))
     }
 
     fn step(&mut self, actions: &[Action]) -> Result<Step, EnvError> {
@@ -134,7 +134,7 @@ impl Env for WorkerEnv {
         let agents = self.spec.agents.len();
         let step = (|| {
             Ok::<_, String>(Step {
-                observations: convert::observations(&reply, agents)?,
+                observations: convert::observations(&reply, &self.spec)?,
                 rewards: convert::per_agent(&reply, "rewards", agents, convert::number)?,
                 terminated: convert::per_agent(&reply, "terminated", agents, Value::as_bool)?,
                 truncated: convert::per_agent(&reply, "truncated", agents, Value::as_bool)?,

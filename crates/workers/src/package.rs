@@ -13,9 +13,13 @@ include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 /// returns the folder to put on `PYTHONPATH`.
 pub fn install(cache: &Path) -> std::io::Result<PathBuf> {
     let root = cache.join(format!("python-{HASH:016x}"));
-    if root.join("tandem").join("__init__.py").exists() {
+    // Whatever is there must be exactly this package: the cache may sit in a
+    // folder others can write to, and workers run what they find.
+    if is_intact(&root) {
         return Ok(root);
     }
+    let _ = std::fs::remove_dir_all(&root);
+    create_private(cache)?;
     // Written beside and renamed into place, so a server starting at the same
     // time never imports half a package.
     let staging = cache.join(format!("python-{HASH:016x}.{}", std::process::id()));
@@ -29,11 +33,31 @@ pub fn install(cache: &Path) -> std::io::Result<PathBuf> {
     match std::fs::rename(&staging, &root) {
         Ok(()) => Ok(root),
         // Another process put it there first.
-        Err(_) if root.join("tandem").join("__init__.py").exists() => {
+        Err(_) if is_intact(&root) => {
             let _ = std::fs::remove_dir_all(&staging);
             Ok(root)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Whether `root` holds exactly the embedded files.
+fn is_intact(root: &Path) -> bool {
+    FILES.iter().all(|(relative, bytes)| {
+        std::fs::read(root.join("tandem").join(relative)).is_ok_and(|found| found == *bytes)
+    })
+}
+
+/// Creates `folder` readable and writable by this user only.
+fn create_private(folder: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(folder)
+    {
+        Err(_) if folder.is_dir() => Ok(()),
+        other => other,
     }
 }
 

@@ -17,12 +17,22 @@ use crate::protocol::{Kind, Message};
 use crate::remote::{Offer, offers_of as worker_offers};
 use crate::worker::{Worker, WorkerConfig, WorkerError};
 
+/// One environment's warm workers, and how many are being started, so that
+/// refills started together do not overshoot.
+#[derive(Default)]
+struct Warm {
+    ready: Vec<Worker>,
+    starting: usize,
+}
+
 /// Workers, warm per environment.
 pub struct Pool {
     pub config: WorkerConfig,
     /// Workers kept ready per environment id.
     pub warm_per_env: usize,
-    warm: Mutex<HashMap<String, Vec<Worker>>>,
+    warm: Mutex<HashMap<String, Warm>>,
+    /// Set by [`Pool::close`]: no worker is started or kept warm after it.
+    closed: std::sync::atomic::AtomicBool,
     /// Idle workers on other machines, with what each offers.
     remote: Mutex<Vec<(Worker, Vec<Offer>)>>,
     /// Set when remote workers may connect: how long `probe` waits for one
@@ -51,6 +61,7 @@ impl Pool {
             config,
             warm_per_env,
             warm: Mutex::new(HashMap::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
             remote: Mutex::new(Vec::new()),
             remote_wait: None,
         })
@@ -62,7 +73,11 @@ impl Pool {
         let local = match self.start_with(env) {
             Ok((worker, made)) => {
                 if self.warm_per_env > 0 {
-                    self.lock().entry(env.id.clone()).or_default().push(worker);
+                    self.lock()
+                        .entry(env.id.clone())
+                        .or_default()
+                        .ready
+                        .push(worker);
                 }
                 return Ok(made);
             }
@@ -144,7 +159,7 @@ impl Pool {
                 }
             }
         }
-        let warm = self.lock().get_mut(&env.id).and_then(Vec::pop);
+        let warm = self.lock().get_mut(&env.id).and_then(|w| w.ready.pop());
         self.refill(env);
         match warm {
             Some(worker) => Ok(worker),
@@ -154,31 +169,64 @@ impl Pool {
 
     /// Tops up `env`'s warm workers on a thread of its own.
     fn refill(self: &Arc<Self>, env: &Arc<HostedEnv>) {
+        let missing = {
+            let mut all = self.lock();
+            let warm = all.entry(env.id.clone()).or_default();
+            let missing = self
+                .warm_per_env
+                .saturating_sub(warm.ready.len() + warm.starting);
+            warm.starting += missing;
+            missing
+        };
+        if missing == 0 || self.is_closed() {
+            self.lock().entry(env.id.clone()).or_default().starting -= missing;
+            return;
+        }
         let pool = Arc::clone(self);
+        let id = env.id.clone();
         let env = Arc::clone(env);
         let spawned = std::thread::Builder::new()
             .name("worker warm-up".into())
             .spawn(move || {
-                let missing = {
-                    let warm = pool.lock();
-                    pool.warm_per_env
-                        .saturating_sub(warm.get(&env.id).map_or(0, Vec::len))
-                };
                 for _ in 0..missing {
-                    match pool.start_with(&env) {
-                        Ok((worker, _)) => {
-                            pool.lock().entry(env.id.clone()).or_default().push(worker)
+                    let started = if pool.is_closed() {
+                        None
+                    } else {
+                        match pool.start_with(&env) {
+                            Ok((worker, _)) => Some(worker),
+                            Err(e) => {
+                                tracing::warn!(env = env.id, cause = %e, "could not warm a worker");
+                                None
+                            }
                         }
-                        Err(e) => {
-                            tracing::warn!(env = env.id, cause = %e, "could not warm a worker");
-                            return;
-                        }
+                    };
+                    let mut all = pool.lock();
+                    let warm = all.entry(env.id.clone()).or_default();
+                    warm.starting -= 1;
+                    // A worker started as the pool closed is dropped, and so ended.
+                    if let Some(worker) = started.filter(|_| !pool.is_closed()) {
+                        warm.ready.push(worker);
                     }
                 }
             });
         if let Err(e) = spawned {
             tracing::warn!(cause = %e, "could not start a warm-up thread");
+            self.lock().entry(id).or_default().starting -= missing;
         }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Ends every idle worker (warm and remote) and starts no more: for a
+    /// server that is stopping. Workers playing games end with them.
+    pub fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let warm: Vec<Warm> = self.lock().drain().map(|(_, w)| w).collect();
+        drop(warm);
+        let remote: Vec<_> = self.remote_lock().drain(..).collect();
+        drop(remote);
     }
 
     fn start_with(&self, env: &HostedEnv) -> Result<(Worker, Made), WorkerError> {
@@ -187,13 +235,13 @@ impl Pool {
         Ok((worker, made))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Worker>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Warm>> {
         self.warm.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Workers warm now, over all environments.
     pub fn warm_count(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
+        self.lock().values().map(|w| w.ready.len()).sum()
     }
 }
 

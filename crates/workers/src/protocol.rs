@@ -17,6 +17,11 @@ pub const PROTOCOL_VERSION: u64 = 1;
 /// The largest message either side accepts, in bytes after the length field.
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
+/// The largest JSON header. Parsed JSON takes up to about 16 times its text
+/// in memory, so the header has a tighter limit than the arrays; an Atari
+/// `made` (every bound of its observation space listed) is about 1.2 MB.
+pub const MAX_HEADER: usize = 8 * 1024 * 1024;
+
 /// The message types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -228,6 +233,11 @@ impl Message {
         let mut left = length - 5;
         if header_length > left {
             return Err(malformed("the header is longer than the message"));
+        }
+        if header_length > MAX_HEADER {
+            return Err(malformed(format!(
+                "a header of {header_length} bytes (at most {MAX_HEADER})"
+            )));
         }
         let mut header = vec![0u8; header_length];
         input.read_exact(&mut header)?;

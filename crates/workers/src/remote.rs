@@ -24,6 +24,8 @@ pub const MAX_HELLO: usize = 64 * 1024;
 pub const HELLO_DEADLINE: Duration = Duration::from_secs(10);
 /// The most remote workers held at once.
 pub const MAX_REMOTE: usize = 1024;
+/// The most connections saying hello at once; more are closed at once.
+pub const MAX_GREETING: usize = 64;
 
 /// One environment a remote worker offers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +37,7 @@ pub struct Offer {
 /// Accepts remote workers on `listener` for ever, on a thread of its own.
 pub fn listen(listener: TcpListener, pool: Arc<Pool>, token: String) -> std::io::Result<()> {
     let token = Arc::new(token);
+    let greeting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("remote workers".into())
         .spawn(move || {
@@ -48,10 +51,27 @@ pub fn listen(listener: TcpListener, pool: Arc<Pool>, token: String) -> std::io:
                         continue;
                     }
                 };
+                use std::sync::atomic::Ordering;
+                if greeting.fetch_add(1, Ordering::SeqCst) >= MAX_GREETING {
+                    greeting.fetch_sub(1, Ordering::SeqCst);
+                    refuse(
+                        &stream,
+                        "too many workers are connecting at once; try again",
+                    );
+                    continue;
+                }
                 let (pool, token) = (Arc::clone(&pool), Arc::clone(&token));
+                let done = Arc::clone(&greeting);
                 let greeted = std::thread::Builder::new()
                     .name("remote worker hello".into())
                     .spawn(move || {
+                        struct Greeted(Arc<std::sync::atomic::AtomicUsize>);
+                        impl Drop for Greeted {
+                            fn drop(&mut self) {
+                                self.0.fetch_sub(1, Ordering::SeqCst);
+                            }
+                        }
+                        let _greeted = Greeted(done);
                         let peer = stream
                             .peer_addr()
                             .map_or_else(|_| "?".to_string(), |a| a.to_string());
@@ -72,6 +92,7 @@ pub fn listen(listener: TcpListener, pool: Arc<Pool>, token: String) -> std::io:
                         }
                     });
                 if let Err(e) = greeted {
+                    greeting.fetch_sub(1, Ordering::SeqCst);
                     tracing::warn!(cause = %e, "could not start a thread for a remote worker");
                 }
             }
@@ -134,9 +155,31 @@ pub fn accept(mut stream: TcpStream, token: &str) -> Result<(Worker, Vec<Offer>)
     Ok((worker, offers))
 }
 
-/// Reads the hello, at most [`MAX_HELLO`] bytes.
+/// Reads the hello, at most [`MAX_HELLO`] bytes, all of it within
+/// [`HELLO_DEADLINE`] (not per read: a peer sending a byte at a time must not
+/// hold the connection longer).
 fn read_hello(stream: &mut TcpStream) -> Result<Message, String> {
-    let message = match Message::read_limited(stream, MAX_HELLO) {
+    struct ByDeadline<'a> {
+        stream: &'a mut TcpStream,
+        deadline: std::time::Instant,
+    }
+    impl std::io::Read for ByDeadline<'_> {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            let left = self
+                .deadline
+                .saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            self.stream.set_read_timeout(Some(left))?;
+            self.stream.read(buffer)
+        }
+    }
+    let mut reader = ByDeadline {
+        stream,
+        deadline: std::time::Instant::now() + HELLO_DEADLINE,
+    };
+    let message = match Message::read_limited(&mut reader, MAX_HELLO) {
         Ok(message) => message,
         Err(ProtocolError::Malformed(why)) => return Err(format!("a broken hello: {why}")),
         Err(ProtocolError::Ended) => return Err("the connection closed before hello".into()),

@@ -116,6 +116,8 @@ pub struct Worker {
 const TAIL_LINES: usize = 8;
 /// Characters kept of each such line.
 const TAIL_LINE_CHARS: usize = 300;
+/// The longest stderr line read whole; the rest of a longer one is skipped.
+const MAX_STDERR_LINE: usize = 4096;
 
 impl Worker {
     /// Starts a worker process and greets it.
@@ -130,10 +132,16 @@ impl Worker {
             python: config.python.display().to_string(),
             cause: format!("a Python path folder cannot be used: {e}"),
         })?;
-        let mut child = Command::new(&config.python)
+        let mut command = Command::new(&config.python);
+        command
             .args(["-m", "tandem.worker", "--stdio"])
             .env("PYTHONPATH", python_path)
-            .env("PYTHONUNBUFFERED", "1")
+            // Without it, `-m` puts the current folder first on sys.path, and a
+            // `tandem/` or `numpy.py` there would shadow the real ones.
+            .env("PYTHONSAFEPATH", "1")
+            .env("PYTHONUNBUFFERED", "1");
+        contain(&mut command);
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -146,6 +154,7 @@ impl Worker {
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             let _ = child.kill();
+            let _ = child.wait();
             return Err(WorkerError::Start {
                 python: config.python.display().to_string(),
                 cause: "its pipes were not set up".into(),
@@ -156,16 +165,7 @@ impl Worker {
         let tail = Arc::clone(&stderr_tail);
         let logger = std::thread::Builder::new()
             .name("worker stderr".into())
-            .spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    tracing::debug!(target: "tandem::worker", "{line}");
-                    let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
-                    if tail.len() == TAIL_LINES {
-                        tail.pop_front();
-                    }
-                    tail.push_back(line.chars().take(TAIL_LINE_CHARS).collect());
-                }
-            });
+            .spawn(move || drain_stderr(stderr, &tail));
         let replies = match reader.and_then(|replies| logger.map(|_| replies)) {
             Ok(replies) => replies,
             Err(e) => {
@@ -300,6 +300,7 @@ impl Worker {
     fn stop(&mut self) {
         match &mut self.link {
             Link::Process { child, .. } => {
+                kill_group(child);
                 let _ = child.kill();
                 let _ = child.wait();
             }
@@ -321,6 +322,69 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Puts a worker in a process group of its own, so that processes its
+/// environment starts end with it. (Not `PR_SET_PDEATHSIG`: it fires when the
+/// *thread* that started the worker ends, and warm workers are started by
+/// threads that end at once. A worker whose server dies sees its input end.)
+fn contain(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    command.process_group(0);
+}
+
+/// Kills a worker's whole process group (it leads its own, see [`contain`]).
+fn kill_group(child: &Child) {
+    if let Ok(group) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: killpg takes plain integers; a group already gone is an
+        // error we ignore.
+        unsafe {
+            libc::killpg(group, libc::SIGKILL);
+        }
+    }
+}
+
+/// Reads a worker's standard error to its end, keeping the last lines. Lines
+/// are cut at [`MAX_STDERR_LINE`] bytes and read as lossy UTF-8, so neither a
+/// progress bar without newlines nor stray bytes can grow memory or stop the
+/// draining (a worker whose stderr is no longer read would block, or die of a
+/// broken pipe, at its next print).
+fn drain_stderr(stderr: impl Read, tail: &Mutex<VecDeque<String>>) {
+    let mut stderr = BufReader::new(stderr);
+    let mut line = Vec::with_capacity(MAX_STDERR_LINE);
+    loop {
+        line.clear();
+        // Read at most a line's worth, then skip the rest of an overlong line.
+        let read = (&mut stderr)
+            .take(MAX_STDERR_LINE as u64)
+            .read_until(b'\n', &mut line);
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if line.last() != Some(&b'\n') && line.len() == MAX_STDERR_LINE {
+            let mut rest = Vec::new();
+            loop {
+                rest.clear();
+                match (&mut stderr)
+                    .take(MAX_STDERR_LINE as u64)
+                    .read_until(b'\n', &mut rest)
+                {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if rest.last() == Some(&b'\n') => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        tracing::debug!(target: "tandem::worker", "{text}");
+        let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(text.chars().take(TAIL_LINE_CHARS).collect());
     }
 }
 

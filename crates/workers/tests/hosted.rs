@@ -169,6 +169,22 @@ fn a_failing_worker_fails_only_its_environment() {
     );
 }
 
+/// An environment that writes bytes that are not UTF-8 and a 100 kB line to
+/// stderr keeps playing: the server drains what it cannot read as text.
+#[test]
+fn a_noisy_environment_keeps_playing() {
+    let pool = pool();
+    let catalog = host(&pool, "python:fault_envs:noisy");
+    let mut made = catalog
+        .make("python:fault_envs:noisy")
+        .unwrap_or_else(|e| panic!("{e}"));
+    made.reset(1).unwrap_or_else(|e| panic!("{e}"));
+    for step in 0..20 {
+        made.step(&[Action::Discrete(0)])
+            .unwrap_or_else(|e| panic!("step {step}: {e}"));
+    }
+}
+
 #[test]
 fn what_cannot_be_hosted_is_explained() {
     let pool = pool();

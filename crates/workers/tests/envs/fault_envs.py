@@ -71,6 +71,25 @@ def _garbage():
     time.sleep(60)
 
 
+def _noisy():
+    # Bytes that are not UTF-8, and a line far longer than the server keeps:
+    # the server must go on draining stderr, or the next print would fail.
+    os.write(2, b"\xff\xfe not utf-8\n")
+    os.write(2, b"x" * 100_000)
+    os.write(2, b"\n")
+
+
+class _Noisy(_Tiny):
+    def step(self, action):
+        _noisy()
+        print("a print after the noise", flush=True)
+        return super().step(action)
+
+
+def noisy(render_mode=None):
+    return _Noisy(lambda: None, render_mode)
+
+
 def exiting(render_mode=None):
     return _Tiny(_exit, render_mode)
 
