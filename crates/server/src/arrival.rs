@@ -27,8 +27,12 @@ use tandem_store::{ExternalKey, NewParticipant, Participant, RecruitIds};
 use tracing::{info, warn};
 
 use crate::admission::{Refused, retry_after};
+use crate::app_error::AppError;
+use crate::assets::page_html;
 use crate::state::AppState;
-use crate::web::{AppError, PARTICIPANT_COOKIE, page_html};
+
+/// The cookie that identifies a participant's browser.
+pub const PARTICIPANT_COOKIE: &str = "tandem_participant";
 
 /// External ids longer than this are cut: no real id is this long.
 const MAX_ID_LEN: usize = 128;

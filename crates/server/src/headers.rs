@@ -16,16 +16,6 @@ use axum::response::Response;
 
 use crate::state::AppState;
 
-/// Who may frame the study by default: MTurk shows an `ExternalQuestion` HIT
-/// in an iframe on its worker sites (and their sandboxes).
-pub const DEFAULT_FRAME_ANCESTORS: &[&str] = &[
-    "https://worker.mturk.com",
-    "https://workersandbox.mturk.com",
-    "https://www.mturk.com",
-    "https://requester.mturk.com",
-    "https://requestersandbox.mturk.com",
-];
-
 /// Checks one `--frame-ancestors` origin: `https://host[:port]` (a `*.`
 /// wildcard allowed in the host), as CSP writes them.
 pub fn frame_ancestor(value: &str) -> Result<String, String> {

@@ -6,6 +6,8 @@
 //! - [`web`]: the one router: participant page, static files, socket, health.
 //! - `arrival`: `GET /`: who a browser is (cookie, recruiting ids), new participants.
 //! - `admission`: limits on new participants, per address and per study.
+//! - `assets`: the participant page and its modules, compiled in.
+//! - `app_error`: a handler's failure, logged in full and told briefly.
 //! - `headers`: security headers (CSP with framing for crowd platforms, nosniff).
 //! - `session`: one participant's WebSocket (send task and receive loop).
 //! - `flow`: the path through the scenes, joining games, and carrying out what
@@ -26,7 +28,9 @@
 //! shutdown future, and so do the tests.
 
 mod admission;
+mod app_error;
 mod arrival;
+mod assets;
 mod connection;
 mod deferred;
 mod flow;
@@ -59,9 +63,10 @@ use tracing::{info, warn};
 
 pub use admission::AdmissionLimits;
 pub use frames::{Encoded, FrameContent, FrameEncoder, PIXEL_FRAME_V1, PublishedFrame, encode_png};
-pub use headers::{DEFAULT_FRAME_ANCESTORS, frame_ancestor};
+pub use headers::frame_ancestor;
 pub use options::{
-    DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SOCKETS, Liveness, Options,
+    DEFAULT_FRAME_ANCESTORS, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SOCKETS,
+    Liveness, Options,
 };
 pub use placement::{GamePlace, ParticipantPlace, Snapshot, SpotView};
 pub use state::AppState;

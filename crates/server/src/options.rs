@@ -6,8 +6,17 @@ use std::time::Duration;
 use tandem_envs::Catalog;
 
 use crate::admission::AdmissionLimits;
-use crate::headers::DEFAULT_FRAME_ANCESTORS;
 use tandem_policy::Registry;
+
+/// Who may frame the study by default: MTurk shows an `ExternalQuestion` HIT
+/// in an iframe on its worker sites (and their sandboxes).
+pub const DEFAULT_FRAME_ANCESTORS: &[&str] = &[
+    "https://worker.mturk.com",
+    "https://workersandbox.mturk.com",
+    "https://www.mturk.com",
+    "https://requester.mturk.com",
+    "https://requestersandbox.mturk.com",
+];
 
 /// The most participant sockets a server holds by default; more are closed
 /// with code 1013 ("try again later").

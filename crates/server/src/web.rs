@@ -9,24 +9,16 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
-use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_extra::extract::cookie::CookieJar;
-use include_dir::{Dir, include_dir};
-use tandem_store::StoreError;
 use tracing::{error, warn};
 
-use crate::arrival;
+use crate::arrival::{self, PARTICIPANT_COOKIE};
+use crate::assets;
 use crate::headers;
 use crate::session;
 use crate::state::AppState;
-
-/// The participant front end, embedded at build time.
-static WEB: Dir = include_dir!("$CARGO_MANIFEST_DIR/../../web");
-
-/// The cookie that identifies a participant's browser.
-pub const PARTICIPANT_COOKIE: &str = "tandem_participant";
 
 /// The whole HTTP surface of the server.
 pub fn app(state: AppState) -> Router {
@@ -34,7 +26,7 @@ pub fn app(state: AppState) -> Router {
     // participant downloads before the first frame (BENCHMARKS.md, page load).
     let pages = Router::new()
         .route("/", get(arrival::participant_page))
-        .route("/static/{*path}", get(static_file))
+        .route("/static/{*path}", get(assets::static_file))
         .layer(tower_http::compression::CompressionLayer::new());
     Router::new()
         .merge(pages)
@@ -46,55 +38,6 @@ pub fn app(state: AppState) -> Router {
             headers::add,
         ))
         .with_state(state)
-}
-
-/// An error inside a handler: logged in full, reported to the browser briefly.
-pub struct AppError(String);
-
-impl From<StoreError> for AppError {
-    fn from(e: StoreError) -> Self {
-        AppError(format!("database: {e}"))
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        error!(cause = %self.0, "request failed");
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong on our side. Please reload the page in a moment.",
-        )
-            .into_response()
-    }
-}
-
-/// The participant page, embedded at build time.
-pub fn page_html() -> &'static str {
-    WEB.get_file("index.html")
-        .and_then(|f| f.contents_utf8())
-        .unwrap_or("<!doctype html><p>The participant page is missing from this build.</p>")
-}
-
-async fn static_file(axum::extract::Path(path): axum::extract::Path<String>) -> Response {
-    let Some(file) = WEB.get_file(&path) else {
-        return (StatusCode::NOT_FOUND, "not found").into_response();
-    };
-    let content_type = match path.rsplit('.').next() {
-        Some("js") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("html") => "text/html; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        _ => "application/octet-stream",
-    };
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        file.contents(),
-    )
-        .into_response()
 }
 
 async fn participant_socket(

@@ -14,11 +14,13 @@
 //! - `env`: [`WorkerEnv`], the `Env` whose calls are requests.
 //! - `factory`: [`WorkerEnvFactory`] and [`host`], which fills a catalog.
 //! - `remote`: workers on other machines: the token, the listener.
+//! - `offer`: what a remote worker offers.
 //! - `package`: the Python package embedded in the binary, written to a cache.
 
 mod convert;
 mod env;
 mod factory;
+mod offer;
 mod package;
 mod pool;
 pub mod protocol;
@@ -28,10 +30,10 @@ mod worker;
 pub use convert::Made;
 pub use env::WorkerEnv;
 pub use factory::{WorkerEnvFactory, host};
+pub use offer::Offer;
 pub use package::{default_cache, install as install_package};
 pub use pool::Pool;
 pub use remote::{
-    HELLO_DEADLINE, MAX_HELLO, MAX_REMOTE, Offer, accept as accept_remote,
-    listen as listen_for_remote,
+    HELLO_DEADLINE, MAX_HELLO, MAX_REMOTE, accept as accept_remote, listen as listen_for_remote,
 };
 pub use worker::{Worker, WorkerConfig, WorkerError, default_python};

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use tandem_envs::HostedEnv;
 
 use crate::convert::{self, Made};
+use crate::offer::{Offer, offers_of as worker_offers};
 use crate::protocol::{Kind, Message};
-use crate::remote::{Offer, offers_of as worker_offers};
 use crate::worker::{Worker, WorkerConfig, WorkerError};
 
 /// One environment's warm workers, and how many are being started, so that

@@ -11,9 +11,9 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
-use tandem_envs::HostedSource;
+use serde_json::{Value, json};
 
+use crate::offer::{Offer, offers};
 use crate::pool::Pool;
 use crate::protocol::{Kind, Message, PROTOCOL_VERSION, ProtocolError};
 use crate::worker::Worker;
@@ -26,13 +26,6 @@ pub const HELLO_DEADLINE: Duration = Duration::from_secs(10);
 pub const MAX_REMOTE: usize = 1024;
 /// The most connections saying hello at once; more are closed at once.
 pub const MAX_GREETING: usize = 64;
-
-/// One environment a remote worker offers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Offer {
-    pub source: HostedSource,
-    pub target: String,
-}
 
 /// Accepts remote workers on `listener` for ever, on a thread of its own.
 pub fn listen(listener: TcpListener, pool: Arc<Pool>, token: String) -> std::io::Result<()> {
@@ -194,38 +187,6 @@ fn read_hello(stream: &mut TcpStream) -> Result<Message, String> {
         return Err(format!("it began with {:?}, not hello", message.kind));
     }
     Ok(message)
-}
-
-/// What a greeted worker offers, read again from its hello.
-pub(crate) fn offers_of(worker: &Worker) -> Option<Vec<Offer>> {
-    offers(&worker.hello).ok()
-}
-
-fn offers(header: &Map<String, Value>) -> Result<Vec<Offer>, String> {
-    let listed = header
-        .get("offers")
-        .and_then(Value::as_array)
-        .ok_or("the hello lists no offers")?;
-    listed
-        .iter()
-        .take(256)
-        .map(|offer| {
-            let text = |key: &str| offer.get(key).and_then(Value::as_str);
-            let (Some(source), Some(target)) = (text("source"), text("target")) else {
-                return Err("an offer without source and target".to_string());
-            };
-            match tandem_envs::HostedEnv::parse(&format!("{source}:{target}"), Map::new()) {
-                Some(Ok(env)) => Ok(Offer {
-                    source: env.source,
-                    target: env.target,
-                }),
-                _ => Err(format!(
-                    "an offer that is not an environment: {}",
-                    source.chars().take(40).collect::<String>()
-                )),
-            }
-        })
-        .collect()
 }
 
 /// Tells a refused worker why, best effort, and closes the connection.

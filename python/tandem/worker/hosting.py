@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tandem.worker.main import version_of
+from tandem.worker.versions import version_of
 from tandem.worker.protocol import ProtocolError, Unsupported
 from tandem.worker.spaces import ObservationCodec, action_decoder, action_to_json, space_to_json
 from tandem.worker.values import finite, keys_to_action, reduce_info

@@ -25,6 +25,8 @@ import sys
 import traceback
 from typing import Any
 
+from tandem.worker.versions import version_of
+
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_PROTOCOL = 2
@@ -64,16 +66,6 @@ def _log(text: str) -> None:
 
 def _cut(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
-
-
-def version_of(distribution: str) -> str | None:
-    """An installed distribution's version, read from its metadata without importing it."""
-    from importlib import metadata
-
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _libraries() -> dict[str, str]:
