@@ -80,7 +80,17 @@ impl Scenario {
     }
 
     pub fn from_file(path: &Path) -> Result<Scenario, String> {
-        let envs = crate::diagnostic::catalog_with_diagnostics();
+        let mut envs = crate::diagnostic::catalog_with_diagnostics();
+        // Python environments are made once here, by a worker of the default
+        // interpreter, to read the file; the server starts its own.
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let hosted = tandem_experiment::hosted_envs(&text);
+        if !hosted.is_empty() {
+            let package = tandem_workers::install_package(&tandem_workers::default_cache())
+                .map_err(|e| format!("could not write the worker's Python package: {e}"))?;
+            let pool = tandem_workers::Pool::new(tandem_workers::WorkerConfig::new(package), 0);
+            tandem_workers::host(&mut envs, &pool, &hosted);
+        }
         let experiment = tandem_experiment::load_with(path, &envs).map_err(|e| e.to_string())?;
         let game = first_game(&experiment);
         if game.is_none() {
