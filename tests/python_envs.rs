@@ -60,6 +60,39 @@ fn study(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, path)
 }
 
+/// Worker processes started for the study in `dir`: their `PYTHONPATH` names
+/// it (the experiment's folder is on it, for `python:` factories).
+fn workers_of(dir: &std::path::Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                environ.split(|&b| b == 0).any(|var| {
+                    var.starts_with(b"PYTHONPATH=")
+                        && String::from_utf8_lossy(var).contains(&needle)
+                })
+            })
+        })
+        .collect()
+}
+
+/// Waits up to 5 s for every worker of the study in `dir` to be gone.
+async fn workers_gone(dir: &std::path::Path) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let left = workers_of(dir);
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            return left;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 fn check(path: &std::path::Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tandem"))
         .arg("check")
@@ -116,8 +149,16 @@ async fn a_raising_environment_ends_its_game_and_the_next_plays() {
     for _ in 0..40 {
         bytes += p.expect("binary").await["len"].as_u64().unwrap_or(0);
     }
+    let running = workers_of(dir.path()).len();
     let stopped = server.signal("TERM").await;
     assert!(stopped.success(), "serve exits 0 on SIGTERM: {stopped:?}");
+    let left = workers_gone(dir.path()).await;
+    eprintln!(
+        "{running} worker processes while playing, {} left after serve stopped",
+        left.len()
+    );
+    assert!(running > 0, "the study's workers were found while it ran");
+    assert!(left.is_empty(), "workers outlived serve: {left:?}");
 
     let pool = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await

@@ -384,6 +384,19 @@ def test_an_exception_in_step_is_an_error_reply_and_the_worker_goes_on(fresh):
     assert w.step(1).kind == p.STEP_DONE
 
 
+def test_an_environments_broken_pipe_is_its_exception_not_the_server_leaving(fresh):
+    w = fresh
+    w.make("python", "worker_envs:make_broken_pipe")
+    start = resolve(w.reset(5), {"$array": 0})[0]
+    steps = 0
+    while start + steps + 1 < 3:
+        assert w.step(0).kind == p.STEP_DONE
+        steps += 1
+    header = assert_error(w.step(0), "exception")
+    assert header["exception"] == "BrokenPipeError"
+    assert w.reset(1).kind == p.RESET_DONE
+
+
 def test_an_exception_in_make_is_an_error_reply(fresh):
     header = assert_error(fresh.make("python", "worker_envs:make_raising", unknown_argument=1), "exception")
     assert header["exception"] == "TypeError"

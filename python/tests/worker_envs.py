@@ -26,11 +26,12 @@ class Counter(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, render_mode=None, fail_at=None, noisy=False, length=20):
+    def __init__(self, render_mode=None, fail_at=None, noisy=False, length=20, error=ValueError):
         self.render_mode = render_mode
         self.observation_space = spaces.Box(0, 1000, shape=(1,), dtype=np.float32)
         self.action_space = spaces.Discrete(3)
         self.fail_at = fail_at
+        self.error = error
         self.noisy = noisy
         self.length = length
         self.count = 0
@@ -51,7 +52,7 @@ class Counter(gym.Env):
             os.write(1, b"step: written straight to fd 1\n")
         self.count += 1
         if self.fail_at is not None and self.count >= self.fail_at:
-            raise ValueError(f"boom at count {self.count}")
+            raise self.error(f"boom at count {self.count}")
         done = self.count >= self.length
         return np.array([self.count], np.float32), 1.0, done, False, {}
 
@@ -65,6 +66,12 @@ class Counter(gym.Env):
 
 def make_raising(render_mode=None, fail_at=3):
     return Counter(render_mode=render_mode, fail_at=fail_at)
+
+
+def make_broken_pipe(render_mode=None):
+    """Raises BrokenPipeError in its third step, as an environment talking to a
+    simulator whose pipe broke would: the environment's failure, not the server's."""
+    return Counter(render_mode=render_mode, fail_at=3, error=BrokenPipeError)
 
 
 def make_printing(render_mode=None):

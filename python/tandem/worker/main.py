@@ -295,7 +295,7 @@ class Worker:
                 self.send_error("unsupported", str(e))
             except p.ProtocolError as e:
                 self.send_error("protocol", str(e))
-            except _STREAM_ERRORS:
+            except _stream_errors():
                 raise
             except (Exception, SystemExit) as e:
                 self.send_exception(e, self._doing(message.kind))
@@ -312,8 +312,12 @@ class Worker:
                 _log(f"closing the environment raised {type(e).__name__}: {e}")
 
 
-# The server went away: nothing to reply to.
-_STREAM_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+def _stream_errors() -> tuple[type[BaseException], ...]:
+    """The server went away: nothing to reply to. Only the protocol's own
+    reads and writes raise this; an environment's broken pipe is its exception."""
+    from tandem.worker.protocol import ServerGone
+
+    return (ServerGone,)
 
 
 def run(reader: Any, writer: Any, hello: dict[str, Any], offers: list[dict[str, str]] | None = None) -> int:
@@ -323,7 +327,7 @@ def run(reader: Any, writer: Any, hello: dict[str, Any], offers: list[dict[str, 
         if status is not None:
             return status
         return worker.serve()
-    except _STREAM_ERRORS:
+    except _stream_errors():
         _log("the server went away")
         return EXIT_OK
     finally:

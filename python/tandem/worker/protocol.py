@@ -101,6 +101,12 @@ class ProtocolError(Exception):
     """Bytes that are not a valid message."""
 
 
+class ServerGone(Exception):
+    """The stream to the server broke. Raised only by this module's reads and
+    writes, so that an environment's own broken pipe is reported as its
+    exception, not taken for the server leaving."""
+
+
 class Unsupported(Exception):
     """The environment cannot be hosted: answered with an error of kind ``unsupported``."""
 
@@ -197,7 +203,10 @@ class Reader:
         want = len(view)
         got = self._stream.readinto(view) or 0
         while 0 < got < want:
-            n = self._stream.readinto(view[got:])
+            try:
+                n = self._stream.readinto(view[got:])
+            except (ConnectionResetError, ConnectionAbortedError) as e:
+                raise ServerGone(str(e)) from e
             if not n:
                 break
             got += n
@@ -315,7 +324,11 @@ class Writer:
         return cls(sock.sendmsg)
 
     def send(self, kind: int, header: dict[str, Any], arrays: Sequence[np.ndarray] = ()) -> None:
-        self.write(encode(kind, header, arrays))
+        buffers = encode(kind, header, arrays)
+        try:
+            self.write(buffers)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as e:
+            raise ServerGone(str(e)) from e
 
     def write(self, buffers: list) -> None:
         if len(buffers) > _MAX_BUFFERS:
