@@ -108,6 +108,8 @@ pub struct Figures {
     pub server_cpu_s_per_session_s: Option<f64>,
     /// Server CPU seconds per wall second in the window (2.0 = two cores busy).
     pub server_cpu_cores: Option<f64>,
+    /// The server's child processes (Python environment workers), the same way.
+    pub worker_cpu_cores: Option<f64>,
     pub server_rss_idle_kb: Option<u64>,
     pub server_rss_end_kb: Option<u64>,
     pub server_rss_per_session_kb: Option<f64>,
@@ -342,10 +344,11 @@ impl Figures {
             None,
         );
         t.row(
-            "CPU cores busy (server / bots)",
+            "CPU cores busy (server / its workers / bots)",
             format!(
-                "{} / {}",
+                "{} / {} / {}",
                 opt(self.server_cpu_cores, 2),
+                opt(self.worker_cpu_cores, 2),
                 opt(self.bench_cpu_cores, 2)
             ),
             "",

@@ -221,6 +221,10 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         server_cpu_cores: server_start
             .zip(server_end)
             .and_then(|(a, b)| cores(&a, &b)),
+        worker_cpu_cores: server_start.zip(server_end).and_then(|(a, b)| {
+            let wall = b.at.duration_since(a.at).as_secs_f64();
+            ratio(b.children_cpu_s - a.children_cpu_s, wall).map(|c| round(c, 3))
+        }),
         server_rss_idle_kb: idle.map(|s| s.rss_kb),
         server_rss_end_kb: server_end.map(|s| s.rss_kb),
         server_rss_per_session_kb: idle

@@ -185,6 +185,9 @@ pub struct ProcSample {
     pub at: std::time::Instant,
     /// User plus system CPU seconds since the process started.
     pub cpu_s: f64,
+    /// CPU seconds of its child processes (Python environment workers): of
+    /// those it has reaped, and of those still running.
+    pub children_cpu_s: f64,
     pub rss_kb: u64,
 }
 
@@ -197,9 +200,44 @@ impl ProcSample {
         Some(ProcSample {
             at: std::time::Instant::now(),
             cpu_s: cpu_ticks(&stat)? as f64 / ticks_per_second,
+            children_cpu_s: children_ticks(pid, &stat) as f64 / ticks_per_second,
             rss_kb: rss_kb(&status)?,
         })
     }
+}
+
+/// CPU ticks of `pid`'s children: the reaped ones' (cutime + cstime, fields
+/// 16 and 17 of its stat) and the running ones' (every process whose parent
+/// is `pid`).
+fn children_ticks(pid: u32, stat: &str) -> u64 {
+    let fields = |stat: &str| -> Vec<String> {
+        stat.rfind(')')
+            .map(|i| {
+                stat[i + 1..]
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let field = |fields: &[String], i: usize| -> u64 {
+        fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    let own = fields(stat);
+    let reaped = field(&own, 13) + field(&own, 14);
+    let running: u64 = std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+                .filter_map(|child| std::fs::read_to_string(format!("/proc/{child}/stat")).ok())
+                .map(|child| fields(&child))
+                .filter(|child| field(child, 1) == u64::from(pid))
+                .map(|child| field(&child, 11) + field(&child, 12))
+                .sum()
+        })
+        .unwrap_or(0);
+    reaped + running
 }
 
 /// utime + stime from a `/proc/<pid>/stat` line. The command name (field 2) may
