@@ -511,6 +511,7 @@ def test_parallel_environment_keeps_removed_agents(fresh, source, target):
         "nvec": [2, 3],
         "start": [0, 0],
     }
+    assert made.header["agents"][0]["observation_space"]["dtype"] == "int64"
     assert made.header["render"] == {"kind": "pixels", "width": 6, "height": 4}
     assert made.header["fps"] == 5
     got = w.reset(4)
@@ -524,7 +525,9 @@ def test_parallel_environment_keeps_removed_agents(fresh, source, target):
         assert got.header["terminated"] == expected_terminated[t]
         assert got.header["truncated"] == [False, False]
         a, b = (resolve(got, o) for o in got.header["observations"])
-        assert a.tolist() == [t + 1, 0] and a.dtype == np.int32
+        # The environment's int32 observations arrive widened to int64, a
+        # dtype the server holds.
+        assert a.tolist() == [t + 1, 0] and a.dtype == np.int64
         assert b.tolist() == ([t + 1, 1] if t < 2 else [0, 0])
         assert resolve(got, got.header["frame"]).shape == (4, 6, 3)
 

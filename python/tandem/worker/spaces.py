@@ -66,6 +66,23 @@ def space_to_json(space: spaces.Space) -> dict[str, Any]:
     raise Unsupported(f"the space {space} has no JSON form")
 
 
+# The Box dtypes the server holds observations in; others are widened to one.
+_SERVER_DTYPES = ("float32", "float64", "uint8", "int64")
+
+
+def _widened(space: spaces.Space) -> spaces.Space:
+    """A Box of a dtype the server takes: booleans as uint8, other integers as
+    int64, float16 as float32, so that an int32 Box or a flattened MultiBinary
+    (int8) can be played and recorded without loss."""
+    if not isinstance(space, spaces.Box) or str(space.dtype) in _SERVER_DTYPES:
+        return space
+    kind = space.dtype.kind
+    target = {"b": np.uint8, "i": np.int64, "u": np.int64, "f": np.float32}.get(kind)
+    if target is None:
+        return space
+    return spaces.Box(space.low.astype(target), space.high.astype(target), space.shape, target)
+
+
 class ObservationCodec:
     """Turns one agent's observations into arrays of the space's dtype and shape."""
 
@@ -92,6 +109,8 @@ class ObservationCodec:
             self.dtype = flat.dtype
             self.shape = tuple(flat.shape)
             self._flatten = space
+        self.wire_space = _widened(self.wire_space)
+        self.dtype = self.wire_space.dtype
         if dtype_name(self.dtype) is None:
             raise Unsupported(f"observations of dtype {self.dtype} cannot be sent")
         self.json = space_to_json(self.wire_space)
