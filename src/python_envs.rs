@@ -63,13 +63,12 @@ pub fn host(
         return Ok(None);
     }
     let cache = tandem_workers::default_cache();
-    let package = tandem_workers::install_package(&cache).with_context(|| {
+    let mut config = WorkerConfig::install(&cache).with_context(|| {
         format!(
             "could not write the worker's Python package to {}",
             cache.display()
         )
     })?;
-    let mut config = WorkerConfig::new(package);
     // `python:` factories are imported from beside the experiment file.
     let folder = file.parent().filter(|p| !p.as_os_str().is_empty());
     config.python_path = vec![folder.map_or_else(|| PathBuf::from("."), Path::to_path_buf)];

@@ -1134,8 +1134,7 @@ async fn browser_plays_breakout_through_a_python_worker() {
         python.display()
     );
     let dir = tempfile::tempdir().unwrap();
-    let package = tandem_workers::install_package(dir.path()).expect("package written");
-    let mut config = tandem_workers::WorkerConfig::new(package);
+    let mut config = tandem_workers::WorkerConfig::install(dir.path()).expect("package written");
     config.python = python;
     let pool = tandem_workers::Pool::new(config, 1);
     let mut envs = tandem_envs::Catalog::builtin();

@@ -86,9 +86,9 @@ impl Scenario {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let hosted = tandem_experiment::hosted_envs(&text);
         if !hosted.is_empty() {
-            let package = tandem_workers::install_package(&tandem_workers::default_cache())
+            let config = tandem_workers::WorkerConfig::install(&tandem_workers::default_cache())
                 .map_err(|e| format!("could not write the worker's Python package: {e}"))?;
-            let pool = tandem_workers::Pool::new(tandem_workers::WorkerConfig::new(package), 0);
+            let pool = tandem_workers::Pool::new(config, 0);
             tandem_workers::host(&mut envs, &pool, &hosted);
         }
         let experiment = tandem_experiment::load_with(path, &envs).map_err(|e| e.to_string())?;

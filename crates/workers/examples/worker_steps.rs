@@ -25,8 +25,7 @@ fn main() -> Result<(), String> {
         _ => return Err(format!("{env} is not a hosted environment id")),
     };
     let dir = std::env::temp_dir().join("tandem-worker-steps");
-    let package = tandem_workers::install_package(&dir).map_err(|e| e.to_string())?;
-    let mut config = WorkerConfig::new(package);
+    let mut config = WorkerConfig::install(&dir).map_err(|e| e.to_string())?;
     config.python = ".venv/bin/python".into();
     let pool = Pool::new(config.clone(), 0);
     let mut worker = pool.take(&hosted).map_err(|e| e.to_string())?;

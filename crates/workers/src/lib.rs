@@ -31,7 +31,7 @@ pub use convert::Made;
 pub use env::WorkerEnv;
 pub use factory::{WorkerEnvFactory, host};
 pub use offer::Offer;
-pub use package::{default_cache, install as install_package};
+pub use package::default_cache;
 pub use pool::Pool;
 pub use remote::{
     HELLO_DEADLINE, MAX_HELLO, MAX_REMOTE, accept as accept_remote, listen as listen_for_remote,

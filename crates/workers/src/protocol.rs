@@ -14,6 +14,18 @@ use serde_json::{Map, Value, json};
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u64 = 1;
 
+/// Why a worker whose `hello` says `header` cannot be spoken to, if it
+/// cannot: another protocol version, or none.
+pub fn version_mismatch(header: &Map<String, Value>) -> Option<String> {
+    let version = header.get("protocol").and_then(Value::as_u64);
+    (version != Some(PROTOCOL_VERSION)).then(|| {
+        format!(
+            "the worker speaks protocol {}, this server {PROTOCOL_VERSION}: install the tandem package of the server's version",
+            version.map_or("(none)".to_string(), |v| v.to_string())
+        )
+    })
+}
+
 /// The largest message either side accepts, in bytes after the length field.
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 

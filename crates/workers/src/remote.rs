@@ -11,11 +11,11 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::offer::{Offer, offers};
 use crate::pool::Pool;
-use crate::protocol::{Kind, Message, PROTOCOL_VERSION, ProtocolError};
+use crate::protocol::{Kind, Message, PROTOCOL_VERSION, ProtocolError, version_mismatch};
 use crate::worker::Worker;
 
 /// The largest hello a connection may send before it is trusted.
@@ -97,41 +97,11 @@ pub fn listen(listener: TcpListener, pool: Arc<Pool>, token: String) -> std::io:
 /// version, and offer at least one environment. On refusal the worker is
 /// told why (never the token) and the connection closed.
 pub fn accept(mut stream: TcpStream, token: &str) -> Result<(Worker, Vec<Offer>), String> {
-    stream
-        .set_read_timeout(Some(HELLO_DEADLINE))
-        .map_err(|e| e.to_string())?;
     let _ = stream.set_nodelay(true);
-    let hello = match read_hello(&mut stream) {
-        Ok(hello) => hello,
-        Err(why) => {
-            refuse(&stream, &why);
-            return Err(why);
-        }
-    };
-    let check = || -> Result<Vec<Offer>, String> {
-        let given = hello
-            .header
-            .get("token")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if !same_secret(given, token) {
-            return Err("no worker token, or a wrong one".into());
-        }
-        let version = hello.header.get("protocol").and_then(Value::as_u64);
-        if version != Some(PROTOCOL_VERSION) {
-            return Err(format!(
-                "the worker speaks protocol {}, this server {PROTOCOL_VERSION}: install the tandem package of the server's version",
-                version.map_or("(none)".to_string(), |v| v.to_string())
-            ));
-        }
-        let offers = offers(&hello.header)?;
-        if offers.is_empty() {
-            return Err("the worker offers no environment".into());
-        }
-        Ok(offers)
-    };
-    let offers = match check() {
-        Ok(offers) => offers,
+    let greeted = read_hello(&mut stream)
+        .and_then(|hello| check_hello(&hello.header, token).map(|offers| (hello, offers)));
+    let (hello, offers) = match greeted {
+        Ok(greeted) => greeted,
         Err(why) => {
             refuse(&stream, &why);
             return Err(why);
@@ -146,6 +116,23 @@ pub fn accept(mut stream: TcpStream, token: &str) -> Result<(Worker, Vec<Offer>)
         ))
         .map_err(|e| e.to_string())?;
     Ok((worker, offers))
+}
+
+/// What a hello must hold: the token, this protocol's version, and at least
+/// one offer; returns the offers.
+fn check_hello(header: &Map<String, Value>, token: &str) -> Result<Vec<Offer>, String> {
+    let given = header.get("token").and_then(Value::as_str).unwrap_or("");
+    if !same_secret(given, token) {
+        return Err("no worker token, or a wrong one".into());
+    }
+    if let Some(mismatch) = version_mismatch(header) {
+        return Err(mismatch);
+    }
+    let offers = offers(header)?;
+    if offers.is_empty() {
+        return Err("the worker offers no environment".into());
+    }
+    Ok(offers)
 }
 
 /// Reads the hello, at most [`MAX_HELLO`] bytes, all of it within

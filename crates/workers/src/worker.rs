@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use crate::protocol::{Kind, Message, PROTOCOL_VERSION, ProtocolError};
+use crate::protocol::{Kind, Message, PROTOCOL_VERSION, ProtocolError, version_mismatch};
 
 /// How workers are started.
 #[derive(Clone, Debug)]
@@ -41,18 +41,20 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// The defaults: `.venv/bin/python` when the current folder has one (the
-    /// project's virtual environment), else `python3`; 60 s to start, 10 s to
-    /// reset, 1 s to step.
-    pub fn new(package_path: PathBuf) -> WorkerConfig {
-        WorkerConfig {
+    /// Writes the embedded `tandem` package under `cache` (once per version,
+    /// see `package::install`) and returns the defaults around it:
+    /// `.venv/bin/python` when the current folder has one (the project's
+    /// virtual environment), else `python3`; 60 s to start, 10 s to reset, 1 s
+    /// to step.
+    pub fn install(cache: &Path) -> std::io::Result<WorkerConfig> {
+        Ok(WorkerConfig {
             python: default_python(),
-            package_path,
+            package_path: crate::package::install(cache)?,
             python_path: Vec::new(),
             start_deadline: Duration::from_secs(60),
             reset_deadline: Duration::from_secs(10),
             step_deadline: Duration::from_secs(1),
-        }
+        })
     }
 }
 
@@ -128,10 +130,12 @@ impl Worker {
         let folders = std::iter::once(config.package_path.clone())
             .chain(config.python_path.iter().cloned())
             .chain(inherited.iter().flat_map(std::env::split_paths));
-        let python_path = std::env::join_paths(folders).map_err(|e| WorkerError::Start {
+        let start_error = |cause: String| WorkerError::Start {
             python: config.python.display().to_string(),
-            cause: format!("a Python path folder cannot be used: {e}"),
-        })?;
+            cause,
+        };
+        let python_path = std::env::join_paths(folders)
+            .map_err(|e| start_error(format!("a Python path folder cannot be used: {e}")))?;
         let mut command = Command::new(&config.python);
         command
             .args(["-m", "tandem.worker", "--stdio"])
@@ -146,19 +150,13 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| WorkerError::Start {
-                python: config.python.display().to_string(),
-                cause: e.to_string(),
-            })?;
+            .map_err(|e| start_error(e.to_string()))?;
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(WorkerError::Start {
-                python: config.python.display().to_string(),
-                cause: "its pipes were not set up".into(),
-            });
+            return Err(start_error("its pipes were not set up".into()));
         };
         let reader = spawn_reader(stdout);
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
@@ -171,10 +169,7 @@ impl Worker {
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(WorkerError::Start {
-                    python: config.python.display().to_string(),
-                    cause: format!("could not start a thread: {e}"),
-                });
+                return Err(start_error(format!("could not start a thread: {e}")));
             }
         };
         let mut worker = Worker {
@@ -190,12 +185,7 @@ impl Worker {
                 hello.kind
             )));
         }
-        let version = hello.header.get("protocol").and_then(Value::as_u64);
-        if version != Some(PROTOCOL_VERSION) {
-            let message = format!(
-                "the worker speaks protocol {}, this server {PROTOCOL_VERSION}: install the tandem package of this server's version",
-                version.map_or("(none)".to_string(), |v| v.to_string())
-            );
+        if let Some(message) = version_mismatch(&hello.header) {
             let _ = worker.send(&Message::new(Kind::Error, json!({"message": message})));
             return Err(WorkerError::Protocol(message));
         }

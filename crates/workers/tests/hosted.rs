@@ -11,25 +11,15 @@ use std::time::{Duration, Instant};
 use serde_json::Map;
 use tandem_env::{Action, EnvError, Observation};
 use tandem_envs::{Catalog, HostedEnv};
-use tandem_workers::{Pool, WorkerConfig};
+use tandem_workers::Pool;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod support;
 
 /// A pool on the project's virtual environment, with the fault
 /// environments importable and a short step deadline.
 fn pool() -> Arc<Pool> {
-    let python = repo().join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: ./scripts/test creates it with Gymnasium",
-        python.display()
-    );
-    let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")).keep();
-    let package = tandem_workers::install_package(&cache).unwrap_or_else(|e| panic!("{e}"));
-    let mut config = WorkerConfig::new(package);
-    config.python = python;
+    let mut config = support::config();
+    config.python = support::venv_python();
     config.python_path = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/envs")];
     config.step_deadline = Duration::from_millis(500);
     Pool::new(config, 1)
@@ -216,9 +206,7 @@ fn what_cannot_be_hosted_is_explained() {
 
 #[test]
 fn a_wrong_interpreter_is_a_clear_error() {
-    let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let package = tandem_workers::install_package(cache.path()).unwrap_or_else(|e| panic!("{e}"));
-    let mut config = WorkerConfig::new(package);
+    let mut config = support::config();
     config.python = PathBuf::from("/no/such/python");
     let pool = Pool::new(config, 0);
     let mut catalog = Catalog::empty();

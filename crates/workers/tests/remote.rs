@@ -14,21 +14,18 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, json};
 use tandem_env::Action;
 use tandem_envs::{Catalog, HostedEnv};
+use tandem_workers::Pool;
 use tandem_workers::protocol::{Kind, Message};
-use tandem_workers::{Pool, WorkerConfig};
+
+mod support;
 
 const TOKEN: &str = "a-long-random-worker-token";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// A pool whose own interpreter does not exist, so that only a remote worker
 /// can make anything, listening on loopback.
 fn remote_pool() -> (Arc<Pool>, std::net::SocketAddr, PathBuf) {
-    let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")).keep();
-    let package = tandem_workers::install_package(&cache).unwrap_or_else(|e| panic!("{e}"));
-    let mut config = WorkerConfig::new(package.clone());
+    let mut config = support::config();
+    let package = config.package_path.clone();
     config.python = PathBuf::from("/no/such/python");
     let pool = Pool::with_remote(config, 1, Duration::from_secs(30));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
@@ -40,13 +37,7 @@ fn remote_pool() -> (Arc<Pool>, std::net::SocketAddr, PathBuf) {
 
 /// Starts `python -m tandem.worker --connect` with `token`.
 fn remote_worker(addr: std::net::SocketAddr, package: &PathBuf, token: &str) -> Child {
-    let python = repo().join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: ./scripts/test creates it",
-        python.display()
-    );
-    Command::new(python)
+    Command::new(support::venv_python())
         .args(["-m", "tandem.worker", "--connect", &addr.to_string()])
         .args(["--offer", "gymnasium:CartPole-v1"])
         .env("TANDEM_WORKER_TOKEN", token)
