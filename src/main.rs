@@ -156,7 +156,7 @@ fn main() -> ExitCode {
             };
             let served = tokio::runtime::Runtime::new()
                 .context("could not start the async runtime")
-                .and_then(|rt| rt.block_on(serve(file, db, addr, options)));
+                .and_then(|rt| rt.block_on(serve(file, db, addr, options, &workers)));
             // Games are over: end the workers kept warm or idle.
             if let Some(pool) = pool {
                 pool.close();
@@ -191,7 +191,7 @@ fn check(file: &std::path::Path, workers: &python_envs::WorkerArgs) -> anyhow::R
             return Ok(ExitCode::from(2));
         }
     };
-    let Some(registry) = policies::registry_or_report(&experiment) else {
+    let Some(registry) = policies::registry_or_report(&experiment, Some(file), workers) else {
         return Ok(ExitCode::from(2));
     };
     println!(
@@ -243,6 +243,7 @@ async fn serve(
     db: String,
     addr: SocketAddr,
     options: tandem_server::Options,
+    workers: &python_envs::WorkerArgs,
 ) -> anyhow::Result<ExitCode> {
     let envs = &options.envs;
     let experiment = match &file {
@@ -255,7 +256,7 @@ async fn serve(
         },
         None => tandem_experiment::default_experiment(),
     };
-    let Some(registry) = policies::registry_or_report(&experiment) else {
+    let Some(registry) = policies::registry_or_report(&experiment, file.as_deref(), workers) else {
         return Ok(ExitCode::from(2));
     };
     let store = tandem_store::Store::open(&db)

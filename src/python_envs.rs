@@ -1,5 +1,6 @@
-//! Python environments for `serve` and `check`: the worker flags, and filling
-//! the catalog with every hosted environment an experiment file names.
+//! Python environments and policies for `serve` and `check`: the worker
+//! flags, how workers start, and filling the catalog with every hosted
+//! environment an experiment file names.
 //!
 //! Workers are started and each environment made before the file is read,
 //! because the reader checks key maps and actions against spaces that only a
@@ -62,20 +63,7 @@ pub fn host(
     if envs.is_empty() {
         return Ok(None);
     }
-    let cache = tandem_workers::default_cache();
-    let mut config = WorkerConfig::install(&cache).with_context(|| {
-        format!(
-            "could not write the worker's Python package to {}",
-            cache.display()
-        )
-    })?;
-    // `python:` factories are imported from beside the experiment file.
-    let folder = file.parent().filter(|p| !p.as_os_str().is_empty());
-    config.python_path = vec![folder.map_or_else(|| PathBuf::from("."), Path::to_path_buf)];
-    if let Some(python) = &args.python {
-        config.python = python.clone();
-    }
-    config.step_deadline = Duration::from_secs_f64(args.step_deadline);
+    let config = worker_config(Some(file), args)?;
     eprintln!(
         "starting Python workers ({}) for {} environment{}…",
         config.python.display(),
@@ -104,6 +92,28 @@ pub fn host(
     };
     tandem_workers::host(catalog, &pool, &envs);
     Ok(Some(pool))
+}
+
+/// How workers for `file` start: the embedded package written to its cache,
+/// the experiment's folder on the Python path (for `python:` factories and
+/// Python policies), and the flags' interpreter and deadline.
+pub fn worker_config(file: Option<&Path>, args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
+    let cache = tandem_workers::default_cache();
+    let mut config = WorkerConfig::install(&cache).with_context(|| {
+        format!(
+            "could not write the worker's Python package to {}",
+            cache.display()
+        )
+    })?;
+    let folder = file
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty());
+    config.python_path = vec![folder.map_or_else(|| PathBuf::from("."), Path::to_path_buf)];
+    if let Some(python) = &args.python {
+        config.python = python.clone();
+    }
+    config.step_deadline = Duration::from_secs_f64(args.step_deadline);
+    Ok(config)
 }
 
 /// A step deadline: a number of seconds above 0 and at most 60.

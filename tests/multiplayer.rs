@@ -630,7 +630,8 @@ async fn an_onnx_model_plays_a_seat() {
     let experiment = tandem_experiment::parse(&exp, "t.toml").expect("parses");
     let mut registry = Registry::builtin();
     for def in &experiment.policies {
-        let factory = tandem_policy_onnx::OnnxFactory::load(&def.onnx).expect("model loads");
+        let onnx = def.onnx().expect("an onnx policy");
+        let factory = tandem_policy_onnx::OnnxFactory::load(onnx).expect("model loads");
         registry.insert(&def.name, Arc::new(factory));
     }
     let mut server = TestServer::start_with(&exp, &dir.path().join("t.db"), registry).await;

@@ -1,8 +1,10 @@
-//! Python environments end to end, with the real `tandem` binary and workers
-//! on the project's `.venv`: `check` makes each environment a file names and
-//! reports what cannot be made at its line; `serve` plays a Gymnasium game
-//! through a worker, and a worker whose environment raises ends only its game,
-//! with the reason recorded, while the participant moves on.
+//! Python environments and policies end to end, with the real `tandem`
+//! binary and workers on the project's `.venv`: `check` makes each
+//! environment and policy a file names and reports what cannot be made at its
+//! line; `serve` plays a Gymnasium game through a worker, a worker whose
+//! environment raises ends only its game, with the reason recorded, while the
+//! participant moves on; a Python policy plays a seat and learns from the
+//! participant's feedback, and one that raises is replaced by its fallback.
 
 mod common;
 
@@ -14,6 +16,8 @@ use common::{Client, ServeProcess, count, visit_addr};
 const FAULT_ENVS: &str = include_str!("../crates/workers/tests/envs/fault_envs.py");
 /// A two-agent PettingZoo environment.
 const DUO_ENV: &str = include_str!("../crates/workers/tests/envs/duo_env.py");
+/// Python policies.
+const AGENTS: &str = include_str!("../crates/workers/tests/envs/agents.py");
 
 const STUDY: &str = r#"
 id = "python-envs"
@@ -55,6 +59,7 @@ fn study(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("fault_envs.py"), FAULT_ENVS).expect("envs written");
     std::fs::write(dir.path().join("duo_env.py"), DUO_ENV).expect("envs written");
+    std::fs::write(dir.path().join("agents.py"), AGENTS).expect("agents written");
     let path = dir.path().join("study.toml");
     std::fs::write(&path, text).expect("study written");
     (dir, path)
@@ -262,4 +267,211 @@ async fn a_pettingzoo_game_seats_a_human_and_a_policy() {
         runner_keys > 10 && chaser_policy > 10,
         "{runner_keys} / {chaser_policy}"
     );
+}
+
+/// Two CartPole scenes (the built-in environment): first a Python policy
+/// plays while the participant gives feedback; then a Python policy that
+/// gives up is replaced by a Python fallback. `{log}` is where the learner
+/// writes what it is shown.
+const AGENT_STUDY: &str = r#"
+id = "python-agents"
+title = "Python agents"
+
+[policy.learner]
+kind = "python"
+entry = "agents:Learner"
+[policy.learner.kwargs]
+log = "{log}"
+
+[policy.quitter]
+kind = "python"
+entry = "agents:Quitter"
+
+[[scene]]
+kind = "game"
+id = "teach"
+title = "Teach the agent"
+env = "CartPole-v1"
+fps = 30
+episodes = 1
+max_steps = 60
+seed = 5
+
+[[scene.seat]]
+human = true
+input = "feedback"
+policy = "learner"
+[scene.seat.feedback]
+ArrowUp = 1
+ArrowDown = -1
+
+[[scene]]
+kind = "game"
+id = "takeover"
+title = "The agent gives up"
+env = "CartPole-v1"
+fps = 30
+episodes = 1
+max_steps = 40
+
+[[scene.seat]]
+human = true
+input = "feedback"
+policy = "quitter"
+fallback = "learner"
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Done"
+markdown = "Thanks."
+"#;
+
+#[test]
+fn check_makes_each_python_policy() {
+    let logs = tempfile::tempdir().expect("temp dir");
+    let log = logs.path().join("learned.jsonl");
+    let good = AGENT_STUDY.replace("{log}", &log.display().to_string());
+    let (_dir, path) = study(&good);
+    let out = check(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("policy learner: python agents:Learner (in a Python worker)"),
+        "{stdout}"
+    );
+
+    for (broken, says) in [
+        (
+            good.replace("agents:Quitter", "agents:Nothing"),
+            "agents has no Nothing",
+        ),
+        (
+            good.replace("agents:Quitter", "no_agents:Quitter"),
+            "No module named 'no_agents'",
+        ),
+        (
+            good.replace(
+                "[policy.learner.kwargs]\n",
+                "[policy.learner.kwargs]\nunknown = 1\n",
+            ),
+            "unexpected keyword argument 'unknown'",
+        ),
+    ] {
+        let (_dir, path) = study(&broken);
+        let out = check(&path);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(says), "{says}: {stderr}");
+        // Reported at the seat that names the policy.
+        assert!(
+            stderr.contains("study.toml:") && stderr.contains("cannot play"),
+            "{stderr}"
+        );
+    }
+}
+
+/// A Python policy plays a seat while the participant gives feedback, and its
+/// `observe` is shown every step with the feedback the participant gave; in
+/// the next scene a Python policy that raises is replaced by its (Python)
+/// fallback, with the failure recorded, and the participant's flow goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_policy_plays_and_learns_from_feedback() {
+    let logs = tempfile::tempdir().expect("temp dir");
+    let log = logs.path().join("learned.jsonl");
+    let (dir, path) = study(&AGENT_STUDY.replace("{log}", &log.display().to_string()));
+    let db = dir.path().join("agents.db");
+    let server = ServeProcess::start(&db, &[path.to_str().expect("UTF-8 path")]).await;
+    let cookie = visit_addr(server.addr, "?PROLIFIC_PID=teacher", None).await;
+    let mut p = Client::connect_addr(server.addr, &cookie).await;
+    assert_eq!(p.expect_scene().await["scene"]["id"], "teach");
+    p.expect("frame").await;
+    for keys in [&["ArrowUp"][..], &[], &["ArrowDown"], &[]] {
+        p.hold(keys).await;
+        for _ in 0..3 {
+            p.expect("frame").await;
+        }
+    }
+    assert_eq!(p.expect_scene().await["scene"]["id"], "takeover");
+    assert_eq!(p.expect_scene().await["scene"]["id"], "end");
+    let stopped = server.signal("TERM").await;
+    assert!(stopped.success(), "serve exits 0 on SIGTERM: {stopped:?}");
+
+    let pool = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("database opens");
+    let teach = "SELECT COUNT(*) FROM steps JOIN episodes ON steps.episode_id = episodes.id
+         JOIN games ON episodes.game_id = games.id WHERE games.scene_id = 'teach'";
+    let by_learner = count(
+        &pool,
+        "SELECT COUNT(*) FROM steps JOIN episodes ON steps.episode_id = episodes.id
+         JOIN games ON episodes.game_id = games.id
+         WHERE games.scene_id = 'teach' AND actor = 'policy:learner' AND source = 'policy'",
+    )
+    .await;
+    let steps = count(&pool, teach).await;
+    assert_eq!(steps, 60, "the teach scene ran its 60 steps");
+    assert_eq!(by_learner, steps, "the Python policy chose every step");
+    let feedback: Vec<f64> = sqlx::query_scalar(
+        "SELECT feedback FROM steps WHERE feedback IS NOT NULL ORDER BY episode_id, t",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("feedback read");
+
+    let lines = std::fs::read_to_string(&log).expect("the learner wrote its log");
+    let records: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let observed: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r.get("action").is_some())
+        .collect();
+    let shown_feedback: Vec<f64> = observed
+        .iter()
+        .filter_map(|r| r["feedback"].as_f64())
+        .collect();
+    eprintln!(
+        "teach scene: {steps} steps by the Python policy; it observed {} transitions, \
+         feedback recorded {feedback:?}, feedback it was shown {shown_feedback:?}",
+        observed.len()
+    );
+    assert_eq!(feedback, vec![1.0, -1.0], "each press recorded once");
+    assert_eq!(shown_feedback, vec![1.0, -1.0], "observe saw the feedback");
+    assert!(
+        records.iter().any(|r| r.get("reset").is_some()),
+        "reset was called"
+    );
+    assert!(
+        observed
+            .iter()
+            .all(|r| r["observation"].as_array().map(Vec::len) == Some(4)
+                && r["reward"].as_f64() == Some(1.0)),
+        "each transition holds CartPole's observation and reward"
+    );
+    // The teach scene's 60 transitions, then the fallback's in the takeover scene.
+    assert!(observed.len() >= 60, "{} transitions", observed.len());
+    assert_eq!(observed[59]["done"], true, "the step cap ends the episode");
+
+    let failed = count(
+        &pool,
+        "SELECT COUNT(*) FROM events WHERE kind = 'policy_failed'
+         AND detail LIKE '%this agent gives up%'",
+    )
+    .await;
+    let by_fallback = count(
+        &pool,
+        "SELECT COUNT(*) FROM steps WHERE actor = 'policy:learner' AND source = 'fallback'",
+    )
+    .await;
+    eprintln!(
+        "takeover scene: the quitter's failure recorded {failed} time(s); {by_fallback} steps by the fallback"
+    );
+    assert_eq!(failed, 1, "the failure is recorded once");
+    assert!(by_fallback >= 30, "{by_fallback} steps by the fallback");
 }

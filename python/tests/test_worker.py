@@ -616,6 +616,91 @@ def _remote(*extra: str):
     return proc, conn, p.Reader(conn.makefile("rb")), p.Writer.for_socket(conn)
 
 
+# --- policies ----------------------------------------------------------------
+
+BOX_1 = {"type": "Box", "dtype": "float32", "shape": [1], "low": ["-inf"], "high": ["inf"]}
+DISCRETE_3 = {"type": "Discrete", "dtype": "int64", "n": 3, "start": 0}
+
+
+def make_policy(w: Worker, entry: str, observation_space=BOX_1, action_space=DISCRETE_3, **kwargs) -> p.Message:
+    return w.request(
+        p.POLICY,
+        {
+            "entry": entry,
+            "kwargs": kwargs,
+            "agent": "agent",
+            "observation_space": observation_space,
+            "action_space": action_space,
+        },
+    )
+
+
+def act(w: Worker, value: float) -> p.Message:
+    return w.request(p.ACT, {"observation": {"$array": 0}}, [np.array([value], dtype=np.float32)])
+
+
+def test_a_policy_acts_resets_and_observes(fresh):
+    ready = make_policy(fresh, "worker_envs:Mirror", offset=1)
+    assert ready.kind == p.POLICY_READY, ready
+    assert ready.header == {"description": "python worker_envs:Mirror", "observes": True}
+    assert fresh.request(p.POLICY_RESET, {"seed": 2**64 - 1}).kind == p.POLICY_RESET_DONE
+    reply = act(fresh, 1.2)
+    assert reply.kind == p.ACTED and reply.header["action"] == 2
+    observed = fresh.request(
+        p.OBSERVE,
+        {"observation": {"$array": 0}, "action": 2, "reward": "-inf", "feedback": 0.5, "done": False},
+        [np.array([1.2], dtype=np.float32)],
+    )
+    assert observed.kind == p.OBSERVED, observed
+    # An environment cannot be made while a policy is open.
+    assert_error(fresh.make("gymnasium", "CartPole-v1"), "protocol", "while a policy is open")
+
+
+def test_a_policy_that_raises_or_returns_garbage_is_an_exception_reply(fresh):
+    assert make_policy(fresh, "worker_envs:Mirror", raise_in="act").kind == p.POLICY_READY
+    header = assert_error(act(fresh, 0), "exception", "the policy gave up")
+    assert header["exception"] == "RuntimeError"
+    fresh.close_env()
+    assert make_policy(fresh, "worker_envs:Mirror", raise_in="garbage").kind == p.POLICY_READY
+    assert_error(act(fresh, 0), "exception", "act returned 'left'")
+    fresh.close_env()
+    assert make_policy(fresh, "worker_envs:Mirror", raise_in="observe").kind == p.POLICY_READY
+    reply = fresh.request(
+        p.OBSERVE,
+        {"observation": {"$array": 0}, "action": 0, "reward": 1, "feedback": None, "done": True},
+        [np.array([0], dtype=np.float32)],
+    )
+    assert_error(reply, "exception", "cannot learn from this")
+
+
+def test_bad_policy_requests(fresh):
+    assert_error(act(fresh, 0), "protocol", "act before policy")
+    assert_error(make_policy(fresh, "worker_envs"), "protocol", "module:Factory")
+    assert_error(make_policy(fresh, "worker_envs:no_act"), "unsupported", "has no act")
+    assert_error(make_policy(fresh, "worker_envs:Nothing"), "unsupported", "has no Nothing")
+    assert_error(make_policy(fresh, "no_such_module:Agent"), "exception", "No module named")
+    assert_error(make_policy(fresh, "worker_envs:Mirror", action_space={"type": "Tuple"}), "protocol", "Tuple")
+    assert make_policy(fresh, "worker_envs:Mirror").kind == p.POLICY_READY
+    # The observation must fit the space.
+    reply = fresh.request(p.ACT, {"observation": {"$array": 0}}, [np.zeros(3, dtype=np.float32)])
+    assert_error(reply, "protocol", "3 values for a space of 1")
+    assert_error(fresh.request(p.ACT, {"observation": 1}), "protocol", "refer to an array")
+
+
+def test_space_json_round_trips_through_gymnasium():
+    from tandem.worker.policies import space_from_json
+    from tandem.worker.spaces import space_to_json
+
+    for space in (
+        gym.spaces.Discrete(4, start=-1),
+        gym.spaces.MultiDiscrete([3, 5]),
+        gym.spaces.Box(-np.inf, np.inf, (2, 3), np.float32),
+        gym.spaces.Box(0, 255, (4, 4, 3), np.uint8),
+        gym.spaces.Box(-5, 5, (2,), np.int64),
+    ):
+        assert space_from_json(space_to_json(space)) == space
+
+
 def test_remote_worker_says_token_and_offers_and_serves_only_them():
     proc, conn, reader, writer = _remote(
         "--token", "s3cret", "--offer", "gymnasium:CartPole-v1", "--offer", "python:worker_envs:make_raising"

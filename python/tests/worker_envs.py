@@ -207,3 +207,41 @@ def parallel_env(render_mode=None):
 
 def make_parallel(render_mode=None):
     return TwoAgents(render_mode)
+
+
+# --- policies ----------------------------------------------------------------
+
+
+class Mirror:
+    """A policy that acts the rounded first observation value (mod n) and keeps
+    everything ``observe`` hands it, so tests can read it back through ``act``."""
+
+    def __init__(self, observation_space, action_space, offset=0, raise_in=None):
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.offset = offset
+        self.raise_in = raise_in
+        self.seeds = []
+        self.seen = []
+
+    def reset(self, seed):
+        self.seeds.append(seed)
+
+    def act(self, observation):
+        if self.raise_in == "act":
+            raise RuntimeError("the policy gave up")
+        if self.raise_in == "garbage":
+            return "left"
+        assert isinstance(observation, np.ndarray), type(observation)
+        assert observation.dtype == self.observation_space.dtype
+        assert observation.shape == self.observation_space.shape
+        return int(round(float(observation.reshape(-1)[0])) + self.offset) % self.action_space.n
+
+    def observe(self, observation, action, reward, feedback, done):
+        if self.raise_in == "observe":
+            raise ValueError("cannot learn from this")
+        self.seen.append((observation.tolist(), action, reward, feedback, done))
+
+
+def no_act(observation_space, action_space):
+    return object()

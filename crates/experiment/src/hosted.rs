@@ -44,21 +44,23 @@ pub fn hosted_envs(text: &str) -> Vec<HostedEnv> {
     found
 }
 
-/// Reads a scene's `env_kwargs` table as JSON.
+/// Reads a table of keyword arguments for Python (a scene's `env_kwargs`, a
+/// policy's `kwargs`) as JSON.
 pub(crate) fn read_kwargs(
     problems: &mut Problems,
     field: &Field,
 ) -> Result<Map<String, Value>, Reported> {
+    let key = field.key;
     let table = field.item.as_table_like().ok_or_else(|| {
         field.report(
             problems,
-            "env_kwargs is a table of keyword arguments, such as { frameskip = 4 }",
+            format!("{key} is a table of keyword arguments, such as {{ frameskip = 4 }}"),
         )
     })?;
     table_to_json(table).ok_or_else(|| {
         field.report(
             problems,
-            "env_kwargs holds only strings, numbers, booleans, arrays and tables",
+            format!("{key} holds only strings, numbers, booleans, arrays and tables"),
         )
     })
 }

@@ -51,7 +51,7 @@ pub use hosted::hosted_envs;
 pub use info::InfoScene;
 pub use keymap::{KeyBinding, KeyMap, Resolved};
 pub use keys::key_matches;
-pub use policy::PolicyDef;
+pub use policy::{PolicyDef, PolicyKind};
 pub use scene::{Scene, SceneKind};
 pub use seat::{AiSeat, FeedbackKey, HumanSeat, InputKind, PolicyRef, SeatConfig, SeatRole};
 pub use survey::{GENERAL_ERROR_KEY, Question, QuestionKind, SurveyScene};

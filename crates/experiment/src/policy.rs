@@ -1,22 +1,24 @@
 //! `[policy.NAME]` tables: AI policies an experiment defines beyond the
-//! built-ins, such as an ONNX model with the preprocessing it was trained with.
+//! built-ins: an ONNX model with the preprocessing it was trained with, or an
+//! agent written in Python (`kind = "python"`, `entry = "pkg.mod:Factory"`).
 //!
-//! Only the configuration is read here. Loading the model, and checking that it
-//! fits the seats that name it, happens where the registry is built
-//! (`tandem check`, `tandem serve`), so this crate stays free of the inference
-//! engine.
+//! Only the configuration is read here. Loading the model or starting a
+//! Python worker, and checking that the policy fits the seats that name it,
+//! happens where the registry is built (`tandem check`, `tandem serve`), so
+//! this crate stays free of the inference engine and of processes.
 
 use std::path::{Path, PathBuf};
 
+use serde_json::{Map, Value};
 use tandem_policy::{Normalize, OnnxSpec, Preprocess, Sampling};
 
 use crate::error::{Problems, Reported};
 use crate::reader::{Field, Table, as_f32s, as_number, check_id};
 use crate::suggest::did_you_mean;
 
-/// Fields of a `[policy.NAME]` table.
-const FIELDS: &[&str] = &[
-    "kind",
+/// The policy kinds, each with the fields only it has.
+const KINDS: &[&str] = &["onnx", "python"];
+const ONNX_FIELDS: &[&str] = &[
     "path",
     "sampling",
     "temperature",
@@ -29,16 +31,39 @@ const FIELDS: &[&str] = &[
     "max_and_skip",
     "channels_first",
 ];
+const PYTHON_FIELDS: &[&str] = &["entry", "kwargs"];
 
 /// A policy the experiment file defines.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PolicyDef {
     pub name: String,
-    /// The model and its preprocessing; `path` is resolved against the
-    /// experiment file's folder.
-    pub onnx: OnnxSpec,
+    pub kind: PolicyKind,
     /// `file:line:column` of the table, for messages about loading it.
     pub location: String,
+}
+
+/// What a `[policy.NAME]` table defines.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PolicyKind {
+    /// A network; `path` is resolved against the experiment file's folder.
+    Onnx(OnnxSpec),
+    /// An agent in Python, made in a worker by calling `entry` (`module:Factory`,
+    /// imported from beside the experiment file) with the seat's spaces and
+    /// `kwargs`.
+    Python {
+        entry: String,
+        kwargs: Map<String, Value>,
+    },
+}
+
+impl PolicyDef {
+    /// The ONNX model, for an `onnx` policy.
+    pub fn onnx(&self) -> Option<&OnnxSpec> {
+        match &self.kind {
+            PolicyKind::Onnx(spec) => Some(spec),
+            PolicyKind::Python { .. } => None,
+        }
+    }
 }
 
 /// Reads the root's `policy` table of tables.
@@ -77,38 +102,98 @@ fn read_one(
         ));
     }
     let table = entry.table(problems)?;
-    table.deny_unknown(problems, "a policy", FIELDS, |_| None);
     let kind = match table.field("kind") {
         None => Err(table.missing(
             problems,
             "kind",
-            ": the policy's kind, such as kind = \"onnx\"",
+            ": the policy's kind, such as kind = \"onnx\" or kind = \"python\"",
         )),
         Some(field) => match field.string(problems)? {
-            "onnx" => Ok(()),
+            kind @ ("onnx" | "python") => Ok(kind),
             other => Err(field.report(
                 problems,
                 format!(
-                    "unknown policy kind {other:?}{}; the kinds are: onnx \
+                    "unknown policy kind {other:?}{}; the kinds are: {} \
                      (the built-ins random, noop and scripted need no table)",
-                    did_you_mean(other, &["onnx"])
+                    did_you_mean(other, KINDS),
+                    KINDS.join(", ")
                 ),
             )),
         },
     };
-    let path = table.req_str(problems, "path");
-    let sampling = read_sampling(problems, &table);
-    let preprocess = read_preprocess(problems, &table);
-    kind?;
+    let (own, other, other_kind) = match kind {
+        Ok("python") => (PYTHON_FIELDS, ONNX_FIELDS, "onnx"),
+        _ => (ONNX_FIELDS, PYTHON_FIELDS, "python"),
+    };
+    let allowed: Vec<&str> = std::iter::once("kind").chain(own.iter().copied()).collect();
+    table.deny_unknown(problems, "this policy", &allowed, |key| {
+        other
+            .contains(&key)
+            .then(|| format!("it belongs to a policy of kind {other_kind:?}"))
+    });
+    let kind = match kind? {
+        "python" => read_python(problems, &table)?,
+        _ => PolicyKind::Onnx(read_onnx(problems, &table, base_dir)?),
+    };
     let (line, column) = problems.lines().position(entry.key_span.start);
     Ok(PolicyDef {
         location: format!("{}:{line}:{column}: {}", problems.file(), entry.path),
         name,
-        onnx: OnnxSpec {
-            path: resolve(base_dir, &path?),
-            preprocess: preprocess?,
-            sampling: sampling?,
-        },
+        kind,
+    })
+}
+
+fn read_onnx(
+    problems: &mut Problems,
+    table: &Table,
+    base_dir: &Path,
+) -> Result<OnnxSpec, Reported> {
+    let path = table.req_str(problems, "path");
+    let sampling = read_sampling(problems, table);
+    let preprocess = read_preprocess(problems, table);
+    Ok(OnnxSpec {
+        path: resolve(base_dir, &path?),
+        preprocess: preprocess?,
+        sampling: sampling?,
+    })
+}
+
+fn read_python(problems: &mut Problems, table: &Table) -> Result<PolicyKind, Reported> {
+    let entry = match table.field("entry") {
+        None => Err(table.missing(
+            problems,
+            "entry",
+            ": the Python factory to call, such as entry = \"my_agents:Agent\"",
+        )),
+        Some(field) => {
+            let text = field.text(problems)?;
+            let (module, factory) = text.split_once(':').unwrap_or((&text, ""));
+            let is_path = |s: &str| {
+                !s.is_empty()
+                    && s.split('.').all(|part| {
+                        part.chars()
+                            .next()
+                            .is_some_and(|c| c.is_alphabetic() || c == '_')
+                            && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+                    })
+            };
+            if is_path(module) && is_path(factory) {
+                Ok(text)
+            } else {
+                Err(field.report(
+                    problems,
+                    "entry is \"module:Factory\", such as \"my_agents:Agent\" or \"pkg.agents:make\"",
+                ))
+            }
+        }
+    };
+    let kwargs = match table.field("kwargs") {
+        None => Ok(Map::new()),
+        Some(field) => crate::hosted::read_kwargs(problems, &field),
+    };
+    Ok(PolicyKind::Python {
+        entry: entry?,
+        kwargs: kwargs?,
     })
 }
 

@@ -104,9 +104,10 @@ fn seats_and_policies_are_read() {
         Action::Discrete(5)
     );
     let model = &e.policies[0];
-    assert_eq!(model.onnx.path, std::path::Path::new("dir/models/m.onnx"));
-    assert_eq!(model.onnx.preprocess.resize, Some((84, 84)));
-    assert_eq!(model.onnx.preprocess.frame_stack, 4);
+    let onnx = model.onnx().expect("an onnx policy");
+    assert_eq!(onnx.path, std::path::Path::new("dir/models/m.onnx"));
+    assert_eq!(onnx.preprocess.resize, Some((84, 84)));
+    assert_eq!(onnx.preprocess.frame_stack, 4);
     assert_eq!(e.policy_uses().len(), 2);
 }
 
@@ -213,5 +214,75 @@ fn missing_seats_and_bad_policy_tables() {
         &edit("resize = [84, 84]", "resize = [84]"),
         "policy.model.resize",
         "[height, width]",
+    );
+}
+
+/// The model policy of [`KITCHEN`] rewritten as a Python one.
+fn python_policy(table: &str) -> String {
+    let start = KITCHEN.find("[policy.model]").expect("policy table");
+    let end = KITCHEN.find("[[scene]]").expect("scene");
+    format!("{}{table}\n{}", &KITCHEN[..start], &KITCHEN[end..])
+}
+
+/// A Python policy names its factory and may give it keyword arguments.
+#[test]
+fn python_policies() {
+    let e = parse(
+        &python_policy(
+            "[policy.model]\nkind = \"python\"\nentry = \"my_agents.chefs:Chef\"\n\
+             [policy.model.kwargs]\nepsilon = 0.1\nlayers = [64, 64]",
+        ),
+        "k.toml",
+    )
+    .expect("valid");
+    let tandem_experiment::PolicyKind::Python { entry, kwargs } = &e.policies[0].kind else {
+        panic!("a python policy: {:?}", e.policies[0]);
+    };
+    assert_eq!(entry, "my_agents.chefs:Chef");
+    assert_eq!(
+        serde_json::Value::Object(kwargs.clone()),
+        serde_json::json!({"epsilon": 0.1, "layers": [64, 64]})
+    );
+    assert!(e.policies[0].onnx().is_none());
+}
+
+/// A Python policy without an entry, with a malformed one, or with another
+/// kind's fields is reported at the field.
+#[test]
+fn bad_python_policies() {
+    one_problem(
+        &python_policy("[policy.model]\nkind = \"python\""),
+        "policy.model.entry",
+        "missing required field \"entry\"",
+    );
+    for entry in [
+        "my_agents",
+        "my_agents:",
+        ":Chef",
+        "my agents:Chef",
+        "a..b:C",
+    ] {
+        one_problem(
+            &python_policy(&format!(
+                "[policy.model]\nkind = \"python\"\nentry = {entry:?}"
+            )),
+            "policy.model.entry",
+            "\"module:Factory\"",
+        );
+    }
+    one_problem(
+        &python_policy("[policy.model]\nkind = \"python\"\nentry = \"a:B\"\npath = \"m.onnx\""),
+        "policy.model.path",
+        "it belongs to a policy of kind \"onnx\"",
+    );
+    one_problem(
+        &python_policy("[policy.model]\nkind = \"python\"\nentry = \"a:B\"\nkwargs = 3"),
+        "policy.model.kwargs",
+        "kwargs is a table of keyword arguments",
+    );
+    one_problem(
+        &edit("kind = \"onnx\"", "kind = \"onnx\"\nentry = \"a:B\""),
+        "policy.model.entry",
+        "it belongs to a policy of kind \"python\"",
     );
 }

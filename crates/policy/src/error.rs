@@ -23,6 +23,10 @@ pub enum PolicyError {
     /// Running the model failed, or its output is not an action (NaN, say).
     #[error("policy inference failed: {0}")]
     Inference(String),
+    /// A policy in a Python worker could not be made, raised, hung past its
+    /// deadline, or its worker died or broke the protocol.
+    #[error("the Python policy {0}")]
+    Python(String),
     /// No policy has this name.
     #[error("unknown policy {name:?}; known policies: {}", known.join(", "))]
     Unknown { name: String, known: Vec<String> },

@@ -11,7 +11,8 @@
 //! seeded sampling), so that logic is tested here without any model file.
 //!
 //! Layout:
-//! - `policy`: the [`Policy`] and [`PolicyFactory`] traits, and [`seat`].
+//! - `policy`: the [`Policy`] and [`PolicyFactory`] traits, [`Transition`]
+//!   (what a learning policy observes), and [`seat`].
 //! - `error`: [`PolicyError`], every way making or running a policy fails.
 //! - `registry`: [`Registry`], policies by name, and [`BUILTIN_NAMES`].
 //! - `random`, `noop`, `scripted`: the built-in policies.
@@ -45,7 +46,7 @@ pub use decode::Decoder;
 pub use error::PolicyError;
 pub use model::{Model, ModelPolicy, shape_fits};
 pub use noop::NoopFactory;
-pub use policy::{Policy, PolicyFactory, seat};
+pub use policy::{Policy, PolicyFactory, Transition, seat};
 pub use preprocess::{ModelInput, Preprocessor, observation_shape};
 pub use random::RandomFactory;
 pub use registry::{BUILTIN_NAMES, Registry};

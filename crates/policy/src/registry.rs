@@ -58,14 +58,28 @@ impl Registry {
         env: &EnvSpec,
         agent: usize,
     ) -> Result<Box<dyn Policy>, PolicyError> {
-        let factory = self
-            .factories
+        self.factory(name)?.create(env, agent)
+    }
+
+    /// Checks that policy `name` can play agent `agent` of `env`; may block
+    /// (see [`PolicyFactory::check`]).
+    pub fn check(&self, name: &str, env: &EnvSpec, agent: usize) -> Result<(), PolicyError> {
+        self.factory(name)?.check(env, agent)
+    }
+
+    /// Whether policy `name` may be called on the server's runtime (unknown
+    /// names say yes: creating them fails anyway).
+    pub fn acts_inline(&self, name: &str) -> bool {
+        self.factories.get(name).is_none_or(|f| f.acts_inline())
+    }
+
+    fn factory(&self, name: &str) -> Result<&Arc<dyn PolicyFactory>, PolicyError> {
+        self.factories
             .get(name)
             .ok_or_else(|| PolicyError::Unknown {
                 name: name.to_string(),
                 known: self.names(),
-            })?;
-        factory.create(env, agent)
+            })
     }
 
     /// The one-line description of policy `name`, if there is one.

@@ -182,6 +182,66 @@ pub fn action_to_json(action: &Action) -> Value {
     }
 }
 
+/// An action a Python policy chose, read as its space says (so that `[0, 1]`
+/// is a `MultiDiscrete` or a `Box` action by the space, not by its look);
+/// `None` when it is not one of the space's actions.
+pub fn action_in(value: &Value, space: &Space) -> Option<Action> {
+    let action = match space {
+        Space::Discrete { .. } => Action::Discrete(value.as_i64()?),
+        Space::MultiDiscrete { .. } => Action::MultiDiscrete(
+            value
+                .as_array()?
+                .iter()
+                .map(Value::as_i64)
+                .collect::<Option<_>>()?,
+        ),
+        Space::Box { .. } => Action::Continuous(
+            value
+                .as_array()?
+                .iter()
+                .map(|v| number(v).map(|f| f as f32))
+                .collect::<Option<_>>()?,
+        ),
+    };
+    space.contains(&action).then_some(action)
+}
+
+/// A number as the protocol writes it: non-finite ones as strings.
+pub fn json_number(value: f64) -> Value {
+    if value.is_finite() {
+        json!(value)
+    } else if value.is_nan() {
+        json!("nan")
+    } else if value > 0.0 {
+        json!("inf")
+    } else {
+        json!("-inf")
+    }
+}
+
+/// A value a worker sent, cut short for a message.
+pub fn short_json(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(80) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
+/// An observation as a protocol array, in the dtype Tandem holds it in.
+pub fn observation_array(obs: &Observation) -> Array {
+    let dtype = match obs {
+        Observation::F32 { .. } => Dtype::F32,
+        Observation::U8 { .. } => Dtype::U8,
+        Observation::I64 { .. } => Dtype::I64,
+    };
+    Array {
+        dtype,
+        shape: obs.shape().to_vec(),
+        bytes: obs.to_le_bytes(),
+    }
+}
+
 /// An observation array as Tandem holds it: floats as `f32`, bytes and
 /// booleans as `u8`, other integers as `i64`.
 pub fn observation(array: &Array) -> Result<Observation, String> {

@@ -49,6 +49,14 @@ pub enum Kind {
     Rendered = 17,
     Close = 18,
     Closed = 19,
+    Policy = 20,
+    PolicyReady = 21,
+    PolicyReset = 22,
+    PolicyResetDone = 23,
+    Act = 24,
+    Acted = 25,
+    Observe = 26,
+    Observed = 27,
     Error = 127,
 }
 
@@ -67,6 +75,14 @@ impl Kind {
             17 => Kind::Rendered,
             18 => Kind::Close,
             19 => Kind::Closed,
+            20 => Kind::Policy,
+            21 => Kind::PolicyReady,
+            22 => Kind::PolicyReset,
+            23 => Kind::PolicyResetDone,
+            24 => Kind::Act,
+            25 => Kind::Acted,
+            26 => Kind::Observe,
+            27 => Kind::Observed,
             127 => Kind::Error,
             _ => return None,
         })
@@ -173,6 +189,14 @@ impl Message {
             kind,
             header,
             arrays: Vec::new(),
+        }
+    }
+
+    /// A message carrying `arrays`, which `header` refers to as `{"$array": i}`.
+    pub fn with_arrays(kind: Kind, header: Value, arrays: Vec<Array>) -> Message {
+        Message {
+            arrays,
+            ..Message::new(kind, header)
         }
     }
 

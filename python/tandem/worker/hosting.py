@@ -212,7 +212,8 @@ def _close_quietly(env: Any) -> None:
             pass
 
 
-def _resolve(target: str) -> Any:
+def resolve(target: str) -> Any:
+    """The callable ``module:attribute`` names, imported by name (nothing is evaluated)."""
     module_name, _, attribute = target.partition(":")
     module = importlib.import_module(module_name)
     value: Any = module
@@ -251,7 +252,7 @@ def construct(source: str, target: str, kwargs: dict[str, Any]) -> tuple[Host, s
     if source == "python":
         if ":" not in target or not all(target.partition(":")[::2]):
             raise ProtocolError(f'a python target is "module:function", not {target!r}')
-        env = _resolve(target)(render_mode=RENDER_MODE, **kwargs)
+        env = resolve(target)(render_mode=RENDER_MODE, **kwargs)
         host = _host(env, target)
         kind = "gymnasium" if isinstance(host, GymHost) else "pettingzoo"
         return host, f"python {target} ({kind} {version_of(kind)})"

@@ -100,7 +100,7 @@ def hello_header(token: str | None = None, offers: list[dict[str, str]] | None =
 
 
 class Worker:
-    """The state of one conversation: at most one hosted environment."""
+    """The state of one conversation: at most one hosted environment or policy."""
 
     def __init__(self, reader: Any, writer: Any, offers: list[dict[str, str]] | None = None):
         from tandem.worker import protocol
@@ -110,6 +110,7 @@ class Worker:
         self.writer = writer
         self.offers = offers
         self.host: Any = None
+        self.policy: Any = None
         self.target = ""
         self.reset_since_make = False
         self.handlers = {
@@ -118,6 +119,10 @@ class Worker:
             protocol.STEP: self.step,
             protocol.RENDER: self.render,
             protocol.CLOSE: self.close,
+            protocol.POLICY: self.make_policy,
+            protocol.POLICY_RESET: self.reset_policy,
+            protocol.ACT: self.act,
+            protocol.OBSERVE: self.observe,
         }
 
     # --- replies ---------------------------------------------------------
@@ -164,8 +169,7 @@ class Worker:
 
         header = message.header
         source, target, kwargs = header.get("source"), header.get("target"), header.get("kwargs", {})
-        if self.host is not None:
-            raise self.p.ProtocolError("make while an environment is open; close it first")
+        self._need_nothing_open("make")
         if not isinstance(source, str) or not isinstance(target, str):
             raise self.p.ProtocolError('make needs string "source" and "target"')
         if not isinstance(kwargs, dict):
@@ -185,6 +189,11 @@ class Worker:
         self.host = host
         self.reset_since_make = False
         self.writer.send(self.p.MADE, made)
+
+    def _need_nothing_open(self, what: str) -> None:
+        if self.host is not None or self.policy is not None:
+            open_now = "an environment" if self.host is not None else "a policy"
+            raise self.p.ProtocolError(f"{what} while {open_now} is open; close it first")
 
     def _need_host(self, what: str) -> Any:
         if self.host is None:
@@ -236,9 +245,50 @@ class Worker:
         # Idempotent, so a server cleaning up after an error need not know
         # whether the make had succeeded.
         host, self.host = self.host, None
+        policy, self.policy = self.policy, None
         if host is not None:
             host.close()
+        if policy is not None:
+            policy.close()
         self.writer.send(self.p.CLOSED, {})
+
+    # --- policies --------------------------------------------------------
+
+    def make_policy(self, message: Any) -> None:
+        from tandem.worker.policies import construct_policy
+
+        self._need_nothing_open("policy")
+        if self.offers is not None:
+            raise self.p.Unsupported("a remote worker hosts only the environments it offers; policies run beside the server")
+        entry = message.header.get("entry")
+        self.target = entry if isinstance(entry, str) else ""
+        policy = construct_policy(message.header)
+        self.policy = policy
+        self.writer.send(
+            self.p.POLICY_READY,
+            {"description": f"python {policy.entry}", "observes": policy.observes},
+        )
+
+    def _need_policy(self, what: str) -> Any:
+        if self.policy is None:
+            raise self.p.ProtocolError(f"{what} before policy")
+        return self.policy
+
+    def reset_policy(self, message: Any) -> None:
+        policy = self._need_policy("policy_reset")
+        seed = message.header.get("seed")
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+            raise self.p.ProtocolError(f'"seed" must be an integer in [0, 2^64), not {seed!r}')
+        policy.reset(seed)
+        self.writer.send(self.p.POLICY_RESET_DONE, {})
+
+    def act(self, message: Any) -> None:
+        action = self._need_policy("act").act(message)
+        self.writer.send(self.p.ACTED, {"action": action})
+
+    def observe(self, message: Any) -> None:
+        self._need_policy("observe").observe(message)
+        self.writer.send(self.p.OBSERVED, {})
 
     # --- the loop --------------------------------------------------------
 
@@ -304,12 +354,13 @@ class Worker:
         return f"{self.target}.{self.p.KIND_NAMES.get(kind, kind)}" if self.target else "request"
 
     def shutdown(self) -> None:
-        host, self.host = self.host, None
-        if host is not None:
-            try:
-                host.close()
-            except Exception as e:
-                _log(f"closing the environment raised {type(e).__name__}: {e}")
+        for what, hosted in (("the environment", self.host), ("the policy", self.policy)):
+            if hosted is not None:
+                try:
+                    hosted.close()
+                except Exception as e:
+                    _log(f"closing {what} raised {type(e).__name__}: {e}")
+        self.host = self.policy = None
 
 
 def _stream_errors() -> tuple[type[BaseException], ...]:

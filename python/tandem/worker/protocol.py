@@ -44,6 +44,14 @@ RENDER = 16
 RENDERED = 17
 CLOSE = 18
 CLOSED = 19
+POLICY = 20
+POLICY_READY = 21
+POLICY_RESET = 22
+POLICY_RESET_DONE = 23
+ACT = 24
+ACTED = 25
+OBSERVE = 26
+OBSERVED = 27
 ERROR = 127
 
 KIND_NAMES = {
@@ -59,6 +67,14 @@ KIND_NAMES = {
     RENDERED: "rendered",
     CLOSE: "close",
     CLOSED: "closed",
+    POLICY: "policy",
+    POLICY_READY: "policy_ready",
+    POLICY_RESET: "policy_reset",
+    POLICY_RESET_DONE: "policy_reset_done",
+    ACT: "act",
+    ACTED: "acted",
+    OBSERVE: "observe",
+    OBSERVED: "observed",
     ERROR: "error",
 }
 

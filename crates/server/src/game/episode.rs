@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::json;
 use tandem_env::{Action, Step};
 use tandem_experiment::GameScene;
+use tandem_policy::Transition;
 use tandem_store::{
     AgentStep, EPISODE_INDEX_BLOCK, EpisodeAgent, EpisodeEnd, EpisodeStart, Outcome, StepRecord,
     now_us,
@@ -276,7 +277,7 @@ impl GameTask<'_> {
                 interrupt("game_ended_early", t, &tally);
                 return EpisodeExit::Ended(exit);
             }
-            let choices = match self.choose(at) {
+            let choices = match self.choose(at).await {
                 Ok(choices) => choices,
                 Err(exit) => {
                     interrupt("policy_failed", t, &tally);
@@ -332,12 +333,12 @@ impl GameTask<'_> {
 
     /// Every seat's choice for this tick. A seat that cannot act, with no
     /// fallback to absorb it, ends the game early for everyone.
-    fn choose(&mut self, at: At) -> Result<Vec<Choice>, GameExit> {
+    async fn choose(&mut self, at: At) -> Result<Vec<Choice>, GameExit> {
         let mut choices = Vec::with_capacity(self.roster.seats.len());
         for index in 0..self.roster.seats.len() {
             let agent = self.roster.seats[index].agent();
             let choice = match self.obs.get(agent) {
-                Some(obs) => self.roster.seats[index].choose(obs),
+                Some(obs) => self.roster.seats[index].choose(obs).await,
                 None => Err(super::seat::SeatError::NoObservation(agent)),
             };
             let choice = match choice {
@@ -405,7 +406,16 @@ impl GameTask<'_> {
                 tally.acks[i] = choice.input_seq;
             }
             if let Some(slot) = self.obs.get_mut(i) {
-                *slot = obs.clone();
+                let before = std::mem::replace(slot, obs.clone());
+                if let Some(seat) = self.roster.seats.get_mut(i) {
+                    seat.observe(|| Transition {
+                        observation: before,
+                        action: choice.action.clone(),
+                        reward,
+                        feedback: choice.feedback,
+                        done: terminated || truncated,
+                    });
+                }
             }
             agents.push(AgentStep {
                 action: choice.action,

@@ -27,6 +27,7 @@ mod env_host;
 mod episode;
 mod error;
 mod exit;
+mod policy_host;
 mod publish;
 mod roster;
 mod seat;

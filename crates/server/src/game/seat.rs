@@ -9,7 +9,10 @@
 //! fails, its fallback replaces it for the rest of the game.
 //!
 //! Policies are created once per game and reset every episode, so a policy's
-//! state (frame stacks, sampling generator) never leaks between games.
+//! state (frame stacks, sampling generator) never leaks between games. After
+//! every step each of the seat's policies that learns is shown what happened
+//! (the action taken, whoever took it, the reward and the participant's
+//! feedback).
 
 /// Why a seat could not act, or could not be set up. Either ends the game:
 /// no fallback is left to absorb it.
@@ -43,16 +46,17 @@ pub enum SeatError {
 
 use tandem_env::{Action, Observation, Space};
 use tandem_experiment::{InputKind, SeatConfig, SeatRole};
-use tandem_policy::{Policy, Registry};
+use tandem_policy::{Registry, Transition};
 use tandem_store::ActionSource;
 use tokio::time::Instant;
 
+use super::policy_host::PolicyRunner;
 use crate::connection::{Connection, take_input};
 
 /// A policy and the name it was created from.
 struct NamedPolicy {
     name: String,
-    policy: Box<dyn Policy>,
+    policy: PolicyRunner,
 }
 
 impl NamedPolicy {
@@ -62,17 +66,20 @@ impl NamedPolicy {
         seat: &SeatConfig,
         env: &tandem_env::EnvSpec,
     ) -> Result<Self, SeatError> {
-        registry
+        let failed = |reason: String| SeatError::Policy {
+            name: name.to_string(),
+            agent: seat.agent_name.clone(),
+            reason,
+        };
+        let policy = registry
             .create(name, env, seat.agent)
-            .map(|policy| NamedPolicy {
-                name: name.to_string(),
-                policy,
-            })
-            .map_err(|e| SeatError::Policy {
-                name: name.to_string(),
-                agent: seat.agent_name.clone(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| failed(e.to_string()))?;
+        let policy =
+            PolicyRunner::start(policy, registry.acts_inline(name), name).map_err(failed)?;
+        Ok(NamedPolicy {
+            name: name.to_string(),
+            policy,
+        })
     }
 
     fn actor(&self) -> String {
@@ -82,8 +89,8 @@ impl NamedPolicy {
     /// The policy's action, which must be in the seat's action space: a
     /// model's NaN or out-of-range output counts as the policy failing, not as
     /// the environment's error.
-    fn act(&mut self, obs: &Observation, space: &Space) -> Result<Action, String> {
-        match self.policy.act(obs) {
+    async fn act(&mut self, obs: &Observation, space: &Space) -> Result<Action, String> {
+        match self.policy.act(obs).await {
             Ok(action) if space.contains(&action) => Ok(action),
             Ok(action) => Err(format!("action {action:?} is outside the action space")),
             Err(e) => Err(e.to_string()),
@@ -235,15 +242,33 @@ impl SeatRuntime {
         }
     }
 
+    /// Shows the seat's learning policies what followed this tick's action.
+    /// A failed policy is shown nothing more.
+    pub(super) fn observe(&mut self, transition: impl FnOnce() -> Transition) {
+        let acting = self.policy.as_mut().filter(|_| !self.policy_failed);
+        let mut learners = acting
+            .into_iter()
+            .chain(self.fallback.iter_mut())
+            .filter(|p| p.policy.observes())
+            .peekable();
+        if learners.peek().is_none() {
+            return;
+        }
+        let transition = transition();
+        for learner in learners {
+            learner.policy.observe(transition.clone());
+        }
+    }
+
     /// Chooses the seat's action for this tick from its observation. `Err` is a
     /// failure no fallback can absorb; the game must end.
-    pub(super) fn choose(&mut self, obs: &Observation) -> Result<Choice, SeatError> {
+    pub(super) async fn choose(&mut self, obs: &Observation) -> Result<Choice, SeatError> {
         let (participant, input) = match (&self.config.role, self.present()) {
             (SeatRole::Human(_), Some(o)) => (
                 format!("participant:{}", o.participant_id),
                 take_input(&o.input),
             ),
-            _ => return self.act_without_human(obs),
+            _ => return self.act_without_human(obs).await,
         };
         let mut held = input.keys.clone();
         held.extend(input.pressed.iter().cloned());
@@ -252,9 +277,9 @@ impl SeatRuntime {
         let policy_choice = if self.policy.is_none() {
             None
         } else if self.policy_failed {
-            Some(self.act_fallback(obs, None)?)
+            Some(self.act_fallback(obs, None).await?)
         } else {
-            Some(self.act_policy(obs)?)
+            Some(self.act_policy(obs).await?)
         };
         let replaced = policy_choice.as_ref().and_then(|c| c.replaced.clone());
         // Borrowed again only now: the policies above needed `self` mutably.
@@ -318,21 +343,21 @@ impl SeatRuntime {
 
     /// The acting policy's action; if it fails, the fallback's (recording the
     /// replacement), else an error.
-    fn act_policy(&mut self, obs: &Observation) -> Result<Choice, SeatError> {
+    async fn act_policy(&mut self, obs: &Observation) -> Result<Choice, SeatError> {
         let Some(policy) = self.policy.as_mut() else {
             return Err(SeatError::NoPolicy(self.config.agent_name.clone()));
         };
-        match policy.act(obs, &self.action_space) {
+        match policy.act(obs, &self.action_space).await {
             Ok(action) => Ok(Choice::by_policy(action, policy, ActionSource::Policy)),
             Err(e) => {
                 let failed = (policy.name.clone(), e);
                 self.policy_failed = true;
-                self.act_fallback(obs, Some(failed))
+                self.act_fallback(obs, Some(failed)).await
             }
         }
     }
 
-    fn act_fallback(
+    async fn act_fallback(
         &mut self,
         obs: &Observation,
         replaced: Option<(String, String)>,
@@ -349,7 +374,7 @@ impl SeatRuntime {
                 why,
             });
         };
-        match fallback.act(obs, &self.action_space) {
+        match fallback.act(obs, &self.action_space).await {
             Ok(action) => {
                 let mut choice = Choice::by_policy(action, fallback, ActionSource::Fallback);
                 choice.replaced = replaced;
@@ -363,10 +388,10 @@ impl SeatRuntime {
         }
     }
 
-    fn act_without_human(&mut self, obs: &Observation) -> Result<Choice, SeatError> {
+    async fn act_without_human(&mut self, obs: &Observation) -> Result<Choice, SeatError> {
         match (&self.config.role, self.policy_failed) {
-            (SeatRole::Ai(_), false) => self.act_policy(obs),
-            _ => self.act_fallback(obs, None),
+            (SeatRole::Ai(_), false) => self.act_policy(obs).await,
+            _ => self.act_fallback(obs, None).await,
         }
     }
 }
