@@ -3,8 +3,10 @@
 //!
 //! `cargo run --release -p tandem-workers --example worker_steps -- [ENV] [STEPS]`
 //! (default `gymnasium:CartPole-v1`, 5000 steps), from the repository root
-//! (it uses `.venv/bin/python`). Prints µs per step both ways, the overhead,
-//! bytes per step reply, and the worker's resident memory.
+//! (it uses `.venv/bin/python`). A `python:module:function` environment is
+//! imported from `PYTHONPATH`. Prints µs per step both ways, the overhead,
+//! the CPU each side spent per step, bytes per step reply, and the worker's
+//! resident memory.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,6 +36,8 @@ fn main() -> Result<(), String> {
         .request(&reset, Kind::ResetDone, "reset", config.reset_deadline)
         .map_err(|e| e.to_string())?;
     let mut bytes = 0usize;
+    let worker_cpu_before = cpu_seconds(&format!("/proc/{}/stat", worker.pid()));
+    let server_cpu_before = cpu_seconds("/proc/self/stat");
     let started = Instant::now();
     for i in 0..steps {
         let step = Message::new(Kind::Step, json!({"actions": [i % 2]}));
@@ -53,6 +57,16 @@ fn main() -> Result<(), String> {
         }
     }
     let through_worker = started.elapsed().as_secs_f64() * 1e6 / f64::from(steps);
+    let per_step = |before: Option<f64>, after: Option<f64>| {
+        before
+            .zip(after)
+            .map_or(f64::NAN, |(b, a)| (a - b) * 1e6 / f64::from(steps))
+    };
+    let worker_cpu = per_step(
+        worker_cpu_before,
+        cpu_seconds(&format!("/proc/{}/stat", worker.pid())),
+    );
+    let server_cpu = per_step(server_cpu_before, cpu_seconds("/proc/self/stat"));
     let rss = std::fs::read_to_string(format!("/proc/{}/status", worker.pid()))
         .ok()
         .and_then(|s| {
@@ -64,13 +78,20 @@ fn main() -> Result<(), String> {
     drop(worker);
 
     let target = &hosted.target;
+    // A `python:` factory is called as the worker calls it; an id is made.
+    let make = match target.split_once(':').filter(|_| env.starts_with("python:")) {
+        Some((module, function)) => format!(
+            "import importlib; e = getattr(importlib.import_module({module:?}), {function:?})(render_mode='rgb_array')"
+        ),
+        None => format!("e = gym.make({target:?}, render_mode='rgb_array')"),
+    };
     let direct = std::process::Command::new(".venv/bin/python")
         .args([
             "-c",
             &format!(
                 "import time, gymnasium as gym\n\
              try:\n    import ale_py; gym.register_envs(ale_py)\nexcept ImportError: pass\n\
-             e = gym.make({target:?}, render_mode='rgb_array'); e.reset(seed=1); e.render()\n\
+             {make}; e.reset(seed=1); e.render()\n\
              t = time.perf_counter()\n\
              for i in range({steps}):\n\
              \x20   o, r, te, tr, _ = e.step(i % 2); e.render()\n\
@@ -91,10 +112,22 @@ fn main() -> Result<(), String> {
         })?;
     println!(
         "{env}: {steps} steps; through a worker {through_worker:.0} µs/step, direct in Python \
-         (step + render) {direct:.0} µs/step, overhead {:.0} µs/step; {} bytes of arrays per \
-         step reply; worker RSS {rss}",
+         (step + render) {direct:.0} µs/step, overhead {:.0} µs/step; CPU per step: worker \
+         {worker_cpu:.0} µs (overhead {:.0} µs), the server side {server_cpu:.0} µs; {} bytes \
+         of arrays per step reply; worker RSS {rss}",
         through_worker - direct,
+        worker_cpu - direct,
         bytes / steps as usize
     );
     Ok(())
+}
+
+/// utime + stime in seconds from a `/proc/.../stat` file (fields 14 and 15,
+/// after the command name, which may hold spaces), at the usual 100 ticks/s.
+fn cpu_seconds(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
