@@ -4,7 +4,8 @@
 //! line; `serve` plays a Gymnasium game through a worker, a worker whose
 //! environment raises ends only its game, with the reason recorded, while the
 //! participant moves on; a Python policy plays a seat and learns from the
-//! participant's feedback, and one that raises is replaced by its fallback.
+//! participant's feedback, and one that raises is replaced by its fallback;
+//! a worker hung in a step ends when its server is killed.
 
 mod common;
 
@@ -474,4 +475,56 @@ async fn a_python_policy_plays_and_learns_from_feedback() {
     );
     assert_eq!(failed, 1, "the failure is recorded once");
     assert!(by_fallback >= 30, "{by_fallback} steps by the fallback");
+}
+
+/// A worker whose environment hangs in a step never reads its input again,
+/// so it cannot see the server go; it still ends soon after the server is
+/// killed with SIGKILL (it watches for its parent to change).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_worker_ends_when_the_server_is_killed() {
+    let study_text = STUDY.replace("python:fault_envs:raising", "python:fault_envs:hanging");
+    let (dir, path) = study(&study_text);
+    let db = dir.path().join("hung.db");
+    // A deadline longer than the test: only the server's death can end the step.
+    let server = ServeProcess::start(
+        &db,
+        &[path.to_str().expect("UTF-8 path"), "--step-deadline", "60"],
+    )
+    .await;
+    let cookie = visit_addr(server.addr, "?PROLIFIC_PID=hung", None).await;
+    let mut p = Client::connect_addr(server.addr, &cookie).await;
+    assert_eq!(p.expect_scene().await["scene"]["id"], "breaks");
+    // The third step hangs; give the game time to get there.
+    for _ in 0..3 {
+        p.expect("binary").await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let running = workers_of(dir.path());
+    assert!(!running.is_empty(), "the hanging worker runs");
+    let killed = server.signal("KILL").await;
+    assert!(!killed.success());
+    let left = workers_gone(dir.path()).await;
+    eprintln!(
+        "{} worker processes before SIGKILL, {} left 5 s after",
+        running.len(),
+        left.len()
+    );
+    let describe = |pid: &u32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let ppid = status
+            .lines()
+            .find(|l| l.starts_with("PPid"))
+            .unwrap_or_default()
+            .to_string();
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        format!(
+            "{pid} {ppid} {}",
+            String::from_utf8_lossy(&cmd).replace('\0', " ")
+        )
+    };
+    assert!(
+        left.is_empty(),
+        "workers outlived a killed server: {:?}",
+        left.iter().map(describe).collect::<Vec<_>>()
+    );
 }

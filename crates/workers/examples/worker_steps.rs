@@ -79,7 +79,10 @@ fn main() -> Result<(), String> {
 
     let target = &hosted.target;
     // A `python:` factory is called as the worker calls it; an id is made.
-    let make = match target.split_once(':').filter(|_| env.starts_with("python:")) {
+    let make = match target
+        .split_once(':')
+        .filter(|_| env.starts_with("python:"))
+    {
         Some((module, function)) => format!(
             "import importlib; e = getattr(importlib.import_module({module:?}), {function:?})(render_mode='rgb_array')"
         ),

@@ -434,10 +434,38 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _exit_with_the_server() -> None:
+    """Ends this worker when the server that started it is gone.
+
+    A worker waiting for a request sees its input end when the server dies;
+    one whose environment or policy hangs inside a call never reads again,
+    and would outlive a server killed with SIGKILL (its process group is its
+    own, so the server's group is not signalled). A daemon thread notices the
+    parent change instead.
+    """
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                try:
+                    _log("the server that started this worker is gone; exiting")
+                except OSError:
+                    pass  # stderr was the server's pipe, closed with it
+                os._exit(EXIT_OK)
+
+    threading.Thread(target=watch, name="tandem server watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     if args.stdio:
         protocol_in, protocol_out = _take_stdio()
+        _exit_with_the_server()
     try:
         if args.stdio:
             from tandem.worker.protocol import Reader, Writer
