@@ -1,5 +1,6 @@
-//! The `tandem` command: serve an experiment, check an experiment file, or load
-//! a server with simulated participants.
+//! The `tandem` command: serve an experiment, check an experiment file, verify
+//! a recording by re-simulating it, or load a server with simulated
+//! participants.
 //!
 //! Thin by design: it parses flags, opens the database, binds the listener and
 //! hands over to `tandem_server::run`, which the tests call the same way;
@@ -7,6 +8,7 @@
 
 mod policies;
 mod python_envs;
+mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,6 +81,15 @@ enum Command {
     Check {
         /// The experiment file (TOML).
         file: PathBuf,
+        #[command(flatten)]
+        workers: python_envs::WorkerArgs,
+    },
+    /// Re-simulate every recorded episode from its seed and actions and compare
+    /// observations, rewards, terminations and truncations bit for bit.
+    /// Prints a line per episode; exits 1 if any differs.
+    Verify {
+        /// The database a server recorded to (a SQLite file path or sqlite: URL).
+        db: String,
         #[command(flatten)]
         workers: python_envs::WorkerArgs,
     },
@@ -164,6 +175,7 @@ fn main() -> ExitCode {
             served
         }
         Command::Bench(options) => bench(options),
+        Command::Verify { db, workers } => verify::run(&db, &workers),
     };
     match result {
         Ok(code) => code,

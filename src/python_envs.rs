@@ -60,10 +60,22 @@ pub fn host(
         return Ok(None);
     };
     let envs = tandem_experiment::hosted_envs(&text);
+    host_envs(&envs, Some(file), catalog, args)
+}
+
+/// Enters `envs` into `catalog`, starting workers (with the folder of
+/// `file`, else the current folder, on their Python path). Returns their
+/// pool if there were any.
+pub fn host_envs(
+    envs: &[tandem_envs::HostedEnv],
+    file: Option<&Path>,
+    catalog: &mut Catalog,
+    args: &WorkerArgs,
+) -> anyhow::Result<Option<Arc<Pool>>> {
     if envs.is_empty() {
         return Ok(None);
     }
-    let config = worker_config(Some(file), args)?;
+    let config = worker_config(file, args)?;
     eprintln!(
         "starting Python workers ({}) for {} environment{}…",
         config.python.display(),
@@ -90,7 +102,7 @@ pub fn host(
             pool
         }
     };
-    tandem_workers::host(catalog, &pool, &envs);
+    tandem_workers::host(catalog, &pool, envs);
     Ok(Some(pool))
 }
 

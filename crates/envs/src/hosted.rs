@@ -61,6 +61,22 @@ impl HostedEnv {
     }
 }
 
+impl HostedEnv {
+    /// The hosted environment a catalog id names (`env`, or `env {kwargs as
+    /// JSON}` as [`hosted_id`] writes it), such as an id recorded with an
+    /// episode; `None` for a built-in or an id that does not read.
+    pub fn from_id(id: &str) -> Option<HostedEnv> {
+        let (env, kwargs) = match id.split_once(' ') {
+            None => (id, Map::new()),
+            Some((env, json)) => match serde_json::from_str(json) {
+                Ok(Value::Object(kwargs)) => (env, kwargs),
+                _ => return None,
+            },
+        };
+        HostedEnv::parse(env, kwargs)?.ok()
+    }
+}
+
 /// Whether an `env` string names a hosted environment.
 pub fn is_hosted(env: &str) -> bool {
     matches!(
@@ -132,6 +148,22 @@ mod tests {
             Value::Object(map) => map,
             _ => Map::new(),
         }
+    }
+
+    #[test]
+    fn ids_read_back() {
+        let mut kwargs = Map::new();
+        kwargs.insert("frameskip".into(), Value::from(1));
+        kwargs.insert("mode".into(), Value::from("hard"));
+        for hosted in [
+            HostedEnv::parse("gymnasium:ALE/Breakout-v5", kwargs),
+            HostedEnv::parse("python:my_envs:make", Map::new()),
+        ] {
+            let hosted = hosted.and_then(Result::ok).expect("parses");
+            assert_eq!(HostedEnv::from_id(&hosted.id), Some(hosted));
+        }
+        assert_eq!(HostedEnv::from_id("CartPole-v1"), None);
+        assert_eq!(HostedEnv::from_id("gymnasium:X-v0 [1]"), None);
     }
 
     #[test]

@@ -78,6 +78,15 @@ impl Store {
         row.as_ref().map(episode_from_row).transpose()
     }
 
+    /// Every episode in the database, in the order they were recorded.
+    pub async fn all_episodes(&self) -> Result<Vec<Episode>, StoreError> {
+        let sql = format!("SELECT {EPISODE_COLUMNS} FROM episodes ORDER BY id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(episode_from_row).collect()
+    }
+
     /// The game's episodes in index order.
     pub async fn episodes_for_game(&self, game_id: i64) -> Result<Vec<Episode>, StoreError> {
         let sql = format!("SELECT {EPISODE_COLUMNS} FROM episodes WHERE game_id = ? ORDER BY idx");
