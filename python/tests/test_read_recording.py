@@ -1,4 +1,4 @@
-"""The README's Python decoder reads what Tandem's recorder stores.
+"""The README's Python decoder, and ``tandem.recording``, read what Tandem's recorder stores.
 
 A real recording is made by the store's `obs_bytes` example: 3,000 real Atari
 Breakout frames (testdata/atari) written through the recorder into SQLite, where
@@ -14,12 +14,17 @@ import os
 import sqlite3
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import zstandard
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "python"))
+
+from tandem.recording import Recording, decode_obs as package_decode_obs  # noqa: E402
 
 
 def decode_obs(b: bytes, prev: np.ndarray | None = None) -> np.ndarray:
@@ -48,15 +53,20 @@ def load_fixture() -> tuple[np.ndarray, list[int]]:
     return frames, [i for i, f in enumerate(flags) if f & 1]
 
 
-def test_readme_decoder_reads_recorded_atari_frames(tmp_path: Path) -> None:
-    db_path = tmp_path / "atari.db"
+@pytest.fixture(scope="module")
+def atari_db(tmp_path_factory) -> Path:
+    db_path = tmp_path_factory.mktemp("atari") / "atari.db"
     subprocess.run(
         ["cargo", "run", "-q", "-p", "tandem-store", "--example", "obs_bytes", "--", "--keep", str(db_path)],
         cwd=ROOT,
         check=True,
         env=os.environ.copy(),
     )
-    db = sqlite3.connect(db_path)
+    return db_path
+
+
+def test_readme_decoder_reads_recorded_atari_frames(atari_db: Path) -> None:
+    db = sqlite3.connect(atari_db)
     (spaces,) = db.execute("SELECT spaces FROM games").fetchone()
     json.loads(spaces)
     episodes = [row[0] for row in db.execute("SELECT id FROM episodes ORDER BY id")]
@@ -79,3 +89,29 @@ def test_readme_decoder_reads_recorded_atari_frames(tmp_path: Path) -> None:
             frames += 1
     assert frames > 2000
     assert deltas > frames // 2, "most pixel frames are stored as deltas"
+
+
+def test_recording_gives_whole_episodes_as_arrays(atari_db: Path) -> None:
+    fixture, starts = load_fixture()
+    with Recording(atari_db) as rec:
+        infos = rec.episodes()
+        assert len(infos) == len(starts)
+        spaces = rec.spaces(infos[0]["game_id"])
+        assert all("observation" in s and "action" in s for s in spaces.values())
+        for info, start in zip(infos, starts):
+            episode = rec.episode(info["id"])
+            (agent,) = episode.agents.values()
+            n = len(agent.actions)
+            assert agent.observations.shape == (n + 1, 210, 160, 3)
+            assert np.array_equal(agent.observations, fixture[start : start + n + 1])
+            assert agent.rewards.shape == agent.terminations.shape == agent.truncations.shape == (n,)
+            assert len(agent.actors) == len(agent.sources) == n
+
+
+def test_recording_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no Tandem recording"):
+        Recording(tmp_path / "missing.db")
+    with pytest.raises(ValueError, match="needs the previous one"):
+        package_decode_obs(bytes([0x22, 1, 4, 0, 0, 0, 1, 2, 3, 4]))
+    with pytest.raises(ValueError, match="unknown tag"):
+        package_decode_obs(bytes([0x07, 0]))
