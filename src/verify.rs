@@ -197,6 +197,7 @@ fn first_difference<T: std::fmt::Display>(
 pub fn run(db: &str, workers: &WorkerArgs) -> anyhow::Result<ExitCode> {
     let path = db.strip_prefix("sqlite:").unwrap_or(db);
     let path = path.strip_prefix("//").unwrap_or(path);
+    let path = path.split('?').next().unwrap_or(path);
     if !Path::new(path).exists() {
         eprintln!("error: there is no database at {path}");
         return Ok(ExitCode::from(2));
@@ -209,7 +210,7 @@ pub fn run(db: &str, workers: &WorkerArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn verify(db: &str, workers: &WorkerArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::open(db)
+    let store = Store::open_to_read(db)
         .await
         .with_context(|| format!("could not open the database {db}"))?;
     let episodes = store.all_episodes().await?;

@@ -178,3 +178,48 @@ async fn serve_default_experiment_and_stop_on_sigterm() {
     assert_eq!(count(&pool, "SELECT COUNT(*) FROM steps").await, promised);
     assert!(count(&pool, "SELECT COUNT(*) FROM steps WHERE keys = 'ArrowLeft'").await > 0);
 }
+
+/// A database that cannot be written stops `serve` before it says it is
+/// serving, with a message that says why; `verify` still reads it.
+#[test]
+fn serve_refuses_a_read_only_database() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("ro.db");
+    // A first run creates the file (and is stopped at once).
+    let mut first = tandem()
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !db.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = first.kill();
+    let _ = first.wait();
+    // Root ignores file permissions, so the read-only case is SQLite's own.
+    let read_only = format!("sqlite://{}?mode=ro", db.display());
+    let out = tandem()
+        .args(["serve", "--addr", "127.0.0.1:0", "--db", &read_only])
+        .output()
+        .expect("tandem runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("cannot be written") && !stdout.contains("serving"),
+        "{stdout}{stderr}"
+    );
+    let out = tandem()
+        .args(["verify", &read_only])
+        .output()
+        .expect("tandem runs");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("0 episodes"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

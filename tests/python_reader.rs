@@ -89,7 +89,8 @@ async fn python_reads_back_episodes_and_answers() {
     let survey = p.expect_scene().await;
     assert_eq!(survey["scene"]["id"], "after");
     let index = survey["index"].as_u64().expect("scene index") as usize;
-    p.submit(index, json!({"difficulty": 2, "tried": ["Left"]})).await;
+    p.submit(index, json!({"difficulty": 2, "tried": ["Left"]}))
+        .await;
     assert_eq!(p.expect_scene().await["scene"]["id"], "end");
     assert!(server.signal("TERM").await.success());
 
@@ -130,7 +131,10 @@ async fn python_reads_back_episodes_and_answers() {
             .map(|s| serde_json::to_value(&s.action).expect("action"))
             .collect();
         assert_eq!(episode["actions"], json!(actions));
-        assert_eq!(episode["rewards"], json!(stored.total_return.expect("return")));
+        assert_eq!(
+            episode["rewards"],
+            json!(stored.total_return.expect("return"))
+        );
         assert_eq!(episode["truncated_last"], true, "the step cap truncates");
         assert_eq!(episode["sources"], json!(["keys"]));
         assert_eq!(episode["feedback_nan"], true);

@@ -34,6 +34,14 @@ pub enum StoreError {
     /// nothing to resend. Carries the database's message.
     #[error("not written yet, will retry: {0}")]
     WriteDeferred(String),
+    /// The database cannot be written: a read-only file, folder or
+    /// filesystem, or a URL with `mode=ro`. Tandem records every step, so a
+    /// server does not start on it; reading (`Store::open_to_read`) still works.
+    #[error(
+        "the database {0} cannot be written (a read-only file, folder or filesystem?); \
+         Tandem records every step, so it does not start on it"
+    )]
+    ReadOnly(String),
     /// The recorder's writer has stopped (shut down or never started), so the
     /// request was not carried out.
     #[error("the recorder has stopped")]

@@ -94,11 +94,33 @@ impl Store {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
+        probe_writable(&pool, db).await?;
         let in_memory = db.contains(":memory:") || db.contains("mode=memory");
         Ok(Store {
             pool,
             options,
             in_memory,
+        })
+    }
+
+    /// Opens an existing database only to read it (`tandem verify`, readers
+    /// beside a running server): nothing is created or migrated, and a
+    /// read-only file is fine.
+    pub async fn open_to_read(db: &str) -> Result<Store, StoreError> {
+        let options = if db.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(db)?
+        } else {
+            SqliteConnectOptions::new().filename(db)
+        };
+        let options = options.read_only(true).busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options.clone())
+            .await?;
+        Ok(Store {
+            pool,
+            options,
+            in_memory: false,
         })
     }
 
@@ -149,3 +171,30 @@ impl Store {
         self.pool.close().await;
     }
 }
+
+/// Fails with [`StoreError::ReadOnly`] unless the database takes a write lock:
+/// migrations write nothing to an up-to-date file, so without this a
+/// read-only database would be found only at the first participant.
+async fn probe_writable(pool: &SqlitePool, db: &str) -> Result<(), StoreError> {
+    // A write that is rolled back: a read-only connection takes the lock of
+    // `BEGIN IMMEDIATE` but refuses the statement.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let wrote = sqlx::query("CREATE TABLE tandem_write_probe (x)")
+        .execute(&mut *tx)
+        .await;
+    tx.rollback().await?;
+    match wrote {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e))
+            if e.code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .is_some_and(|c| c & 0xff == SQLITE_READONLY) =>
+        {
+            Err(StoreError::ReadOnly(db.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// SQLite's primary result code for a write to a read-only database.
+const SQLITE_READONLY: i32 = 8;
