@@ -1,7 +1,9 @@
 //! A server killed with SIGKILL and started again on the same database: the
 //! participant resumes with their cookie, and no episode index of the game is
 //! played twice, even one whose start the crash kept from the disk; and a
-//! clean stop skips none.
+//! clean stop skips none. With fifty players, a kill loses at most the last
+//! flush. A disk that fills up keeps games playing, and once it has room
+//! again nothing is lost.
 
 mod common;
 
@@ -255,4 +257,175 @@ async fn a_kill_with_fifty_players_loses_at_most_the_last_flush() {
     eprintln!("{cut_off} episodes marked interrupted (server_restart) after the restart");
     assert_eq!(open, 0, "an episode was left without an outcome");
     assert!(cut_off >= PLAYERS as i64, "{cut_off} episodes marked");
+}
+
+/// Players in [`a_full_disk_keeps_games_playing_and_loses_nothing_once_room_returns`].
+const FULL_DISK_PLAYERS: usize = 10;
+
+/// The database runs out of room while ten people play: once they are
+/// playing, the server's files may not grow more than 64 KB past the
+/// write-ahead log's size (`prlimit --fsize`, with SIGXFSZ ignored so that a
+/// write past it fails, as on a full disk, instead of killing the process;
+/// SQLite reports it as a disk I/O error rather than "disk is full"). Then
+/// room comes back.
+///
+/// Documented outcome: the games go on; the recorder logs that it cannot
+/// commit and keeps every step in memory (up to its bound), retrying with a
+/// growing pause; once the database takes writes again everything kept is
+/// written, so nothing is lost. What is on disk is always a clean,
+/// contiguous prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_keeps_games_playing_and_loses_nothing_once_room_returns() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("full.db");
+    let experiment = dir.path().join("full.toml");
+    std::fs::write(&experiment, GAME).expect("experiment written");
+    let mut command = std::process::Command::new("bash");
+    command
+        .args(["-c", "trap '' XFSZ; exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--new-per-minute",
+            "0",
+            "--db",
+        ])
+        .arg(&db)
+        .arg(&experiment);
+    let server = ServeProcess::start_command(command).await;
+    let mut players = Vec::new();
+    for i in 0..FULL_DISK_PLAYERS {
+        let cookie = visit_addr(server.addr, &format!("?PROLIFIC_PID=full{i}"), None).await;
+        let mut p = Client::connect_addr(server.addr, &cookie).await;
+        assert_eq!(p.expect_scene().await["scene"]["id"], "play");
+        p.hold(&["ArrowRight"]).await;
+        players.push(p);
+    }
+    let limit = |fsize: String| {
+        let status = std::process::Command::new("prlimit")
+            .arg(format!("--pid={}", server.child.id()))
+            // The soft limit only: raising a hard limit again needs a privilege.
+            .arg(format!("--fsize={fsize}:"))
+            .status()
+            .expect("prlimit runs");
+        assert!(status.success(), "prlimit failed");
+    };
+    let wal = std::fs::metadata(dir.path().join("full.db-wal")).map_or(0, |m| m.len());
+    limit((wal + 64 * 1024).to_string());
+    // Play until the recorder reports the disk full (or give up after 60 s).
+    let started = std::time::Instant::now();
+    let mut frames = 0u64;
+    // The last (episode, step) each player was shown.
+    let mut shown = vec![(0u64, 0u64); FULL_DISK_PLAYERS];
+    let play = async |players: &mut Vec<Client>, shown: &mut Vec<(u64, u64)>| {
+        for (p, last) in players.iter_mut().zip(shown.iter_mut()) {
+            let frame = p.expect("frame").await;
+            if let (Some(episode), Some(step)) = (frame["episode"].as_u64(), frame["step"].as_u64())
+            {
+                *last = (episode, step);
+            }
+        }
+    };
+    while server.log_lines_with("could not commit").is_empty()
+        && started.elapsed() < std::time::Duration::from_secs(60)
+    {
+        play(&mut players, &mut shown).await;
+        frames += players.len() as u64;
+    }
+    let full_after = started.elapsed();
+    let failure = server
+        .log_lines_with("could not commit")
+        .first()
+        .map(|l| without_colours(l))
+        .expect("the disk filled");
+    // The games go on while nothing can be written.
+    for _ in 0..60 {
+        play(&mut players, &mut shown).await;
+        frames += players.len() as u64;
+    }
+    let failed_commits = server.log_lines_with("could not commit").len();
+    limit("unlimited".to_string());
+    // The next retry (within the writer's backoff) writes what was kept.
+    for _ in 0..150 {
+        play(&mut players, &mut shown).await;
+        frames += players.len() as u64;
+    }
+    let log = std::sync::Arc::clone(&server.log);
+    let stopped = server.signal("TERM").await;
+    let lines_with = |text: &str| -> Vec<String> {
+        log.lock()
+            .map(|l| {
+                l.iter()
+                    .map(|line| without_colours(line))
+                    .filter(|l| l.contains(text))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    let pool = SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("database opens");
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&pool)
+        .await
+        .expect("integrity check runs");
+    let gaps: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT episode_id, agent FROM steps GROUP BY episode_id, agent
+         HAVING MIN(t) != 1 OR MAX(t) != COUNT(*))",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("gaps counted");
+    let on_disk: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM steps")
+        .fetch_one(&pool)
+        .await
+        .expect("steps counted");
+    eprintln!(
+        "disk full after {full_after:.1?}: {failed_commits} failed commits while full, first: \
+         {failure}; after room came back and a clean stop ({stopped:?}): {on_disk} steps on \
+         disk for {frames} frames the players saw"
+    );
+    assert!(lines_with("it is lost").is_empty(), "data was lost");
+    assert!(stopped.success(), "serve stops cleanly once it can write");
+    assert_eq!(integrity, "ok");
+    assert_eq!(gaps, 0, "what is on disk has a gap");
+    for (i, (episode, step)) in shown.iter().enumerate() {
+        let recorded: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(s.t) FROM steps s JOIN episodes e ON e.id = s.episode_id
+             JOIN game_seats g ON g.game_id = e.game_id
+             JOIN participants p ON p.id = g.participant_id
+             WHERE p.prolific_pid = ? AND e.idx = ?",
+        )
+        .bind(format!("full{i}"))
+        .bind(*episode as i64)
+        .fetch_one(&pool)
+        .await
+        .expect("recorded steps");
+        assert!(
+            recorded.unwrap_or(0) >= *step as i64,
+            "player {i} was shown step {step} of episode {episode}; {recorded:?} recorded"
+        );
+    }
+}
+
+/// A log line without its ANSI colour codes.
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... letter
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

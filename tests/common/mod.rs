@@ -408,17 +408,30 @@ pub async fn count(db: &SqlitePool, sql: &'static str) -> i64 {
 pub struct ServeProcess {
     pub child: std::process::Child,
     pub addr: SocketAddr,
+    /// The server's log lines so far (the last [`LOG_LINES_KEPT`]).
+    pub log: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 }
+
+/// Log lines a [`ServeProcess`] keeps.
+pub const LOG_LINES_KEPT: usize = 10_000;
 
 impl ServeProcess {
     /// Starts `tandem serve --addr 127.0.0.1:0 --db DB` plus `args`, and waits
     /// for the line that names its URL.
     pub async fn start(db: &Path, args: &[&str]) -> ServeProcess {
-        use std::io::{BufRead, BufReader};
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"));
+        command
             .args(["serve", "--addr", "127.0.0.1:0", "--db"])
             .arg(db)
-            .args(args)
+            .args(args);
+        ServeProcess::start_command(command).await
+    }
+
+    /// Starts `command`, which runs `tandem serve` (perhaps through a shell
+    /// that sets limits first), and waits for the line that names its URL.
+    pub async fn start_command(mut command: std::process::Command) -> ServeProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = command
             .stdout(std::process::Stdio::piped())
             // `TANDEM_TEST_LOG=1` shows the server's log while debugging a test.
             .stderr(if std::env::var_os("TANDEM_TEST_LOG").is_some() {
@@ -430,6 +443,8 @@ impl ServeProcess {
             .expect("tandem serve starts");
         let stdout = child.stdout.take().expect("stdout");
         let (line_tx, line_rx) = oneshot::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        let kept = std::sync::Arc::clone(&log);
         // The log goes to stdout after the URL: keep reading it, so that the
         // server never writes to a closed pipe.
         std::thread::spawn(move || {
@@ -437,9 +452,15 @@ impl ServeProcess {
             let mut line = String::new();
             let _ = line_tx.send(stdout.read_line(&mut line).map(|_| line));
             let show = std::env::var_os("TANDEM_TEST_LOG").is_some();
-            for log in stdout.lines().map_while(Result::ok) {
+            for line in stdout.lines().map_while(Result::ok) {
                 if show {
-                    eprintln!("{log}");
+                    eprintln!("{line}");
+                }
+                if let Ok(mut kept) = kept.lock() {
+                    if kept.len() == LOG_LINES_KEPT {
+                        kept.pop_front();
+                    }
+                    kept.push_back(line);
                 }
             }
         });
@@ -456,7 +477,15 @@ impl ServeProcess {
             .trim_end_matches('/')
             .parse()
             .expect("URL has an address");
-        ServeProcess { child, addr }
+        ServeProcess { child, addr, log }
+    }
+
+    /// The log lines kept so far that contain `text`.
+    pub fn log_lines_with(&self, text: &str) -> Vec<String> {
+        self.log
+            .lock()
+            .map(|log| log.iter().filter(|l| l.contains(text)).cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Sends `signal` (`TERM`, `KILL`) and waits for the process to exit.

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool};
-use sqlx::{AssertSqlSafe, Sqlite};
+use sqlx::{AssertSqlSafe, Connection, Sqlite};
 use tracing::warn;
 
 use crate::backend::{BatchSink, Rejected, WriteError};
@@ -47,11 +47,39 @@ impl SqliteBatchSink {
 impl BatchSink for SqliteBatchSink {
     /// One transaction: every episode start, every step, then every op.
     async fn write_batch(&mut self, batch: &Batch) -> Result<(), WriteError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+        let mut conn = self.pool.acquire().await.map_err(classify)?;
+        let written = self.write_batch_on(&mut conn, batch).await;
+        if written.is_err() {
+            // A COMMIT that failed (a full disk, an I/O error) can leave the
+            // connection inside a transaction that sqlx still counts, and
+            // every later BEGIN on it would fail too: start the retry afresh.
+            conn.close_on_drop();
+        }
+        written
+    }
+
+    /// One transaction again, but each record under its own savepoint, so a
+    /// record the database rejects is rolled back alone and the rest commit.
+    async fn write_each(&mut self, batch: &Batch) -> Result<Rejected, WriteError> {
+        let mut conn = self.pool.acquire().await.map_err(classify)?;
+        let written = self
+            .try_write_each(&mut conn, batch)
             .await
-            .map_err(classify)?;
+            .map_err(classify);
+        if written.is_err() {
+            conn.close_on_drop();
+        }
+        written
+    }
+}
+
+impl SqliteBatchSink {
+    async fn write_batch_on(
+        &mut self,
+        conn: &mut SqliteConnection,
+        batch: &Batch,
+    ) -> Result<(), WriteError> {
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(classify)?;
         for pending in &batch.starts {
             insert_start(&mut tx, pending).await.map_err(classify)?;
         }
@@ -66,16 +94,12 @@ impl BatchSink for SqliteBatchSink {
         tx.commit().await.map_err(classify)
     }
 
-    /// One transaction again, but each record under its own savepoint, so a
-    /// record the database rejects is rolled back alone and the rest commit.
-    async fn write_each(&mut self, batch: &Batch) -> Result<Rejected, WriteError> {
-        self.try_write_each(batch).await.map_err(classify)
-    }
-}
-
-impl SqliteBatchSink {
-    async fn try_write_each(&self, batch: &Batch) -> Result<Rejected, sqlx::Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+    async fn try_write_each(
+        &self,
+        conn: &mut SqliteConnection,
+        batch: &Batch,
+    ) -> Result<Rejected, sqlx::Error> {
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let mut rejected = Rejected::default();
         for (i, pending) in batch.starts.iter().enumerate() {
             sqlx::query("SAVEPOINT record").execute(&mut *tx).await?;
