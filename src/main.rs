@@ -1,11 +1,12 @@
 //! The `tandem` command: serve an experiment, check an experiment file, verify
-//! a recording by re-simulating it, or load a server with simulated
-//! participants.
+//! a recording by re-simulating it, export it, or load a server with
+//! simulated participants.
 //!
 //! Thin by design: it parses flags, opens the database, binds the listener and
 //! hands over to `tandem_server::run`, which the tests call the same way;
 //! `bench` hands its flags to `tandem_bench::run`.
 
+mod export;
 mod policies;
 mod python_envs;
 mod verify;
@@ -93,6 +94,9 @@ enum Command {
         #[command(flatten)]
         workers: python_envs::WorkerArgs,
     },
+    /// Export a recording: Minari datasets (one per game scene and agent) or
+    /// Parquet tables, through the Python exporter in `python/tandem/export.py`.
+    Export(export::ExportArgs),
     /// Load a server with simulated participants and measure frames, latency,
     /// CPU, memory, bandwidth and recorded steps. Prints a table and one JSON line;
     /// exits 3 if any step played was not recorded.
@@ -176,6 +180,7 @@ fn main() -> ExitCode {
         }
         Command::Bench(options) => bench(options),
         Command::Verify { db, workers } => verify::run(&db, &workers),
+        Command::Export(args) => export::run(&args),
     };
     match result {
         Ok(code) => code,
