@@ -103,6 +103,7 @@ async fn out_of_order_inputs_are_ignored() {
             seq,
             frame: Some(frame),
             ts: Some(ts),
+            tick: None,
             keys: vec![key.to_string()],
         })
     };

@@ -1198,3 +1198,211 @@ async fn browser_plays_breakout_through_a_python_worker() {
         0
     );
 }
+
+/// An `inputs` row: keys, tick, game, page time, server time, episode.
+type InputRow = (
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<f64>,
+    i64,
+    Option<i64>,
+);
+
+/// One long MountainCar game, straight away: for the input-timing test.
+const TIMING_EXPERIMENT: &str = r#"
+id = "e2e-timing"
+title = "Timing"
+
+[[scene]]
+kind = "game"
+id = "drive"
+title = "Drive"
+env = "MountainCar-v0"
+render = "sprites"
+fps = 30
+time_limit_s = 120
+default_action = 1
+[scene.keys]
+ArrowLeft = 0
+ArrowRight = 2
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Done"
+markdown = "Thanks."
+"#;
+
+/// A known pattern of key presses in a real browser is recorded input by
+/// input, each with the tick of the frame on screen, the page's clock and the
+/// server's; the page reports when frames were drawn, answers clock probes,
+/// and reports losing and regaining focus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_input_timing_is_recorded_to_the_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_at(TIMING_EXPERIMENT, &dir.path().join("timing.db")).await;
+    let mut chromium = Chromium::launch().await;
+    let page = chromium
+        .browser
+        .new_page(server.url("/?PROLIFIC_PID=e2e-timing"))
+        .await
+        .expect("the participant page opens");
+    wait_for(
+        &page,
+        "the game to draw",
+        &format!("document.body.dataset.sceneId === 'drive' && {FRAMES} > 10"),
+    )
+    .await;
+    let pattern = [
+        (Key::RIGHT, Duration::from_millis(300)),
+        (Key::LEFT, Duration::from_millis(300)),
+        (Key::RIGHT, Duration::from_millis(60)),
+    ];
+    for (key, hold) in pattern {
+        hold_key(&page, key, hold, || async {}).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eval(
+        &page,
+        "window.dispatchEvent(new Event('blur')); window.dispatchEvent(new Event('focus')); true",
+    )
+    .await;
+    // Two `shown` reports' worth, then leave.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    chromium.close().await;
+    server.stop().await;
+
+    let db = server.db().await;
+    let inputs: Vec<InputRow> = sqlx::query_as(
+        "SELECT i.keys, i.tick, i.game_id, i.client_ts, i.server_us, i.episode_id
+         FROM inputs i JOIN participants p ON p.id = i.participant_id
+         WHERE p.prolific_pid = 'e2e-timing' ORDER BY i.id",
+    )
+    .fetch_all(&db)
+    .await
+    .expect("inputs");
+    // The key sets in order, repeats (the page re-sends held keys) collapsed.
+    let mut sets: Vec<&str> = Vec::new();
+    for (keys, ..) in &inputs {
+        if sets.last() != Some(&keys.as_str()) {
+            sets.push(keys);
+        }
+    }
+    while sets.first() == Some(&"[]") {
+        sets.remove(0);
+    }
+    eprintln!("{} input rows; key sets in order: {sets:?}", inputs.len());
+    assert_eq!(
+        sets,
+        [
+            "[\"ArrowRight\"]",
+            "[]",
+            "[\"ArrowLeft\"]",
+            "[]",
+            "[\"ArrowRight\"]",
+            "[]"
+        ]
+    );
+    let pressed: Vec<_> = inputs.iter().filter(|i| i.0 != "[]").collect();
+    assert!(
+        pressed
+            .iter()
+            .all(|i| i.1.is_some() && i.2.is_some() && i.3.is_some() && i.5.is_some()),
+        "every press has a tick, a game, an episode and the page's time: {pressed:?}"
+    );
+    let recorded_ticks: Vec<i64> =
+        sqlx::query_scalar("SELECT tick FROM steps WHERE tick IS NOT NULL")
+            .fetch_all(&db)
+            .await
+            .expect("step ticks");
+    assert!(
+        pressed
+            .iter()
+            .filter_map(|i| i.1)
+            .all(|t| recorded_ticks.contains(&t)),
+        "each press names the tick of a recorded step's frame"
+    );
+    let ticks: Vec<i64> = inputs.iter().filter_map(|i| i.1).collect();
+    assert!(
+        ticks.windows(2).all(|w| w[0] <= w[1]),
+        "ticks on screen never go back: {ticks:?}"
+    );
+    assert!(
+        inputs.windows(2).all(|w| w[0].4 <= w[1].4),
+        "server times in order"
+    );
+
+    let displays: Vec<(i64, f64, i64)> =
+        sqlx::query_as("SELECT tick, client_ts, server_us FROM frame_displays ORDER BY id")
+            .fetch_all(&db)
+            .await
+            .expect("displays");
+    assert!(
+        displays.len() >= 30,
+        "{} frames reported shown",
+        displays.len()
+    );
+    assert!(
+        displays
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+        "drawn ticks rise, and so does the page's clock"
+    );
+    let clocks: Vec<(i64, i64)> = sqlx::query_as("SELECT rtt_us, offset_us FROM clock_samples")
+        .fetch_all(&db)
+        .await
+        .expect("clock samples");
+    assert!(!clocks.is_empty(), "the page answered a clock probe");
+    assert!(
+        clocks.iter().all(|(rtt, _)| *rtt > 0 && *rtt < 1_000_000),
+        "{clocks:?}"
+    );
+    // With the clock offset, the page's draw times become server times: the
+    // display delay after the step that made the frame.
+    let offset = clocks[0].1;
+    let delays: Vec<i64> = {
+        let steps: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT tick, server_us FROM steps WHERE tick IS NOT NULL")
+                .fetch_all(&db)
+                .await
+                .expect("steps");
+        displays
+            .iter()
+            .filter_map(|(tick, shown_ms, _)| {
+                let (_, stepped_us) = steps.iter().find(|(t, _)| t == tick)?;
+                Some((*shown_ms * 1000.0) as i64 + offset - stepped_us)
+            })
+            .collect()
+    };
+    let mut sorted = delays.clone();
+    sorted.sort_unstable();
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
+    eprintln!(
+        "{} frames shown, {} clock samples (rtt {} µs, offset {} µs); step-to-screen delay \
+         median {median} µs over {} frames",
+        displays.len(),
+        clocks.len(),
+        clocks[0].0,
+        offset,
+        delays.len()
+    );
+    assert!(!delays.is_empty(), "drawn ticks match recorded steps");
+    // Loose bounds (a clock estimate is good to half a round trip): the frame
+    // is drawn after its step, within a second.
+    assert!(
+        median > -50_000 && median < 1_000_000,
+        "median delay {median} µs"
+    );
+
+    let page_states: Vec<String> = sqlx::query_scalar(
+        "SELECT json_extract(detail, '$.state') FROM events WHERE kind = 'page' ORDER BY id",
+    )
+    .fetch_all(&db)
+    .await
+    .expect("page events");
+    assert!(
+        page_states.windows(2).any(|w| w == ["blur", "focus"]),
+        "{page_states:?}"
+    );
+}

@@ -211,6 +211,11 @@ async fn exports_load_in_minari_pandas_polars_and_duckdb() {
     assert_eq!(tables_found["episodes.parquet"], 3);
     assert_eq!(tables_found["responses.parquet"], 1);
     assert_eq!(tables_found["participants.parquet"], 1);
+    assert!(
+        tables_found["inputs.parquet"].as_u64() >= Some(2),
+        "the held keys and the feedback press are inputs"
+    );
+    assert!(tables_found["clock_samples.parquet"].as_u64() >= Some(1));
     for column in [
         "participant",
         "scene_id",

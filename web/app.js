@@ -1,7 +1,8 @@
 // Entry point: wires socket, scene views, renderer, HUD and keyboard, and is the
 // one place that decides what a message does. State that end-to-end tests read is
 // mirrored on the DOM: body[data-scene, data-scene-id, data-connected] here and
-// the canvas's data-frames and data-tick in the renderer.
+// the canvas's data-frames and data-tick in the renderer. Timing reports (frames
+// shown, clock answers, page visibility) go from here too.
 
 import { Socket, socketUrl } from './socket.js';
 import { renderScene } from './scenes.js';
@@ -24,7 +25,8 @@ const renderer = new Renderer((meta) => {
   if (keyboard.latency != null) renderer.canvas.dataset.latencyMs = keyboard.latency.toFixed(1);
 });
 const socket = new Socket(socketUrl(location), showConnection);
-const keyboard = new Keyboard((message) => socket.send(message), () => renderer.frame);
+const keyboard = new Keyboard((message) => socket.send(message), () => renderer.frame, () => renderer.shownTick);
+const SHOWN_EVERY_MS = 500;
 let view = null;
 
 socket
@@ -51,7 +53,21 @@ socket
     view?.refused(msg);
   })
   .on('replaced', () => socket.stop('replaced'))
+  // Answered at once: the server relates this page's clock to its own.
+  .on('clock', (msg) => socket.send({ type: 'clock', id: msg.id, t: performance.now() }))
   .connect();
+
+// When frames reached the screen, reported in batches.
+setInterval(() => {
+  const frames = renderer.takeShown();
+  if (frames.length) socket.send({ type: 'shown', frames });
+}, SHOWN_EVERY_MS);
+
+// A participant who switches tabs or windows is not looking at the game.
+const reportPage = (state) => socket.send({ type: 'page', state, t: performance.now() });
+document.addEventListener('visibilitychange', () => reportPage(document.hidden ? 'hidden' : 'visible'));
+addEventListener('focus', () => reportPage('focus'));
+addEventListener('blur', () => reportPage('blur'));
 
 function showScene(msg) {
   const { scene } = msg;

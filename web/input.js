@@ -9,10 +9,12 @@ const LATENCY_WINDOW = 64;
 
 export class Keyboard {
   /** `send(message)` is false when it could not send; `frame()` reads the
-   *  renderer's animation-frame counter. */
-  constructor(send, frame) {
+   *  renderer's animation-frame counter, `tick()` the server tick of the frame
+   *  on screen. */
+  constructor(send, frame, tick) {
     this.send = send;
     this.frame = frame;
+    this.tick = tick;
     this.keys = null; // Set of key names the active scene maps; null when inactive
     this.held = new Map(); // KeyboardEvent.code -> key name
     this.seq = 0; // of the last input sent; any socket accepts a rising seq
@@ -76,7 +78,7 @@ export class Keyboard {
     const seq = this.seq + 1;
     const ts = performance.now();
     const keys = [...new Set(this.held.values())].sort();
-    if (this.send({ type: 'input', seq, frame: this.frame(), ts, keys })) {
+    if (this.send({ type: 'input', seq, frame: this.frame(), ts, tick: this.tick(), keys })) {
       this.seq = seq;
       this.sentAt.set(seq, ts);
       if (this.sentAt.size > MAX_PENDING) this.sentAt.delete(this.sentAt.keys().next().value);

@@ -2,9 +2,13 @@
 // mark the canvas dirty; drawing waits for the next animation frame, so a burst
 // costs one draw. PNG decoding keeps one slot, never a queue: a slow browser skips
 // frames rather than fall behind. It owns the animation-frame counter that inputs
-// are stamped with, so `frame` is the clock the participant sees.
+// are stamped with, so `frame` is the clock the participant sees, and it notes
+// when each frame's tick was drawn (`takeShown`), so the server learns the
+// display delay.
 
 const INK = '#111'; // for text and lines that name no colour
+const MAX_SHOWN = 120; // per `shown` message, as the server allows
+const MAX_SHOWN_KEPT = 240; // unsent ones kept while the socket is down
 
 export class Renderer {
   /** `onFrame` gets each applied frame's tick, episode, step, ack, reward, return. */
@@ -37,8 +41,15 @@ export class Renderer {
     this.bitmap = null;
     this.waiting = null; // the newest pixel frame not yet decoded
     this.stats = { frames: 0, tick: null, ack: null, dropped: 0 };
+    this.shownTick = null; // the tick of the frame on screen
+    this.shown = []; // [tick, performance.now()] of frames drawn, not yet reported
     this.setData();
     this.dirty = true;
+  }
+
+  /** The frames drawn since the last call, at most MAX_SHOWN: `[tick, t]`. */
+  takeShown() {
+    return this.shown.splice(0, MAX_SHOWN);
   }
 
   /** Starts drawing; the canvas must be in the page (its parent is watched). */
@@ -135,6 +146,11 @@ export class Renderer {
     if (!this.dirty) return;
     this.dirty = false;
     this.draw();
+    const { tick } = this.stats;
+    if (tick != null && tick !== this.shownTick) {
+      this.shownTick = tick;
+      if (this.shown.length < MAX_SHOWN_KEPT) this.shown.push([tick, performance.now()]);
+    }
   }
 
   draw() {

@@ -9,13 +9,14 @@ runs it with the server's copy of this package):
   complete episode is an episode: observations (steps + 1), actions, rewards,
   terminations, truncations, and infos with who chose each action
   (``actor``), how (``source``), the participant's ``feedback`` (NaN when
-  none) and the server time (``server_us``); the first info belongs to the
-  reset. Interrupted episodes are left out: they did not end.
+  none), the server time (``server_us``) and the tick of the frame shown
+  after the step (``tick``); the first info belongs to the reset. Interrupted episodes are left out: they did not end.
 - ``parquet``: a table per kind of record, ``OUT/<table>.parquet``: steps
-  (without observations: those are in the Minari datasets), episodes,
-  participants (without their secret token), responses, events, games,
-  scene_events, lobby_waits and matches, with the scene and participant on
-  each step. pandas, polars and DuckDB read them directly.
+  (without observations: those are in the Minari datasets), inputs (every
+  input message), frame_displays (when the page drew each frame),
+  clock_samples, episodes, participants (without their secret token),
+  responses, events, games, scene_events, lobby_waits and matches, with the
+  scene and participant on each step. pandas, polars and DuckDB read them directly.
 
 Filters: ``--scene`` (repeatable), ``--completed`` (only participants who
 finished), ``--since``/``--until`` (episodes, steps and answers of that time
@@ -183,6 +184,7 @@ def export_minari(rec: Recording, out: Path, flt: Filter) -> list[str]:
                         "source": text(agent.sources),
                         "feedback": np.concatenate([[math.nan], agent.feedback]),
                         "server_us": np.concatenate([[0], agent.server_us]).astype(np.int64),
+                        "tick": np.concatenate([[-1], agent.ticks]).astype(np.int64),
                         "tandem_episode_id": np.full(n + 1, episode.id, dtype=np.int64),
                     },
                 )
@@ -214,7 +216,7 @@ _TABLES = {
     "steps": (
         """SELECT s.episode_id, e.game_id, g.scene_id, e.idx AS episode_index, s.t, s.agent,
                   a.agent_name, s.action, s.actor, s.source, s.keys, s.reward, s.terminated,
-                  s.truncated, s.feedback, s.input_seq, s.client_frame, s.client_ts, s.server_us,
+                  s.truncated, s.feedback, s.input_seq, s.client_frame, s.client_ts, s.server_us, s.tick,
                   (SELECT p.public_id FROM game_seats gs JOIN participants p ON p.id = gs.participant_id
                    WHERE gs.game_id = e.game_id AND gs.agent = s.agent) AS participant
            FROM steps s JOIN episodes e ON e.id = s.episode_id JOIN games g ON g.id = e.game_id
@@ -222,6 +224,30 @@ _TABLES = {
         "s.server_us",
         "(SELECT gs.participant_id FROM game_seats gs WHERE gs.game_id = e.game_id AND gs.agent = s.agent)",
         "g.scene_id",
+    ),
+    "inputs": (
+        """SELECT p.public_id AS participant, i.game_id, g.scene_id, i.episode_id, i.seq, i.keys,
+                  i.client_ts, i.client_frame, i.tick, i.server_us
+           FROM inputs i JOIN participants p ON p.id = i.participant_id
+           LEFT JOIN games g ON g.id = i.game_id WHERE 1 = 1""",
+        "i.server_us",
+        "i.participant_id",
+        "g.scene_id",
+    ),
+    "frame_displays": (
+        """SELECT p.public_id AS participant, d.game_id, g.scene_id, d.tick, d.client_ts, d.server_us
+           FROM frame_displays d JOIN participants p ON p.id = d.participant_id
+           LEFT JOIN games g ON g.id = d.game_id WHERE 1 = 1""",
+        "d.server_us",
+        "d.participant_id",
+        "g.scene_id",
+    ),
+    "clock_samples": (
+        """SELECT p.public_id AS participant, c.server_us, c.rtt_us, c.offset_us
+           FROM clock_samples c JOIN participants p ON p.id = c.participant_id WHERE 1 = 1""",
+        "c.server_us",
+        "c.participant_id",
+        None,
     ),
     "episodes": (
         """SELECT e.id, e.game_id, g.scene_id, e.idx AS episode_index, e.seed, e.env_id, e.env_version,

@@ -78,6 +78,9 @@ class AgentData:
     feedback: np.ndarray
     #: Server time of each step, microseconds since the Unix epoch.
     server_us: np.ndarray
+    #: The tick of the frame shown after each step (-1 where not recorded),
+    #: which the ``inputs`` and ``frame_displays`` tables refer to.
+    ticks: np.ndarray
 
 
 @dataclass
@@ -172,9 +175,9 @@ class Recording:
         previous = decode_obs(agent["reset_obs"])
         observations = [previous]
         actions, rewards, terminated, truncated = [], [], [], []
-        actors, sources, feedback, server_us = [], [], [], []
+        actors, sources, feedback, server_us, ticks = [], [], [], [], []
         rows = self.db.execute(
-            """SELECT t, obs, action, reward, terminated, truncated, actor, source, feedback, server_us
+            """SELECT t, obs, action, reward, terminated, truncated, actor, source, feedback, server_us, tick
                FROM steps WHERE episode_id = ? AND agent = ? ORDER BY t""",
             (episode_id, agent["agent"]),
         )
@@ -191,6 +194,7 @@ class Recording:
             sources.append(step["source"])
             feedback.append(np.nan if step["feedback"] is None else step["feedback"])
             server_us.append(step["server_us"])
+            ticks.append(-1 if step["tick"] is None else step["tick"])
         return AgentData(
             name=agent["agent_name"],
             observations=_stack(observations, "observations"),
@@ -202,6 +206,7 @@ class Recording:
             sources=sources,
             feedback=np.asarray(feedback, dtype=np.float64),
             server_us=np.asarray(server_us, dtype=np.int64),
+            ticks=np.asarray(ticks, dtype=np.int64),
         )
 
     def responses(self, latest_only: bool = True) -> Any:

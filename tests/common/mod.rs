@@ -210,6 +210,8 @@ pub struct Client {
     pub cookie: String,
     pub ws: Socket,
     pub seq: u64,
+    /// The origin of the times it answers clock probes with.
+    pub opened: std::time::Instant,
 }
 
 /// `GET /` with `query`, returning the participant cookie (`name=value`).
@@ -279,6 +281,7 @@ impl Client {
             cookie: cookie.to_string(),
             ws,
             seq: 0,
+            opened: std::time::Instant::now(),
         }
     }
 
@@ -288,6 +291,7 @@ impl Client {
             cookie: String::new(),
             ws,
             seq: 0,
+            opened: std::time::Instant::now(),
         }
     }
 
@@ -322,12 +326,14 @@ impl Client {
             seq,
             frame: Some(seq),
             ts: Some(seq as f64),
+            tick: None,
             keys: keys.iter().map(|k| k.to_string()).collect(),
         }))
         .await;
     }
 
     /// The next message of any kind, as JSON (binary frames as `{"type":"binary"}`).
+    /// Clock probes are answered, as the page does, and not returned.
     pub async fn next(&mut self) -> Option<Value> {
         loop {
             let message = tokio::time::timeout(WAIT, self.ws.next())
@@ -338,6 +344,11 @@ impl Client {
                     match ServerMessage::from_text(text.as_str()) {
                         Ok(ServerMessage::Unknown) => {
                             panic!("the server sent a type tandem-wire does not know: {text}")
+                        }
+                        Ok(ServerMessage::Clock(probe)) => {
+                            let t = self.opened.elapsed().as_secs_f64() * 1000.0;
+                            self.send(&ClientMessage::Clock { id: probe.id, t }).await;
+                            continue;
                         }
                         Ok(_) => {}
                         Err(e) => panic!(

@@ -442,6 +442,17 @@ impl Bot {
                 self.report.server_errors += 1;
                 Ok(Next::Close)
             }
+            // Answered as the page does, so the server's clock samples and
+            // their cost are part of what is measured.
+            ServerMessage::Clock(probe) => {
+                // Milliseconds on a clock of the bots' own, as `performance.now()`.
+                static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+                let origin = *ORIGIN.get_or_init(Instant::now);
+                let t = now.saturating_duration_since(origin).as_secs_f64() * 1000.0;
+                self.send(socket, &ClientMessage::Clock { id: probe.id, t })
+                    .await?;
+                Ok(Next::Continue)
+            }
             ServerMessage::Hello(_)
             | ServerMessage::Game(_)
             | ServerMessage::Pong(_)
@@ -646,6 +657,7 @@ impl Bot {
             seq: self.seq,
             frame: Some(self.frames_seen),
             ts: Some(ts),
+            tick: None,
             keys: self.keys.clone(),
         });
         self.send(socket, &input).await?;

@@ -110,6 +110,10 @@ pub struct SeatInput {
     pub seq: Option<u64>,
     pub frame: Option<u64>,
     pub ts: Option<f64>,
+    /// Where the keys went at the game's last tick: `(game, episode)`, so the
+    /// session can record each input with them. Set by the game, cleared when
+    /// the socket leaves its seat.
+    pub place: Option<(i64, Option<i64>)>,
 }
 
 /// The most key presses kept between two ticks; more is a stuck key or abuse.
@@ -140,9 +144,11 @@ impl SeatInput {
 /// Written by the socket's receive loop, read by the game once per tick.
 pub type SharedInput = Arc<Mutex<SeatInput>>;
 
-/// Reads and clears a socket's input for one tick.
-pub fn take_input(input: &SharedInput) -> SeatInput {
-    lock(input).take()
+/// Reads and clears a socket's input for one tick, noting where it goes.
+pub fn take_input(input: &SharedInput, place: (i64, Option<i64>)) -> SeatInput {
+    let mut held = lock(input);
+    held.place = Some(place);
+    held.take()
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ mod game;
 mod headers;
 mod lobby;
 mod options;
+mod page_timing;
 mod placement;
 pub mod policies;
 mod serve;

@@ -31,6 +31,7 @@ use crate::connection::{Connection, Outgoing, SOCKET_QUEUE};
 use crate::flow::{self, Submitted};
 use crate::frames::{Encoded, FrameEncoder, PublishedFrame};
 use crate::options::Liveness;
+use crate::page_timing::PageTiming;
 use crate::state::AppState;
 use crate::sync::{lock, stopped};
 
@@ -74,6 +75,8 @@ pub async fn run<S, E>(
     let mut send_task = tokio::spawn(send_loop(sink, out_rx));
 
     flow::on_connect(&state, &connection).await;
+    let mut timing = PageTiming::new();
+    timing.probe(&connection);
 
     let mut shutdown = state.shutdown.clone();
     let mut refusals = Refusals::default();
@@ -93,6 +96,7 @@ pub async fn run<S, E>(
                     break Ending::Close(tandem_wire::CLOSE_SILENT, "no answer to pings");
                 }
                 connection.control(Outgoing::Ping);
+                timing.probe(&connection);
                 continue;
             }
             _ = &mut send_task => {
@@ -130,11 +134,25 @@ pub async fn run<S, E>(
                 }
             },
         };
-        handle(&state, &connection, &mut refusals, text.as_str()).await;
+        handle(
+            &state,
+            &connection,
+            &mut refusals,
+            &mut timing,
+            text.as_str(),
+        )
+        .await;
         if refusals.is_over() {
             break Ending::Close(tandem_wire::CLOSE_POLICY, "too many bad messages");
         }
     };
+    if timing.left_out > 0 {
+        warn!(
+            participant = participant_id,
+            left_out = timing.left_out,
+            "a page sent more timing reports than are recorded; the rest were counted only"
+        );
+    }
     if refusals.count > LOGGED_REFUSALS {
         warn!(
             participant = participant_id,
@@ -238,24 +256,39 @@ fn close_for(error: &(dyn std::error::Error + 'static)) -> Option<(u16, &'static
 }
 
 /// Acts on one text message from the browser.
-async fn handle(state: &AppState, connection: &Connection, refusals: &mut Refusals, text: &str) {
+async fn handle(
+    state: &AppState,
+    connection: &Connection,
+    refusals: &mut Refusals,
+    timing: &mut PageTiming,
+    text: &str,
+) {
     match ClientMessage::parse(text) {
         ClientMessage::Invalid { reason } => {
             refusals.refuse(connection, ErrorCode::InvalidMessage, &reason);
         }
         ClientMessage::Ping { t } => connection.send(ServerMessage::Pong(Pong { t })),
         ClientMessage::Input(input) => {
-            let mut held = lock(&connection.input);
-            // Sequence numbers start at 1 on every socket.
-            if input.seq <= held.seq.unwrap_or(0) {
-                debug!(
-                    participant = connection.participant_id,
-                    seq = input.seq,
-                    "out-of-order input ignored"
-                );
-                return;
-            }
-            held.update(input.keys, input.seq, input.frame, input.ts);
+            let place = {
+                let mut held = lock(&connection.input);
+                // Sequence numbers start at 1 on every socket.
+                if input.seq <= held.seq.unwrap_or(0) {
+                    debug!(
+                        participant = connection.participant_id,
+                        seq = input.seq,
+                        "out-of-order input ignored"
+                    );
+                    return;
+                }
+                held.update(input.keys.clone(), input.seq, input.frame, input.ts);
+                held.place
+            };
+            timing.input(&state.recorder, connection, &input, place);
+        }
+        ClientMessage::Shown { frames } => timing.shown(&state.recorder, connection, frames),
+        ClientMessage::Clock { id, t } => timing.clock(&state.recorder, connection, id, t),
+        ClientMessage::Page { state: page, t } => {
+            timing.page(&state.recorder, connection, page, t);
         }
         ClientMessage::Advance { scene, checked } => {
             if let Err(refusal) = flow::advance_info(state, connection, scene, checked).await {

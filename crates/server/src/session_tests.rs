@@ -95,12 +95,23 @@ async fn session_over(
     liveness: Liveness,
 ) -> Vec<Message> {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    session_in(&dir, incoming, reading, liveness).await.0
+}
+
+/// [`session_over`] with its database in `dir` (`t.db`); also returns the
+/// server's state, its recorder flushed.
+async fn session_in(
+    dir: &tempfile::TempDir,
+    incoming: BoxStream<'static, Result<Message, std::io::Error>>,
+    reading: bool,
+    liveness: Liveness,
+) -> (Vec<Message>, AppState) {
     let experiment = tandem_experiment::parse(SURVEY, "t.toml").unwrap_or_else(|e| panic!("{e}"));
     let options = Options {
         liveness,
         ..Options::default()
     };
-    let (state, _stop, _writer) = crate::test_support::state_with(&dir, experiment, options).await;
+    let (state, _stop, _writer) = crate::test_support::state_with(dir, experiment, options).await;
     let participant = state
         .store
         .create_participant(&NewParticipant {
@@ -133,7 +144,9 @@ async fn session_over(
     .await;
     assert!(ended.is_ok(), "the session ended by itself");
     assert_eq!(state.placement.counts().0, 0, "the socket was let go");
-    lock(&sent).clone()
+    assert!(state.recorder.flush().await.is_ok(), "the recorder writes");
+    let sent = lock(&sent).clone();
+    (sent, state)
 }
 
 fn close_code(sent: &[Message]) -> Option<u16> {
@@ -281,4 +294,69 @@ async fn a_peer_that_answers_pings_stays() {
         lasted >= 12 * QUICK_LIVENESS.ping_every,
         "ended after {lasted:?}"
     );
+}
+
+/// A page that floods inputs, `shown` reports and clock answers gets at most
+/// its budget recorded (the inputs still count as held keys); a clock answer
+/// to the probe the server sent is a sample, one to no probe is not.
+#[tokio::test]
+async fn timing_reports_are_recorded_within_their_budgets() {
+    let mut messages: Vec<Message> = (1..=1000)
+        .map(|seq| {
+            text(ClientMessage::Input(tandem_wire::Input {
+                seq,
+                frame: Some(seq),
+                ts: Some(seq as f64),
+                tick: Some(seq),
+                keys: vec!["ArrowLeft".into()],
+            }))
+        })
+        .collect();
+    messages.extend((0..100).map(|i| {
+        text(ClientMessage::Shown {
+            frames: vec![(i, i as f64), (i + 1, i as f64 + 16.0)],
+        })
+    }));
+    // The first probe (sent as the socket opened) has id 1; id 99 was never sent.
+    messages.push(text(ClientMessage::Clock { id: 99, t: 5.0 }));
+    messages.push(text(ClientMessage::Clock { id: 1, t: 5.0 }));
+    messages.push(text(ClientMessage::Clock { id: 1, t: 6.0 }));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (sent, _state) = session_in(
+        &dir,
+        stream::iter(messages.into_iter().map(Ok)).boxed(),
+        true,
+        Liveness::default(),
+    )
+    .await;
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, Message::Text(t) if t.as_str() == r#"{"type":"clock","id":1}"#)),
+        "a clock probe is sent on connect"
+    );
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&db)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    let inputs = count("SELECT COUNT(*) FROM inputs").await;
+    let displays = count("SELECT COUNT(*) FROM frame_displays").await;
+    let clocks = count("SELECT COUNT(*) FROM clock_samples").await;
+    eprintln!(
+        "1000 inputs sent: {inputs} recorded; 100 shown: {displays} frames recorded; {clocks} clock sample"
+    );
+    // A burst of two seconds' budget, and a little refill while it ran.
+    assert!((120..=150).contains(&inputs), "{inputs} inputs recorded");
+    assert!(
+        (16..=20).contains(&displays),
+        "{displays} displays recorded"
+    );
+    assert_eq!(clocks, 1, "one sample, for the one probe answered first");
 }

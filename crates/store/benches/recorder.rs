@@ -155,6 +155,7 @@ fn step(episode_id: i64, t: u32, obs: Observation) -> StepRecord {
         episode_id,
         t,
         server_us: tandem_store::now_us(),
+        tick: None,
         agents: vec![AgentStep {
             action: Action::Discrete(i64::from(t % 2)),
             actor: "participant:1".into(),

@@ -93,6 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 episode_id,
                 t: t as u32 + 1,
                 server_us: 0,
+                tick: None,
                 agents: vec![AgentStep {
                     action: Action::Discrete(0),
                     actor: "policy:random".into(),

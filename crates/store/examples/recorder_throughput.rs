@@ -99,6 +99,7 @@ async fn run(
                 episode_id,
                 t,
                 server_us: tandem_store::now_us(),
+                tick: None,
                 agents: (0..agents)
                     .map(|_| AgentStep {
                         action: Action::Discrete(i64::from(t % 2)),

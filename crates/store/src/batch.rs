@@ -64,6 +64,7 @@ pub(crate) struct EncodedStep {
     pub(crate) episode_id: i64,
     pub(crate) t: i64,
     pub(crate) server_us: i64,
+    pub(crate) tick: Option<i64>,
     /// In agent order: an agent's index is its position here.
     pub(crate) agents: Vec<EncodedAgent>,
 }
@@ -107,12 +108,16 @@ pub(crate) struct EncodedAgent {
 pub(crate) enum Op {
     EndEpisode { episode_id: i64, end: EpisodeEnd },
     Event(QueuedEvent),
+    Timing(crate::TimingRecord),
 }
 
 impl Op {
     /// Approximate memory held, for the writer's cap.
     pub(crate) fn bytes(&self) -> usize {
-        ROW_OVERHEAD
+        match self {
+            Op::Timing(record) => ROW_OVERHEAD * record.rows(),
+            _ => ROW_OVERHEAD,
+        }
     }
 }
 
@@ -196,6 +201,7 @@ impl Encoder {
             episode_id,
             t: i64::from(step.t),
             server_us: step.server_us,
+            tick: step.tick.and_then(|t| i64::try_from(t).ok()),
             agents,
         }
     }

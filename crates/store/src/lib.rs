@@ -12,6 +12,8 @@
 //! - `flow`: experiments, participants, scene moves (guarded) and survey answers.
 //! - `games`: games and seats, episode bookkeeping, interrupting open episodes.
 //! - `events`: the `events` table (disconnects, fallbacks, errors).
+//! - `timing`: what pages report about timing (inputs, frames drawn, clock
+//!   samples).
 //! - `lobby`: lobby waits and the matches formed from them.
 //! - `recorder`: [`Recorder`], the non-blocking front of the writer.
 //! - `queue`: what recorders send the writer, their shared counters, and
@@ -49,6 +51,7 @@ mod recorder;
 mod records;
 mod sqlite;
 mod store;
+mod timing;
 mod writer;
 
 pub use clock::now_us;
@@ -65,3 +68,4 @@ pub use read::{Episode, StoredEpisodeAgent, StoredStep};
 pub use recorder::{Recorder, RecorderHandle};
 pub use records::{ActionSource, AgentStep, EpisodeAgent, EpisodeEnd, EpisodeStart, StepRecord};
 pub use store::{Durability, Store};
+pub use timing::{ClockSample, DisplayRecord, InputRecord, TimingRecord};

@@ -101,6 +101,8 @@ pub(crate) enum Command {
     ),
     /// Buffer an event; no reply.
     Event(QueuedEvent),
+    /// Buffer a page's timing report; no reply.
+    Timing(crate::TimingRecord),
     /// Commit everything buffered; reply once done.
     Flush(oneshot::Sender<Result<(), StoreError>>),
     /// Stop taking commands, commit everything buffered and exit.

@@ -24,6 +24,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
+use crate::TimingRecord;
 use crate::clock::now_us;
 use crate::episode_ids::{BLOCK_SIZE, EpisodeIds};
 use crate::queue::{Command, Counters, QueuedEvent, RecorderConfig, RecorderStats};
@@ -194,6 +195,14 @@ impl Recorder {
             self.tx.send(Command::Event(event))
         {
             error!(?event, "the recorder has stopped: event not stored");
+        }
+    }
+
+    /// Queues a page's timing report (an input, frames drawn, a clock
+    /// sample), written with the next batch.
+    pub fn record_timing(&self, record: TimingRecord) {
+        if self.tx.send(Command::Timing(record)).is_err() {
+            error!("the recorder has stopped: timing report not stored");
         }
     }
 

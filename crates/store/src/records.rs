@@ -40,6 +40,9 @@ pub struct StepRecord {
     pub t: u32,
     /// When the server applied the step.
     pub server_us: i64,
+    /// The tick of the frame published after the step (what pages show of
+    /// it, and what an input's `tick` refers to).
+    pub tick: Option<u64>,
     /// One per agent, in the environment's agent order.
     pub agents: Vec<AgentStep>,
 }

@@ -140,6 +140,7 @@ impl<S: BatchSink> Writer<S> {
                 }
             }
             Command::Event(event) => self.buffer_op(Op::Event(event), None),
+            Command::Timing(record) => self.buffer_op(Op::Timing(record), None),
             Command::Flush(reply) => {
                 let _ = reply.send(self.commit().await);
             }

@@ -291,6 +291,7 @@ async fn actions_and_observations_of_every_kind_round_trip() {
         episode_id: ep,
         t: 1,
         server_us: 42,
+        tick: None,
         agents: vec![
             agent(Action::Discrete(3), pixels.clone(), ActionSource::Keys),
             agent(

@@ -31,6 +31,10 @@ pub const MAX_KEY_LEN: usize = 32;
 /// make the server hold its payloads.
 pub const MAX_PING_T_LEN: usize = 64;
 
+/// The most frames one `shown` message may report. The page sends one every
+/// half second or so: 30 frames at 60 fps; more is abuse or a bug.
+pub const MAX_SHOWN: usize = 120;
+
 /// The longest reason an `Invalid` carries, in characters. A parse error may
 /// quote the client's text; the reason goes to the log and back to the client,
 /// so only a prefix is kept.
@@ -51,10 +55,41 @@ pub enum ClientMessage {
     /// Round-trip probe, echoed back as `pong`: `t` is a number, null, or a
     /// string of at most [`MAX_PING_T_LEN`] bytes.
     Ping { t: Value },
+    /// When frames were actually drawn: `[tick, t]` pairs, `t` the page's
+    /// `performance.now()` in milliseconds. At most [`MAX_SHOWN`].
+    Shown { frames: Vec<(u64, f64)> },
+    /// The answer to the server's `clock` probe `id`: the page's
+    /// `performance.now()` when it read the probe.
+    Clock { id: u64, t: f64 },
+    /// The page became visible or hidden, or its window gained or lost focus.
+    Page { state: PageState, t: Option<f64> },
     /// Anything that is not a valid message: the reason says why. Never sent
     /// by an honest client; it serializes as type `invalid`, which the server
     /// parses back into `Invalid` (with its own reason).
     Invalid { reason: String },
+}
+
+/// What happened to the page: `document.visibilityState` changes and the
+/// window's focus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PageState {
+    Visible,
+    Hidden,
+    Focus,
+    Blur,
+}
+
+impl PageState {
+    /// The name the page sends, and the store records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageState::Visible => "visible",
+            PageState::Hidden => "hidden",
+            PageState::Focus => "focus",
+            PageState::Blur => "blur",
+        }
+    }
 }
 
 /// One `input` message: the keys held, and where and when the browser saw them.
@@ -68,6 +103,9 @@ pub struct Input {
     /// The browser's `performance.now()` when the keys changed, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ts: Option<f64>,
+    /// The server `tick` of the frame on screen when the keys changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick: Option<u64>,
     /// `KeyboardEvent.key` names, with `" "` written `"Space"`.
     pub keys: Vec<String>,
 }
@@ -107,6 +145,18 @@ enum Raw {
         #[serde(default)]
         t: Value,
     },
+    Shown {
+        frames: Vec<(u64, f64)>,
+    },
+    Clock {
+        id: u64,
+        t: f64,
+    },
+    Page {
+        state: PageState,
+        #[serde(default)]
+        t: Option<f64>,
+    },
 }
 
 impl ClientMessage {
@@ -135,6 +185,12 @@ impl ClientMessage {
                 ),
             },
             Ok(Raw::Ping { t }) => ClientMessage::Ping { t },
+            Ok(Raw::Shown { frames }) if frames.len() > MAX_SHOWN => ClientMessage::Invalid {
+                reason: format!("shown reports {} frames, at most {MAX_SHOWN}", frames.len()),
+            },
+            Ok(Raw::Shown { frames }) => ClientMessage::Shown { frames },
+            Ok(Raw::Clock { id, t }) => ClientMessage::Clock { id, t },
+            Ok(Raw::Page { state, t }) => ClientMessage::Page { state, t },
             Err(e) => ClientMessage::Invalid {
                 reason: truncate_reason(e.to_string()),
             },
@@ -173,15 +229,25 @@ mod tests {
                 seq: 3,
                 frame: Some(10),
                 ts: Some(1.5),
+                tick: Some(7),
                 keys: vec!["ArrowLeft".into(), "Space".into()],
             }),
             ClientMessage::Input(Input {
                 seq: 1,
                 frame: None,
                 ts: None,
+                tick: None,
                 keys: Vec::new(),
             }),
             ClientMessage::Ping { t: json!(1234.5) },
+            ClientMessage::Shown {
+                frames: vec![(3, 1000.25), (4, 1016.5)],
+            },
+            ClientMessage::Clock { id: 2, t: 3.5 },
+            ClientMessage::Page {
+                state: PageState::Blur,
+                t: Some(9.0),
+            },
         ]
     }
 
@@ -210,6 +276,7 @@ mod tests {
                 seq: 3,
                 frame: Some(10),
                 ts: Some(1.5),
+                tick: None,
                 keys: vec!["ArrowLeft".into()]
             })
         );
@@ -251,6 +318,7 @@ mod tests {
             seq: 3,
             frame: Some(10),
             ts: Some(1.5),
+            tick: None,
             keys: vec!["ArrowLeft".into()],
         });
         assert_eq!(

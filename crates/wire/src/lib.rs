@@ -30,7 +30,7 @@ mod server;
 
 pub use client::{
     ClientMessage, Input, MAX_CLIENT_MESSAGE, MAX_KEY_LEN, MAX_KEYS, MAX_PING_T_LEN,
-    MAX_REASON_LEN, truncate_reason,
+    MAX_REASON_LEN, MAX_SHOWN, PageState, truncate_reason,
 };
 pub use codes::{
     CLOSE_FULL, CLOSE_INVALID_DATA, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL, CLOSE_REPLACED,
@@ -47,6 +47,6 @@ pub use scene::{
 };
 pub use seat::{FeedbackKey, InputKind, OtherSeat, SeatView};
 pub use server::{
-    ErrorMessage, ExperimentInfo, GameState, GameStatus, Hello, Invalid, LobbyStatus, Notice, Pong,
-    SceneMessage, SeatMessage, ServerMessage,
+    ClockProbe, ErrorMessage, ExperimentInfo, GameState, GameStatus, Hello, Invalid, LobbyStatus,
+    Notice, Pong, SceneMessage, SeatMessage, ServerMessage,
 };

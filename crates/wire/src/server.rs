@@ -42,6 +42,9 @@ pub enum ServerMessage {
     Frame(SpriteFrame),
     /// The answer to a `ping`.
     Pong(Pong),
+    /// A clock probe: the page answers with its own time at once, so the
+    /// server can relate the page's clock to its own.
+    Clock(ClockProbe),
     /// A message from this browser was refused, or something failed.
     Error(ErrorMessage),
     /// Another socket took over this participant; this one is closed next.
@@ -54,9 +57,9 @@ pub enum ServerMessage {
 
 impl ServerMessage {
     /// Every `type` the protocol defines, in the order `docs/WIRE.md` lists them.
-    pub const TYPES: [&'static str; 11] = [
-        "hello", "scene", "invalid", "game", "lobby", "seat", "notice", "frame", "pong", "error",
-        "replaced",
+    pub const TYPES: [&'static str; 12] = [
+        "hello", "scene", "invalid", "game", "lobby", "seat", "notice", "frame", "pong", "clock",
+        "error", "replaced",
     ];
 
     /// `hello` for `participant` (a public id) in `experiment`, at this build's
@@ -97,6 +100,7 @@ impl ServerMessage {
             ServerMessage::Notice(_) => "notice",
             ServerMessage::Frame(_) => "frame",
             ServerMessage::Pong(_) => "pong",
+            ServerMessage::Clock(_) => "clock",
             ServerMessage::Error(_) => "error",
             ServerMessage::Replaced => "replaced",
             ServerMessage::Unknown => "unknown",
@@ -128,6 +132,7 @@ impl ServerMessage {
             "notice" => ServerMessage::Notice(serde_json::from_str(text)?),
             "frame" => ServerMessage::Frame(serde_json::from_str(text)?),
             "pong" => ServerMessage::Pong(serde_json::from_str(text)?),
+            "clock" => ServerMessage::Clock(serde_json::from_str(text)?),
             "error" => ServerMessage::Error(serde_json::from_str(text)?),
             "replaced" => ServerMessage::Replaced,
             _ => ServerMessage::Unknown,
@@ -246,6 +251,12 @@ pub struct Notice {
 pub struct Pong {
     #[serde(default)]
     pub t: Value,
+}
+
+/// `clock`: a probe the page answers with a `clock` of its own carrying `id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockProbe {
+    pub id: u64,
 }
 
 /// `error`: what went wrong, for the log and (sometimes) the participant.

@@ -9,7 +9,8 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use tandem_wire::{
-    ClientMessage, Input, MAX_CLIENT_MESSAGE, MAX_KEY_LEN, MAX_KEYS, MAX_PING_T_LEN, MAX_REASON_LEN,
+    ClientMessage, Input, MAX_CLIENT_MESSAGE, MAX_KEY_LEN, MAX_KEYS, MAX_PING_T_LEN,
+    MAX_REASON_LEN, MAX_SHOWN, PageState,
 };
 
 /// What every parse result must satisfy, whatever the text.
@@ -28,7 +29,11 @@ fn check_limits(message: &ClientMessage) -> Result<(), TestCaseError> {
             Value::String(s) => prop_assert!(s.len() <= MAX_PING_T_LEN),
             other => prop_assert!(false, "ping echoes {other}"),
         },
-        ClientMessage::Advance { .. } | ClientMessage::Submit { .. } => {}
+        ClientMessage::Shown { frames } => prop_assert!(frames.len() <= MAX_SHOWN),
+        ClientMessage::Advance { .. }
+        | ClientMessage::Submit { .. }
+        | ClientMessage::Clock { .. }
+        | ClientMessage::Page { .. } => {}
     }
     Ok(())
 }
@@ -60,6 +65,9 @@ fn message_like() -> impl Strategy<Value = Value> {
         Just("submit"),
         Just("input"),
         Just("ping"),
+        Just("shown"),
+        Just("clock"),
+        Just("page"),
         Just("invalid"),
         Just("hello"),
     ];
@@ -72,6 +80,10 @@ fn message_like() -> impl Strategy<Value = Value> {
         Just("ts"),
         Just("keys"),
         Just("t"),
+        Just("tick"),
+        Just("frames"),
+        Just("id"),
+        Just("state"),
     ];
     let keys = prop::collection::vec(".{0,40}", 0..24).prop_map(Value::from);
     let value = prop_oneof![any_json(), keys];
@@ -97,14 +109,29 @@ fn honest() -> impl Strategy<Value = ClientMessage> {
             any::<u64>(),
             any::<Option<u64>>(),
             prop::option::of(-1e12f64..1e12),
+            any::<Option<u64>>(),
             prop::collection::vec(key, 0..=MAX_KEYS)
         )
-            .prop_map(|(seq, frame, ts, keys)| ClientMessage::Input(Input {
+            .prop_map(|(seq, frame, ts, tick, keys)| ClientMessage::Input(Input {
                 seq,
                 frame,
                 ts,
+                tick,
                 keys
             })),
+        prop::collection::vec((any::<u64>(), -1e12f64..1e12), 0..=MAX_SHOWN)
+            .prop_map(|frames| ClientMessage::Shown { frames }),
+        (any::<u64>(), -1e12f64..1e12).prop_map(|(id, t)| ClientMessage::Clock { id, t }),
+        (
+            prop_oneof![
+                Just(PageState::Visible),
+                Just(PageState::Hidden),
+                Just(PageState::Focus),
+                Just(PageState::Blur)
+            ],
+            prop::option::of(-1e12f64..1e12)
+        )
+            .prop_map(|(state, t)| ClientMessage::Page { state, t }),
         prop_oneof![
             Just(Value::Null),
             any::<i64>().prop_map(Value::from),

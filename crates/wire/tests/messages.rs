@@ -315,6 +315,10 @@ fn documented() -> Vec<(&'static str, ServerMessage)> {
             ServerMessage::Pong(Pong { t: json!(1234.5) }),
         ),
         (
+            r#"{"id":3,"type":"clock"}"#,
+            ServerMessage::Clock(tandem_wire::ClockProbe { id: 3 }),
+        ),
+        (
             r#"{"code":"wrong_scene","message":"scene 4 is not the current scene (1)","type":"error"}"#,
             ServerMessage::Error(ErrorMessage {
                 code: ErrorCode::WrongScene,
@@ -494,7 +498,9 @@ fn the_wire_doc_lists_what_the_crate_knows() {
     assert_eq!(table_types("## Server to browser"), ServerMessage::TYPES);
     assert_eq!(
         table_types("## Browser to server"),
-        ["advance", "submit", "input", "ping"]
+        [
+            "advance", "submit", "input", "ping", "shown", "clock", "page"
+        ]
     );
     let notices: Vec<&str> = NoticeCode::KNOWN.iter().map(NoticeCode::as_str).collect();
     assert_eq!(listed_codes("notice"), notices);
@@ -527,6 +533,7 @@ fn client_messages_are_the_pages() {
         seq: 1,
         frame: Some(60),
         ts: Some(1000.5),
+        tick: None,
         keys: vec!["ArrowLeft".into()],
     });
     assert_eq!(

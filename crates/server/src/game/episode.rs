@@ -310,6 +310,8 @@ impl GameTask<'_> {
                 episode_id,
                 t,
                 server_us,
+                // The frame published next, just below.
+                tick: Some(self.publisher.tick() + 1),
                 agents,
             });
             self.publish(frame, index, t, &tally);
@@ -338,7 +340,10 @@ impl GameTask<'_> {
         for index in 0..self.roster.seats.len() {
             let agent = self.roster.seats[index].agent();
             let choice = match self.obs.get(agent) {
-                Some(obs) => self.roster.seats[index].choose(obs).await,
+                Some(obs) => {
+                    let place = (self.game_id, at.episode_id);
+                    self.roster.seats[index].choose(obs, place).await
+                }
                 None => Err(super::seat::SeatError::NoObservation(agent)),
             };
             let choice = match choice {

@@ -178,7 +178,9 @@ impl Roster {
         let grace = self.grace_s;
         let seat = &mut self.seats[index];
         let before = seat.actor();
-        seat.occupant = None;
+        if let Some(left) = seat.occupant.take() {
+            crate::sync::lock(&left.input).place = None;
+        }
         seat.away_since = Some(Instant::now());
         let after = seat.actor();
         let has_fallback = seat.has_fallback();

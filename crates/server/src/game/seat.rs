@@ -262,11 +262,17 @@ impl SeatRuntime {
 
     /// Chooses the seat's action for this tick from its observation. `Err` is a
     /// failure no fallback can absorb; the game must end.
-    pub(super) async fn choose(&mut self, obs: &Observation) -> Result<Choice, SeatError> {
+    /// `place`: the game and episode, noted on the participant's socket so
+    /// that the inputs it reads are recorded with them.
+    pub(super) async fn choose(
+        &mut self,
+        obs: &Observation,
+        place: (i64, Option<i64>),
+    ) -> Result<Choice, SeatError> {
         let (participant, input) = match (&self.config.role, self.present()) {
             (SeatRole::Human(_), Some(o)) => (
                 format!("participant:{}", o.participant_id),
-                take_input(&o.input),
+                take_input(&o.input, place),
             ),
             _ => return self.act_without_human(obs).await,
         };

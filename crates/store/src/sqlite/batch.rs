@@ -18,10 +18,10 @@ use crate::events::insert_event;
 
 /// Columns of one step row, in the order they are bound.
 const STEP_COLUMNS: &str = "episode_id, t, agent, action, actor, source, keys, reward, \
-     terminated, truncated, obs, input_seq, client_frame, client_ts, server_us, feedback";
-const STEP_COLUMN_COUNT: usize = 16;
+     terminated, truncated, obs, input_seq, client_frame, client_ts, server_us, feedback, tick";
+const STEP_COLUMN_COUNT: usize = 17;
 
-/// Statements insert 2^k rows for k up to this: 256 rows × 16 columns = 4,096
+/// Statements insert 2^k rows for k up to this: 256 rows × 17 columns = 4,352
 /// bound variables, well under SQLite's limit of 32,766. A batch of any size is
 /// written as full 256-row statements plus one statement per set bit of the
 /// remainder, so the sink only ever prepares nine statements and every one
@@ -219,6 +219,7 @@ async fn apply_op(conn: &mut SqliteConnection, op: &Op) -> Result<(), sqlx::Erro
             )
             .await
         }
+        Op::Timing(record) => crate::timing::insert(conn, record).await,
         Op::EndEpisode { episode_id, end } => {
             let done = sqlx::query(
                 "UPDATE episodes SET ended_us = ?, steps = ?, outcome = ?, reason = ?,
@@ -330,4 +331,5 @@ fn bind_row<'q>(
         .bind(a.client_ts)
         .bind(step.server_us)
         .bind(a.feedback)
+        .bind(step.tick)
 }

@@ -103,6 +103,7 @@ pub fn cartpole_step(episode_id: i64, t: u32, agents: usize) -> StepRecord {
         episode_id,
         t,
         server_us: tandem_store::now_us(),
+        tick: None,
         agents: (0..agents)
             .map(|a| AgentStep {
                 action: Action::Discrete(i64::from(t % 2)),
