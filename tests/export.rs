@@ -142,6 +142,14 @@ async fn exports_load_in_minari_pandas_polars_and_duckdb() {
     std::fs::write(&path, STUDY).expect("study written");
     let db = dir.path().join("export.db");
     let server = ServeProcess::start(&db, &[path.to_str().expect("UTF-8 path")]).await;
+    // Someone who plays a little and leaves: not in a --completed export.
+    let quitter = visit_addr(server.addr, "?PROLIFIC_PID=quitter", None).await;
+    let mut q = Client::connect_addr(server.addr, &quitter).await;
+    assert_eq!(q.expect_scene().await["scene"]["id"], "balance");
+    for _ in 0..5 {
+        q.expect("frame").await;
+    }
+    drop(q);
     let cookie = visit_addr(server.addr, "?PROLIFIC_PID=exporter", None).await;
     let mut p = Client::connect_addr(server.addr, &cookie).await;
     assert_eq!(p.expect_scene().await["scene"]["id"], "balance");
@@ -272,6 +280,19 @@ async fn exports_load_in_minari_pandas_polars_and_duckdb() {
             .map(|d| d.keys().cloned().collect::<Vec<_>>()),
         Some(vec!["tandem/export-drive-agent_0-v0".to_string()])
     );
+
+    // Without --completed, the participant who left is there too.
+    let everyone = dir.path().join("parquet-everyone");
+    let (code, _, _) = tandem_export(&[
+        "--format",
+        "parquet",
+        db_arg,
+        everyone.to_str().expect("UTF-8 path"),
+    ]);
+    assert_eq!(code, Some(0));
+    let found = check(&db, &only_drive, &everyone);
+    assert_eq!(found["tables"]["participants.parquet"], 2);
+    assert!(found["tables"]["steps.parquet"].as_u64() > Some(80));
 
     let (code, _, stderr) = tandem_export(&["--format", "parquet", "nothing.db", "out"]);
     assert_eq!(code, Some(2), "{stderr}");
