@@ -197,32 +197,12 @@ async fn a_kill_with_fifty_players_loses_at_most_the_last_flush() {
     let pool = SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
         .expect("database opens");
-    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&pool)
-        .await
-        .expect("integrity check runs");
+    let (integrity, gaps) = integrity_and_gaps(&pool).await;
     assert_eq!(integrity, "ok");
-    let gaps: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT episode_id, agent FROM steps GROUP BY episode_id, agent
-         HAVING MIN(t) != 1 OR MAX(t) != COUNT(*))",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("gaps counted");
     assert_eq!(gaps, 0, "an episode's steps have a gap");
     let mut missing = Vec::new();
     for (i, (episode, step)) in last_seen.iter().enumerate() {
-        let recorded: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(s.t) FROM steps s JOIN episodes e ON e.id = s.episode_id
-             JOIN game_seats g ON g.game_id = e.game_id
-             JOIN participants p ON p.id = g.participant_id
-             WHERE p.prolific_pid = ? AND e.idx = ?",
-        )
-        .bind(format!("bot{i}"))
-        .bind(*episode as i64)
-        .fetch_one(&pool)
-        .await
-        .expect("recorded steps");
+        let recorded = recorded_up_to(&pool, &format!("bot{i}"), *episode).await;
         missing.push(*step as i64 - recorded.unwrap_or(0));
     }
     pool.close().await;
@@ -368,17 +348,7 @@ async fn a_full_disk_keeps_games_playing_and_loses_nothing_once_room_returns() {
     let pool = SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
         .expect("database opens");
-    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&pool)
-        .await
-        .expect("integrity check runs");
-    let gaps: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT episode_id, agent FROM steps GROUP BY episode_id, agent
-         HAVING MIN(t) != 1 OR MAX(t) != COUNT(*))",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("gaps counted");
+    let (integrity, gaps) = integrity_and_gaps(&pool).await;
     let on_disk: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM steps")
         .fetch_one(&pool)
         .await
@@ -393,17 +363,7 @@ async fn a_full_disk_keeps_games_playing_and_loses_nothing_once_room_returns() {
     assert_eq!(integrity, "ok");
     assert_eq!(gaps, 0, "what is on disk has a gap");
     for (i, (episode, step)) in shown.iter().enumerate() {
-        let recorded: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(s.t) FROM steps s JOIN episodes e ON e.id = s.episode_id
-             JOIN game_seats g ON g.game_id = e.game_id
-             JOIN participants p ON p.id = g.participant_id
-             WHERE p.prolific_pid = ? AND e.idx = ?",
-        )
-        .bind(format!("full{i}"))
-        .bind(*episode as i64)
-        .fetch_one(&pool)
-        .await
-        .expect("recorded steps");
+        let recorded = recorded_up_to(&pool, &format!("full{i}"), *episode).await;
         assert!(
             recorded.unwrap_or(0) >= *step as i64,
             "player {i} was shown step {step} of episode {episode}; {recorded:?} recorded"
@@ -428,4 +388,37 @@ fn without_colours(line: &str) -> String {
         }
     }
     out
+}
+
+/// SQLite's integrity check, and how many (episode, agent) step runs do not go
+/// 1, 2, … without a gap.
+async fn integrity_and_gaps(pool: &SqlitePool) -> (String, i64) {
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(pool)
+        .await
+        .expect("integrity check runs");
+    let gaps: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT episode_id, agent FROM steps GROUP BY episode_id, agent
+         HAVING MIN(t) != 1 OR MAX(t) != COUNT(*))",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("gaps counted");
+    (integrity, gaps)
+}
+
+/// The last step on disk of episode `episode` of the game of the participant
+/// with Prolific id `pid`.
+async fn recorded_up_to(pool: &SqlitePool, pid: &str, episode: u64) -> Option<i64> {
+    sqlx::query_scalar(
+        "SELECT MAX(s.t) FROM steps s JOIN episodes e ON e.id = s.episode_id
+         JOIN game_seats g ON g.game_id = e.game_id
+         JOIN participants p ON p.id = g.participant_id
+         WHERE p.prolific_pid = ? AND e.idx = ?",
+    )
+    .bind(pid)
+    .bind(episode as i64)
+    .fetch_one(pool)
+    .await
+    .expect("recorded steps")
 }
