@@ -1,11 +1,12 @@
 //! The `tandem` command: serve an experiment, check an experiment file, verify
-//! a recording by re-simulating it, export it, or load a server with
-//! simulated participants.
+//! a recording by re-simulating it, export it, add console users, or load a
+//! server with simulated participants.
 //!
 //! Thin by design: it parses flags, opens the database, binds the listener and
 //! hands over to `tandem_server::run`, which the tests call the same way;
 //! `bench` hands its flags to `tandem_bench::run`.
 
+mod admin;
 mod export;
 mod policies;
 mod python_envs;
@@ -97,6 +98,9 @@ enum Command {
     /// Export a recording: Minari datasets (one per game scene and agent) or
     /// Parquet tables, through the Python exporter in `python/tandem/export.py`.
     Export(export::ExportArgs),
+    /// Manage who may use the researcher console.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Load a server with simulated participants and measure frames, latency,
     /// CPU, memory, bandwidth and recorded steps. Prints a table and one JSON line;
     /// exits 3 if any step played was not recorded.
@@ -181,6 +185,7 @@ fn main() -> ExitCode {
         Command::Bench(options) => bench(options),
         Command::Verify { db, workers } => verify::run(&db, &workers),
         Command::Export(args) => export::run(&args),
+        Command::Admin(command) => admin::run(command),
     };
     match result {
         Ok(code) => code,

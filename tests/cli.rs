@@ -223,3 +223,70 @@ fn serve_refuses_a_read_only_database() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `tandem admin add-user` stores an argon2id hash of a password read from
+/// standard input (never the password), refuses a taken name, a weak
+/// password and a bad name, and changes nothing when it refuses.
+#[test]
+fn admin_add_user_stores_only_a_hash() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("users.db");
+    let add = |name: &str, password: &str| {
+        let mut child = tandem()
+            .args(["admin", "add-user", name, "--db"])
+            .arg(&db)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("tandem runs");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = writeln!(stdin, "{password}");
+        }
+        let out = child.wait_with_output().expect("tandem ends");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let password = "a long enough passphrase";
+    let (code, stderr) = add("ada", password);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = add("ada", "another long passphrase");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("already a console user called \"ada\""),
+        "{stderr}"
+    );
+    let (code, stderr) = add("grace", "admin123");
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("at least 12 characters"), "{stderr}");
+    let (code, stderr) = add("grace hopper", password);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("a user name is"), "{stderr}");
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (hashes, users) = runtime.block_on(async {
+        let store = tandem_store::Store::open(db.to_str().expect("UTF-8 path"))
+            .await
+            .expect("store opens");
+        let user = store.console_user("ada").await.expect("read");
+        (user, store.count_console_users().await.expect("count"))
+    });
+    let user = hashes.expect("ada is stored");
+    assert_eq!(users, 1, "nothing stored for the refused ones");
+    assert!(user.password_hash.starts_with("$argon2id$"));
+    assert!(!user.password_hash.contains(password));
+    assert!(tandem_server::accounts::verify_password(
+        password,
+        &user.password_hash
+    ));
+    let file = std::fs::read(&db).expect("database file");
+    assert!(
+        !file
+            .windows(password.len())
+            .any(|w| w == password.as_bytes()),
+        "the password is nowhere in the file"
+    );
+}

@@ -6,6 +6,8 @@
 //! - [`web`]: the one router: participant page, static files, socket, health.
 //! - `arrival`: `GET /`: who a browser is (cookie, recruiting ids), new participants.
 //! - `admission`: limits on new participants, per address and per study.
+//! - [`accounts`]: researcher accounts for the console: name rules, argon2id
+//!   password hashes.
 //! - `assets`: the participant page and its modules, compiled in.
 //! - `app_error`: a handler's failure, logged in full and told briefly.
 //! - `headers`: security headers (CSP with framing for crowd platforms, nosniff).
@@ -27,6 +29,7 @@
 //! [`run`] is the whole server: the binary calls it with a bound listener and a
 //! shutdown future, and so do the tests.
 
+pub mod accounts;
 mod admission;
 mod app_error;
 mod arrival;

@@ -29,6 +29,12 @@ const SHOWN_PER_SECOND: f64 = 4.0;
 const PAGE_EVENTS_PER_SECOND: f64 = 2.0;
 /// Clock probes awaiting an answer; an older one is forgotten.
 const OUTSTANDING_PROBES: usize = 4;
+/// Probes sent a second apart when a socket opens: the page may be busy
+/// loading when it reads the first, and the estimate to trust is the one
+/// with the shortest round trip.
+const PROBES_AT_OPEN: u32 = 3;
+/// Between probes after that.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// A token bucket.
 struct Budget {
@@ -73,6 +79,8 @@ pub(crate) struct PageTiming {
     page_events: Budget,
     probes: VecDeque<Probe>,
     next_probe: u64,
+    /// When the session should send the next probe.
+    pub(crate) probe_at: Instant,
     /// Reports over budget, not recorded.
     pub(crate) left_out: u64,
 }
@@ -85,17 +93,26 @@ impl PageTiming {
             page_events: Budget::new(PAGE_EVENTS_PER_SECOND),
             probes: VecDeque::with_capacity(OUTSTANDING_PROBES),
             next_probe: 1,
+            // The session sends the first probe as the socket opens.
+            probe_at: Instant::now(),
             left_out: 0,
         }
     }
 
-    /// Sends a clock probe, remembering when.
+    /// Sends a clock probe, remembering when, and schedules the next: three a
+    /// second apart as the socket opens, then one every 15 s.
     pub(crate) fn probe(&mut self, connection: &Connection) {
         if self.probes.len() == OUTSTANDING_PROBES {
             self.probes.pop_front();
         }
         let id = self.next_probe;
         self.next_probe += 1;
+        let gap = if id < u64::from(PROBES_AT_OPEN) {
+            std::time::Duration::from_secs(1)
+        } else {
+            PROBE_EVERY
+        };
+        self.probe_at = Instant::now() + gap;
         self.probes.push_back(Probe {
             id,
             sent: Instant::now(),

@@ -84,6 +84,7 @@ pub async fn run<S, E>(
     // A finished JoinHandle must not be polled again, so remember it finished.
     let mut send_finished = false;
     let ending = loop {
+        let probe_at = timing.probe_at;
         let message = tokio::select! {
             message = stream.next() => message,
             _ = stopped(&mut shutdown) => {
@@ -96,6 +97,9 @@ pub async fn run<S, E>(
                     break Ending::Close(tandem_wire::CLOSE_SILENT, "no answer to pings");
                 }
                 connection.control(Outgoing::Ping);
+                continue;
+            }
+            _ = tokio::time::sleep_until(probe_at) => {
                 timing.probe(&connection);
                 continue;
             }

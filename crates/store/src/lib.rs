@@ -12,6 +12,7 @@
 //! - `flow`: experiments, participants, scene moves (guarded) and survey answers.
 //! - `games`: games and seats, episode bookkeeping, interrupting open episodes.
 //! - `events`: the `events` table (disconnects, fallbacks, errors).
+//! - `console`: the researchers who may use the console (names, password hashes).
 //! - `timing`: what pages report about timing (inputs, frames drawn, clock
 //!   samples).
 //! - `lobby`: lobby waits and the matches formed from them.
@@ -37,6 +38,7 @@ mod backend;
 mod batch;
 mod clock;
 mod columns;
+mod console;
 mod episode_ids;
 mod episode_indices;
 mod error;
@@ -55,6 +57,7 @@ mod timing;
 mod writer;
 
 pub use clock::now_us;
+pub use console::ConsoleUser;
 pub use episode_indices::{EPISODE_INDEX_BLOCK, EpisodeIndices};
 pub use error::{DatabaseError, StoreError};
 pub use events::Event;
