@@ -11,7 +11,10 @@
 //! When either side ends, the other is stopped and placement is told the
 //! socket closed, which detaches it from its game or lobby. A socket that
 //! answers none of the server's pings for 45 s is closed (4003): its peer is
-//! gone.
+//! gone. The loop also sends clock probes (three a second apart as the socket
+//! opens, then one every 15 s) and hands the page's timing reports (inputs,
+//! frames drawn, clock answers, visibility) to `page_timing`, which records
+//! them within a budget.
 //!
 //! Both halves are generic over `Sink`/`Stream` of WebSocket messages, so a
 //! session can be driven without a real socket.
