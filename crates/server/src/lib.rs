@@ -8,6 +8,7 @@
 //! - `admission`: limits on new participants, per address and per study.
 //! - [`accounts`]: researcher accounts for the console: name rules, argon2id
 //!   password hashes.
+//! - [`console`]: the researcher console's login, logout and signed-in page.
 //! - `assets`: the participant page and its modules, compiled in.
 //! - `app_error`: a handler's failure, logged in full and told briefly.
 //! - `headers`: security headers (CSP with framing for crowd platforms, nosniff).
@@ -35,6 +36,7 @@ mod app_error;
 mod arrival;
 mod assets;
 mod connection;
+pub mod console;
 mod deferred;
 mod flow;
 mod frames;

@@ -48,6 +48,8 @@ pub struct Inner {
     pub frame_ancestors: String,
     /// When a socket that answers no ping is closed.
     pub liveness: Liveness,
+    /// Failed console logins per address.
+    pub console_logins: crate::console::LoginLimiter,
     next_connection: AtomicU64,
 }
 
@@ -104,6 +106,7 @@ impl AppState {
                 .collect::<Vec<_>>()
                 .join(" "),
             liveness: options.liveness,
+            console_logins: crate::console::LoginLimiter::default(),
             next_connection: AtomicU64::new(1),
         }));
         let outcomes = Outcomes {

@@ -30,6 +30,7 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::compression::CompressionLayer::new());
     Router::new()
         .merge(pages)
+        .merge(crate::console::router())
         .route("/ws", get(participant_socket))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))

@@ -1,4 +1,5 @@
-//! The researchers who may use the console: `console_users` (migration 0006).
+//! The researchers who may use the console: `console_users` (migration 0006)
+//! and their logins, `console_sessions` (migration 0007).
 //!
 //! The store keeps names and password hashes only; hashing and checking
 //! passwords is the server's (`tandem_server::accounts`), so no password ever
@@ -7,6 +8,15 @@
 use sqlx::Row;
 
 use crate::{Store, StoreError, now_us};
+
+/// A live console login: whose, and the CSRF token its forms carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub user_id: i64,
+    pub user_name: String,
+    pub csrf: String,
+    pub expires_us: i64,
+}
 
 /// A console user as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,5 +67,65 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM console_users")
             .fetch_one(self.pool())
             .await?)
+    }
+
+    /// Starts a login session (`token_hash`: the cookie token's SHA-256, hex).
+    pub async fn create_console_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        expires_us: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO console_sessions (token_hash, user_id, csrf, created_us, expires_us)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(csrf)
+        .bind(now_us())
+        .bind(expires_us)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The session with this token hash, if it has not expired (expired
+    /// ones are deleted as they are found).
+    pub async fn console_session(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        let now = now_us();
+        sqlx::query("DELETE FROM console_sessions WHERE expires_us <= ?")
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        let row = sqlx::query(
+            "SELECT s.user_id, u.name, s.csrf, s.expires_us FROM console_sessions s
+             JOIN console_users u ON u.id = s.user_id WHERE s.token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(ConsoleSession {
+                user_id: r.try_get("user_id")?,
+                user_name: r.try_get("name")?,
+                csrf: r.try_get("csrf")?,
+                expires_us: r.try_get("expires_us")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Ends a login session.
+    pub async fn delete_console_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM console_sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 }
