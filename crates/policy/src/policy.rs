@@ -11,6 +11,12 @@ use crate::PolicyError;
 
 /// An AI agent that plays one seat: one instance per seat per game.
 pub trait Policy: Send {
+    /// Called once before the first episode, on the policy's own thread when
+    /// it has one: the place for slow set-up (starting a process), so that the
+    /// game's first action does not wait for it. A failure here is reported
+    /// by the first `act`.
+    fn prepare(&mut self) {}
+
     /// Called at the start of every episode with that episode's seed (for
     /// seeded sampling, clearing frame stacks).
     fn reset(&mut self, seed: u64);

@@ -2,9 +2,9 @@
 //! wrote in Python, played in a worker process of its own.
 //!
 //! [`WorkerPolicyFactory::create`] is called as a game starts, on the server's
-//! runtime, so it only describes the seat; the worker is started by the
-//! policy's first call, which the server makes on the policy's own thread
-//! (the factory says it does not act inline). Every later call is one request
+//! runtime, so it only describes the seat; the worker is started by
+//! `prepare`, which the server calls on the policy's own thread as soon as
+//! the game starts (the factory says it does not act inline). Every later call is one request
 //! with a deadline. Any failure (the policy raised, hung, its worker died or
 //! broke the protocol) ends the worker and fails the call with the reason;
 //! the seat's fallback takes over, as for any failed policy.
@@ -162,6 +162,23 @@ impl WorkerPolicy {
 }
 
 impl Policy for WorkerPolicy {
+    /// Starts the worker and makes the policy, so the first act finds it ready.
+    fn prepare(&mut self) {
+        if self.worker.is_some() || self.failure.is_some() {
+            return;
+        }
+        match Worker::start(&self.config).map_err(|e| python("could not start", e)) {
+            Ok(mut worker) => match make_in(&mut worker, &self.make, &self.config) {
+                Ok(observes) => {
+                    self.observes = observes;
+                    self.worker = Some(worker);
+                }
+                Err(e) => self.failure = Some(python("could not be made", e)),
+            },
+            Err(e) => self.failure = Some(e),
+        }
+    }
+
     fn reset(&mut self, seed: u64) {
         let request = Message::new(Kind::PolicyReset, json!({"seed": seed}));
         if let Err(e) = self.ask(&request, Kind::PolicyResetDone, "reset") {

@@ -46,6 +46,20 @@ fn a_python_policy_acts_and_observes() {
         .check(&cartpole(), 0)
         .expect("the policy can be made");
     let mut policy = factory.create(&cartpole(), 0).expect("created");
+    let made = |log: &std::path::Path| {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("made"))
+            .count()
+    };
+    let before = made(&log); // check() made one too
+    policy.prepare();
+    assert_eq!(
+        made(&log),
+        before + 1,
+        "prepare starts the worker and makes the policy"
+    );
     policy.reset(7);
     // The learner pushes toward where the pole falls: angle + 0.5 * angular velocity.
     let right = Observation::vector(vec![0.0, 0.0, 0.1, 0.0]);
@@ -68,9 +82,10 @@ fn a_python_policy_acts_and_observes() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON"))
         .collect();
-    assert_eq!(lines[0], json!({"reset": 7}));
+    let lines: Vec<&serde_json::Value> = lines.iter().filter(|l| l.get("made").is_none()).collect();
+    assert_eq!(*lines[0], json!({"reset": 7}));
     assert_eq!(
-        lines[1],
+        *lines[1],
         json!({"observation": [0.0, 0.0, -0.1, 0.1], "action": 1, "reward": 1.0, "feedback": -0.5, "done": true})
     );
 }

@@ -122,6 +122,14 @@ impl PolicyRunner {
 fn serve(mut policy: Box<dyn Policy>, inbox: std_mpsc::Receiver<Request>) {
     // A failed reset or observe, answered to the next act in its place.
     let mut failure: Option<PolicyError> = None;
+    // While the game's environment starts: a worker's imports take a second.
+    if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| policy.prepare())) {
+        tracing::error!(
+            cause = panic_message(&panic),
+            "a policy panicked while preparing"
+        );
+        return;
+    }
     while let Ok(request) = inbox.recv() {
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| match request {
             Request::Reset(seed) => {

@@ -14,6 +14,7 @@ class Learner:
     def __init__(self, observation_space, action_space, log):
         self.action_space = action_space
         self.log = open(log, "a", buffering=1)
+        self.log.write(json.dumps({"made": True}) + "\n")
 
     def reset(self, seed):
         self.log.write(json.dumps({"reset": seed}) + "\n")
