@@ -56,6 +56,11 @@ const FULL: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
 <title>Study</title><h1>This study is full</h1>\
 <p>This study has all the participants it needs. Thank you for your interest.</p></html>";
 
+/// For a new arrival while a researcher has paused admissions (503).
+const PAUSED: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+<title>Study</title><h1>Not taking participants now</h1>\
+<p>This study is not taking new participants at the moment. Please try again later.</p></html>";
+
 /// `GET /` (and `HEAD /`).
 pub async fn participant_page(
     State(state): State<AppState>,
@@ -84,6 +89,12 @@ pub async fn participant_page(
             return Ok((StatusCode::CONFLICT, Html(TAKEN)).into_response());
         }
         Identified::Nobody => {
+            if state
+                .admissions_paused
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Ok((StatusCode::SERVICE_UNAVAILABLE, Html(PAUSED)).into_response());
+            }
             let address = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
             match state.admission.admit(address) {
                 Ok(()) => {}

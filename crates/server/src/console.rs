@@ -1,5 +1,6 @@
-//! The researcher console's door: log in, log out, and the signed-in page the
-//! dashboard will grow on.
+//! The researcher console's door: log in, log out, the signed-in page the
+//! dashboard will grow on, and its first control (pausing admissions, in the
+//! audit log with the researcher's name).
 //!
 //! Shaped around what a stranger can and cannot do. No console route answers
 //! before a user exists (`tandem admin add-user`), so there is no default
@@ -14,6 +15,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Form, State};
@@ -46,6 +48,7 @@ pub const ROUTES: &[(&str, bool)] = &[
     ("/console", false),
     ("/console/login", false),
     ("/console/logout", true),
+    ("/console/admissions", true),
 ];
 
 /// The console's routes.
@@ -54,6 +57,7 @@ pub fn router() -> Router<AppState> {
         .route("/console", get(home))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
+        .route("/console/admissions", post(admissions))
 }
 
 /// Failed logins per address, recent ones only.
@@ -175,14 +179,29 @@ async fn home(State(state): State<AppState>, jar: CookieJar) -> Response {
     let Some(session) = session_of(&state, &jar).await else {
         return Redirect::to("/console/login").into_response();
     };
+    let paused = state.admissions_paused.load(Ordering::SeqCst);
+    let (admissions, toggle, label) = if paused {
+        (
+            "paused: new arrivals are turned away",
+            "false",
+            "Resume admissions",
+        )
+    } else {
+        ("open", "true", "Pause admissions")
+    };
+    let csrf = escape(&session.csrf);
     let body = format!(
         "<p>Signed in as <strong id=\"console-user\">{}</strong>. Study: {}.</p>\
+         <p>Admissions: <strong id=\"admissions\">{admissions}</strong></p>\
+         <form method=\"post\" action=\"/console/admissions\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"paused\" value=\"{toggle}\">\
+         <button type=\"submit\">{label}</button></form>\
          <form method=\"post\" action=\"/console/logout\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <button type=\"submit\">Log out</button></form>",
         escape(&session.user_name),
         escape(&state.experiment.title),
-        escape(&session.csrf)
     );
     page(StatusCode::OK, "Console", &body)
 }
@@ -312,34 +331,97 @@ struct Change {
     csrf: String,
 }
 
+/// The signed-in session of a request that changes something, with its CSRF
+/// token checked; else the refusal to send.
+async fn authorized(
+    state: &AppState,
+    jar: &CookieJar,
+    csrf: &str,
+) -> Result<ConsoleSession, Response> {
+    match has_users(state).await {
+        Ok(true) => {}
+        Ok(false) => return Err(no_users()),
+        Err(response) => return Err(response),
+    }
+    let Some(session) = session_of(state, jar).await else {
+        return Err(page(
+            StatusCode::FORBIDDEN,
+            "Not signed in",
+            "<p><a href=\"/console/login\">Log in</a>.</p>",
+        ));
+    };
+    if !same(csrf, &session.csrf) {
+        warn!(
+            user = session.user_name,
+            "a console request without its CSRF token was refused"
+        );
+        return Err(page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "<p>This form is out of date. Reload the page and try again.</p>",
+        ));
+    }
+    Ok(session)
+}
+
+#[derive(serde::Deserialize)]
+struct Admissions {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    paused: String,
+}
+
+/// Pauses or resumes admissions, recorded in the audit log with who did it.
+async fn admissions(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Form(form): Form<Admissions>,
+) -> Response {
+    let session = match authorized(&state, &jar, &form.csrf).await {
+        Ok(session) => session,
+        Err(refusal) => return refusal,
+    };
+    let paused = match form.paused.as_str() {
+        "true" => true,
+        "false" => false,
+        _ => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Refused",
+                "<p>paused must be true or false.</p>",
+            );
+        }
+    };
+    if let Err(e) = state
+        .store
+        .set_admissions_paused(&state.experiment.id, paused, &session.user_name)
+        .await
+    {
+        error!(cause = %e, "could not record pausing admissions");
+        return page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Not changed",
+            "<p>The database could not be written; nothing changed.</p>",
+        );
+    }
+    state.admissions_paused.store(paused, Ordering::SeqCst);
+    info!(
+        user = session.user_name,
+        paused, "admissions changed from the console"
+    );
+    Redirect::to("/console").into_response()
+}
+
 async fn logout(
     State(state): State<AppState>,
     jar: CookieJar,
     Form(form): Form<Change>,
 ) -> Response {
-    match has_users(&state).await {
-        Ok(true) => {}
-        Ok(false) => return no_users(),
-        Err(response) => return response,
-    }
-    let Some(session) = session_of(&state, &jar).await else {
-        return page(
-            StatusCode::FORBIDDEN,
-            "Not signed in",
-            "<p><a href=\"/console/login\">Log in</a>.</p>",
-        );
+    let session = match authorized(&state, &jar, &form.csrf).await {
+        Ok(session) => session,
+        Err(refusal) => return refusal,
     };
-    if !same(&form.csrf, &session.csrf) {
-        warn!(
-            user = session.user_name,
-            "a console request without its CSRF token was refused"
-        );
-        return page(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "<p>This form is out of date. Reload the page and try again.</p>",
-        );
-    }
     if let Some(token) = jar.get(CONSOLE_COOKIE).map(|c| c.value().to_string())
         && let Err(e) = state
             .store

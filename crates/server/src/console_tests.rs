@@ -216,3 +216,86 @@ async fn logins_are_rate_limited_per_address() {
     let set = headers[header::SET_COOKIE].to_str().unwrap_or_default();
     assert!(set.contains("Secure"), "{set}");
 }
+
+/// Pausing admissions from the console turns new arrivals away with a clear
+/// page while participants already in go on; it is in the audit log with the
+/// researcher's name, and resuming lets people in again.
+#[tokio::test]
+async fn pausing_admissions_turns_new_arrivals_away() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (state, _stop, _writer) =
+        crate::test_support::state(&dir, tandem_experiment::default_experiment()).await;
+    with_ada(&state).await;
+    let (_, arrived, _) = send(&state, "GET", "/?PROLIFIC_PID=early", &[], None, HOME).await;
+    let early = arrived[header::SET_COOKIE]
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let (status, headers, _) = send(
+        &state,
+        "POST",
+        "/console/login",
+        &[],
+        Some(&login_form()),
+        HOME,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let set = headers[header::SET_COOKIE].to_str().unwrap_or_default();
+    let cookie = set.split(';').next().unwrap_or_default().to_string();
+    let signed_in = cookie_header(Some(&cookie));
+    let (_, _, body) = send(&state, "GET", "/console", &signed_in, None, HOME).await;
+    assert!(
+        body.contains("<strong id=\"admissions\">open</strong>"),
+        "{body}"
+    );
+    let csrf = csrf_in(&body);
+
+    let pause = format!("csrf={csrf}&paused=true");
+    let (status, _, _) = send(
+        &state,
+        "POST",
+        "/console/admissions",
+        &signed_in,
+        Some(&pause),
+        HOME,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, body) = send(&state, "GET", "/?PROLIFIC_PID=late", &[], None, HOME).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("not taking new participants"), "{body}");
+    let (status, _, _) = send(&state, "GET", "/", &cookie_header(Some(&early)), None, HOME).await;
+    assert_eq!(status, StatusCode::OK, "a participant already in goes on");
+    assert_eq!(
+        state.store.admissions_paused("tandem-demo").await.ok(),
+        Some(true),
+        "kept for a restart"
+    );
+
+    let resume = format!("csrf={csrf}&paused=false");
+    let (status, _, _) = send(
+        &state,
+        "POST",
+        "/console/admissions",
+        &signed_in,
+        Some(&resume),
+        HOME,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = send(&state, "GET", "/?PROLIFIC_PID=later", &[], None, HOME).await;
+    assert_eq!(status, StatusCode::OK);
+    let audit = state.store.console_audit().await.unwrap_or_default();
+    let actions: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|a| (a.user_name.as_str(), a.action.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [("ada", "pause_admissions"), ("ada", "resume_admissions")]
+    );
+}

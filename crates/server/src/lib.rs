@@ -152,6 +152,13 @@ pub async fn run_with(
         participants,
         stop_rx,
     );
+    let paused = store.admissions_paused(&state.experiment.id).await?;
+    state
+        .admissions_paused
+        .store(paused, std::sync::atomic::Ordering::SeqCst);
+    if paused {
+        warn!("admissions are paused (from the console): new arrivals are turned away");
+    }
     let outcomes_done = CancellationToken::new();
     let outcomes_task = tokio::spawn(flow::run_outcomes(
         state.clone(),

@@ -50,6 +50,8 @@ pub struct Inner {
     pub liveness: Liveness,
     /// Failed console logins per address.
     pub console_logins: crate::console::LoginLimiter,
+    /// A researcher paused admissions: new arrivals are turned away.
+    pub admissions_paused: std::sync::atomic::AtomicBool,
     next_connection: AtomicU64,
 }
 
@@ -107,6 +109,7 @@ impl AppState {
                 .join(" "),
             liveness: options.liveness,
             console_logins: crate::console::LoginLimiter::default(),
+            admissions_paused: std::sync::atomic::AtomicBool::new(false),
             next_connection: AtomicU64::new(1),
         }));
         let outcomes = Outcomes {

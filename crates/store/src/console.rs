@@ -1,5 +1,6 @@
-//! The researchers who may use the console: `console_users` (migration 0006)
-//! and their logins, `console_sessions` (migration 0007).
+//! The researchers who may use the console: `console_users` (migration 0006),
+//! their logins, `console_sessions` (migration 0007), and what they did,
+//! `console_audit`, with the study controls it records (migration 0008).
 //!
 //! The store keeps names and password hashes only; hashing and checking
 //! passwords is the server's (`tandem_server::accounts`), so no password ever
@@ -16,6 +17,15 @@ pub struct ConsoleSession {
     pub user_name: String,
     pub csrf: String,
     pub expires_us: i64,
+}
+
+/// One line of the audit log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEntry {
+    pub at_us: i64,
+    pub user_name: String,
+    pub action: String,
+    pub detail: serde_json::Value,
 }
 
 /// A console user as stored.
@@ -127,5 +137,67 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+
+    /// Pauses or resumes admissions to `experiment_id`, recording who did it
+    /// in the audit log in the same transaction.
+    pub async fn set_admissions_paused(
+        &self,
+        experiment_id: &str,
+        paused: bool,
+        user_name: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE experiments SET admissions_paused = ? WHERE id = ?")
+            .bind(paused)
+            .bind(experiment_id)
+            .execute(&mut *tx)
+            .await?;
+        let action = if paused {
+            "pause_admissions"
+        } else {
+            "resume_admissions"
+        };
+        sqlx::query(
+            "INSERT INTO console_audit (at_us, user_name, action, detail) VALUES (?, ?, ?, ?)",
+        )
+        .bind(now_us())
+        .bind(user_name)
+        .bind(action)
+        .bind(serde_json::json!({"experiment": experiment_id}).to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether a researcher paused admissions to `experiment_id`.
+    pub async fn admissions_paused(&self, experiment_id: &str) -> Result<bool, StoreError> {
+        let paused: Option<bool> =
+            sqlx::query_scalar("SELECT admissions_paused FROM experiments WHERE id = ?")
+                .bind(experiment_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(paused.unwrap_or(false))
+    }
+
+    /// The audit log, oldest first.
+    pub async fn console_audit(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows =
+            sqlx::query("SELECT at_us, user_name, action, detail FROM console_audit ORDER BY id")
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail")?;
+                Ok(AuditEntry {
+                    at_us: r.try_get("at_us")?,
+                    user_name: r.try_get("user_name")?,
+                    action: r.try_get("action")?,
+                    detail: serde_json::from_str(&detail)
+                        .map_err(|e| StoreError::corrupt(format!("audit detail: {e}")))?,
+                })
+            })
+            .collect()
     }
 }

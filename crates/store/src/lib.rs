@@ -57,7 +57,7 @@ mod timing;
 mod writer;
 
 pub use clock::now_us;
-pub use console::{ConsoleSession, ConsoleUser};
+pub use console::{AuditEntry, ConsoleSession, ConsoleUser};
 pub use episode_indices::{EPISODE_INDEX_BLOCK, EpisodeIndices};
 pub use error::{DatabaseError, StoreError};
 pub use events::Event;
