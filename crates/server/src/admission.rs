@@ -6,7 +6,8 @@
 //! bucket per IP address (a burst of one minute's allowance, refilled
 //! steadily), kept in a map that forgets addresses whose bucket is full again,
 //! so it stays small. The study cap counts participants the database holds at
-//! start-up plus those admitted since.
+//! start-up plus those admitted since; a researcher may change the cap from
+//! the console while the study runs.
 //!
 //! Behind a reverse proxy every request comes from the proxy's address: raise
 //! the per-address limit or set it to 0 (no limit) there.
@@ -56,6 +57,9 @@ pub struct Admission {
     limits: AdmissionLimits,
     /// Participants in the study: those stored at start-up, plus admitted.
     participants: AtomicU64,
+    /// The cap in force (`u64::MAX`: none): `max_participants`, unless a
+    /// researcher set another from the console.
+    cap: AtomicU64,
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
 }
 
@@ -71,6 +75,7 @@ impl Admission {
         Admission {
             limits,
             participants: AtomicU64::new(participants),
+            cap: AtomicU64::new(limits.max_participants.unwrap_or(u64::MAX)),
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -79,13 +84,30 @@ impl Admission {
     /// [`Admission::cancel`] if the participant is not created after all.
     pub fn admit(&self, address: IpAddr) -> Result<(), Refused> {
         self.take_token(address)?;
-        let cap = self.limits.max_participants.unwrap_or(u64::MAX);
+        let cap = self.cap.load(Ordering::SeqCst);
         self.participants
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < cap).then_some(n + 1)
             })
             .map(|_| ())
             .map_err(|_| Refused::Full)
+    }
+
+    /// Sets the cap from the console; `None` goes back to the one the server
+    /// was started with (if any).
+    pub fn set_cap(&self, cap: Option<u64>) {
+        let cap = cap.or(self.limits.max_participants).unwrap_or(u64::MAX);
+        self.cap.store(cap, Ordering::SeqCst);
+    }
+
+    /// The cap in force, if any.
+    pub fn cap(&self) -> Option<u64> {
+        Some(self.cap.load(Ordering::SeqCst)).filter(|&c| c != u64::MAX)
+    }
+
+    /// Participants in the study (those stored at start-up, plus admitted).
+    pub fn participants(&self) -> u64 {
+        self.participants.load(Ordering::SeqCst)
     }
 
     /// Gives back a place taken by [`Admission::admit`].

@@ -1,6 +1,6 @@
 //! The researcher console's door: log in, log out, the signed-in page the
-//! dashboard will grow on, and its first control (pausing admissions, in the
-//! audit log with the researcher's name).
+//! dashboard will grow on, and its first controls (pausing admissions, a cap
+//! on participants), each in the audit log with the researcher's name.
 //!
 //! Shaped around what a stranger can and cannot do. No console route answers
 //! before a user exists (`tandem admin add-user`), so there is no default
@@ -49,6 +49,7 @@ pub const ROUTES: &[(&str, bool)] = &[
     ("/console/login", false),
     ("/console/logout", true),
     ("/console/admissions", true),
+    ("/console/cap", true),
 ];
 
 /// The console's routes.
@@ -58,6 +59,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
         .route("/console/admissions", post(admissions))
+        .route("/console/cap", post(participant_cap))
 }
 
 /// Failed logins per address, recent ones only.
@@ -190,6 +192,10 @@ async fn home(State(state): State<AppState>, jar: CookieJar) -> Response {
         ("open", "true", "Pause admissions")
     };
     let csrf = escape(&session.csrf);
+    let participants = state.admission.participants();
+    let cap_now = state.admission.cap();
+    let cap = cap_now.map_or_else(|| "none".to_string(), |c| c.to_string());
+    let cap_value = cap_now.map_or_else(String::new, |c| c.to_string());
     let body = format!(
         "<p>Signed in as <strong id=\"console-user\">{}</strong>. Study: {}.</p>\
          <p>Admissions: <strong id=\"admissions\">{admissions}</strong></p>\
@@ -197,6 +203,12 @@ async fn home(State(state): State<AppState>, jar: CookieJar) -> Response {
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <input type=\"hidden\" name=\"paused\" value=\"{toggle}\">\
          <button type=\"submit\">{label}</button></form>\
+         <p>Participants: <strong id=\"participants\">{participants}</strong> \
+         (cap: <strong id=\"cap\">{cap}</strong>)</p>\
+         <form method=\"post\" action=\"/console/cap\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label>Cap <input name=\"cap\" inputmode=\"numeric\" value=\"{cap_value}\"></label>\
+         <button type=\"submit\">Set the cap</button> (empty: no cap)</form>\
          <form method=\"post\" action=\"/console/logout\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <button type=\"submit\">Log out</button></form>",
@@ -370,6 +382,60 @@ struct Admissions {
     csrf: String,
     #[serde(default)]
     paused: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Cap {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    cap: String,
+}
+
+/// Sets or clears the participant cap, recorded in the audit log with who did
+/// it. A cap below the participants already in admits nobody new; nobody is
+/// turned out.
+async fn participant_cap(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Form(form): Form<Cap>,
+) -> Response {
+    let session = match authorized(&state, &jar, &form.csrf).await {
+        Ok(session) => session,
+        Err(refusal) => return refusal,
+    };
+    let cap = match form.cap.trim() {
+        "" => None,
+        text => match text.parse::<u64>() {
+            Ok(cap) => Some(cap),
+            Err(_) => {
+                return page(
+                    StatusCode::BAD_REQUEST,
+                    "Refused",
+                    "<p>The cap is a whole number of participants, or empty for none.</p>",
+                );
+            }
+        },
+    };
+    if let Err(e) = state
+        .store
+        .set_participant_cap(&state.experiment.id, cap, &session.user_name)
+        .await
+    {
+        error!(cause = %e, "could not record the participant cap");
+        return page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Not changed",
+            "<p>The database could not be written; nothing changed.</p>",
+        );
+    }
+    state.admission.set_cap(cap);
+    info!(
+        user = session.user_name,
+        ?cap,
+        "participant cap changed from the console"
+    );
+    Redirect::to("/console").into_response()
 }
 
 /// Pauses or resumes admissions, recorded in the audit log with who did it.

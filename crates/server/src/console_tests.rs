@@ -299,3 +299,89 @@ async fn pausing_admissions_turns_new_arrivals_away() {
         [("ada", "pause_admissions"), ("ada", "resume_admissions")]
     );
 }
+
+/// A cap set from the console turns new arrivals away once the study holds
+/// that many (those already in go on), is kept for a restart and audited;
+/// clearing it lets people in again.
+#[tokio::test]
+async fn a_participant_cap_from_the_console() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (state, _stop, _writer) =
+        crate::test_support::state(&dir, tandem_experiment::default_experiment()).await;
+    with_ada(&state).await;
+    let (status, _, _) = send(&state, "GET", "/?PROLIFIC_PID=one", &[], None, HOME).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, headers, _) = send(
+        &state,
+        "POST",
+        "/console/login",
+        &[],
+        Some(&login_form()),
+        HOME,
+    )
+    .await;
+    let set = headers[header::SET_COOKIE].to_str().unwrap_or_default();
+    let signed_in = cookie_header(Some(set.split(';').next().unwrap_or_default()));
+    let (_, _, body) = send(&state, "GET", "/console", &signed_in, None, HOME).await;
+    assert!(body.contains("<strong id=\"cap\">none</strong>"), "{body}");
+    let csrf = csrf_in(&body);
+
+    let (status, _, _) = send(
+        &state,
+        "POST",
+        "/console/cap",
+        &signed_in,
+        Some(&format!("csrf={csrf}&cap=2")),
+        HOME,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = send(&state, "GET", "/?PROLIFIC_PID=two", &[], None, HOME).await;
+    assert_eq!(status, StatusCode::OK, "the second of two");
+    let (status, _, body) = send(&state, "GET", "/?PROLIFIC_PID=three", &[], None, HOME).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the third is one too many"
+    );
+    assert!(body.contains("This study is full"), "{body}");
+    assert_eq!(
+        state.store.participant_cap("tandem-demo").await.ok(),
+        Some(Some(2))
+    );
+    let (_, _, body) = send(&state, "GET", "/console", &signed_in, None, HOME).await;
+    assert!(
+        body.contains("<strong id=\"participants\">2</strong>"),
+        "{body}"
+    );
+
+    let (status, _, _) = send(
+        &state,
+        "POST",
+        "/console/cap",
+        &signed_in,
+        Some(&format!("csrf={csrf}&cap=many")),
+        HOME,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = send(
+        &state,
+        "POST",
+        "/console/cap",
+        &signed_in,
+        Some(&format!("csrf={csrf}&cap=")),
+        HOME,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = send(&state, "GET", "/?PROLIFIC_PID=three", &[], None, HOME).await;
+    assert_eq!(status, StatusCode::OK, "no cap again");
+    let audit = state.store.console_audit().await.unwrap_or_default();
+    let caps: Vec<serde_json::Value> = audit
+        .iter()
+        .filter(|a| a.user_name == "ada" && a.action == "set_participant_cap")
+        .map(|a| a.detail["cap"].clone())
+        .collect();
+    assert_eq!(caps, [serde_json::json!(2), serde_json::Value::Null]);
+}

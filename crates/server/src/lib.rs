@@ -159,6 +159,10 @@ pub async fn run_with(
     if paused {
         warn!("admissions are paused (from the console): new arrivals are turned away");
     }
+    if let Some(cap) = store.participant_cap(&state.experiment.id).await? {
+        info!(cap, "the participant cap set from the console applies");
+        state.admission.set_cap(Some(cap));
+    }
     let outcomes_done = CancellationToken::new();
     let outcomes_task = tokio::spawn(flow::run_outcomes(
         state.clone(),

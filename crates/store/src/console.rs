@@ -200,4 +200,42 @@ impl Store {
             })
             .collect()
     }
+
+    /// Sets (or, with `None`, clears) the participant cap of `experiment_id`,
+    /// recording who did it in the audit log in the same transaction.
+    pub async fn set_participant_cap(
+        &self,
+        experiment_id: &str,
+        cap: Option<u64>,
+        user_name: &str,
+    ) -> Result<(), StoreError> {
+        let stored = cap.map(|c| i64::try_from(c).unwrap_or(i64::MAX));
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE experiments SET participant_cap = ? WHERE id = ?")
+            .bind(stored)
+            .bind(experiment_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO console_audit (at_us, user_name, action, detail) VALUES (?, ?, ?, ?)",
+        )
+        .bind(now_us())
+        .bind(user_name)
+        .bind("set_participant_cap")
+        .bind(serde_json::json!({"experiment": experiment_id, "cap": cap}).to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The participant cap set from the console, if any.
+    pub async fn participant_cap(&self, experiment_id: &str) -> Result<Option<u64>, StoreError> {
+        let cap: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT participant_cap FROM experiments WHERE id = ?")
+                .bind(experiment_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(cap.flatten().and_then(|c| u64::try_from(c).ok()))
+    }
 }
