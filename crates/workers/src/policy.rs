@@ -83,25 +83,23 @@ impl PolicyFactory for WorkerPolicyFactory {
 
     fn check(&self, env: &EnvSpec, agent: usize) -> Result<(), PolicyError> {
         let (make, _) = self.request(env, agent)?;
-        let mut worker = Worker::start(&self.config).map_err(|e| python("could not start", e))?;
-        make_in(&mut worker, &make, &self.config)
-            .map(drop)
-            .map_err(|e| python("could not be made", e))
+        start_with(&self.config, &make).map(drop)
     }
 }
 
-/// Sends `make` to `worker`; whether the policy has `observe`.
-fn make_in(
-    worker: &mut Worker,
-    make: &Message,
-    config: &WorkerConfig,
-) -> Result<bool, WorkerError> {
-    let reply = worker.request(make, Kind::PolicyReady, "policy", config.start_deadline)?;
-    Ok(reply
+/// Starts a worker and makes the policy `make` describes in it; also whether
+/// the policy has `observe`.
+fn start_with(config: &WorkerConfig, make: &Message) -> Result<(Worker, bool), PolicyError> {
+    let mut worker = Worker::start(config).map_err(|e| python("could not start", e))?;
+    let reply = worker
+        .request(make, Kind::PolicyReady, "policy", config.start_deadline)
+        .map_err(|e| python("could not be made", e))?;
+    let observes = reply
         .header
         .get("observes")
         .and_then(Value::as_bool)
-        .unwrap_or(false))
+        .unwrap_or(false);
+    Ok((worker, observes))
 }
 
 fn python(doing: &str, e: WorkerError) -> PolicyError {
@@ -141,10 +139,8 @@ impl WorkerPolicy {
         let worker = match self.worker.as_mut() {
             Some(worker) => worker,
             None => {
-                let mut worker =
-                    Worker::start(&self.config).map_err(|e| python("could not start", e))?;
-                self.observes = make_in(&mut worker, &self.make, &self.config)
-                    .map_err(|e| python("could not be made", e))?;
+                let (worker, observes) = start_with(&self.config, &self.make)?;
+                self.observes = observes;
                 self.worker.insert(worker)
             }
         };
@@ -167,14 +163,11 @@ impl Policy for WorkerPolicy {
         if self.worker.is_some() || self.failure.is_some() {
             return;
         }
-        match Worker::start(&self.config).map_err(|e| python("could not start", e)) {
-            Ok(mut worker) => match make_in(&mut worker, &self.make, &self.config) {
-                Ok(observes) => {
-                    self.observes = observes;
-                    self.worker = Some(worker);
-                }
-                Err(e) => self.failure = Some(python("could not be made", e)),
-            },
+        match start_with(&self.config, &self.make) {
+            Ok((worker, observes)) => {
+                self.observes = observes;
+                self.worker = Some(worker);
+            }
             Err(e) => self.failure = Some(e),
         }
     }
