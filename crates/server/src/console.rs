@@ -136,10 +136,11 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// Whether any console user exists; the console is closed until one does.
-async fn has_users(state: &AppState) -> Result<bool, Response> {
+/// The console is closed until a user exists: the refusal to send until then.
+async fn require_users(state: &AppState) -> Result<(), Response> {
     match state.store.count_console_users().await {
-        Ok(n) => Ok(n > 0),
+        Ok(n) if n > 0 => Ok(()),
+        Ok(_) => Err(no_users()),
         Err(e) => {
             error!(cause = %e, "could not count console users");
             Err(page(
@@ -173,10 +174,8 @@ async fn session_of(state: &AppState, jar: &CookieJar) -> Option<ConsoleSession>
 }
 
 async fn home(State(state): State<AppState>, jar: CookieJar) -> Response {
-    match has_users(&state).await {
-        Ok(true) => {}
-        Ok(false) => return no_users(),
-        Err(response) => return response,
+    if let Err(closed) = require_users(&state).await {
+        return closed;
     }
     let Some(session) = session_of(&state, &jar).await else {
         return Redirect::to("/console/login").into_response();
@@ -232,10 +231,9 @@ fn login_form(message: Option<&str>) -> String {
 }
 
 async fn login_page(State(state): State<AppState>) -> Response {
-    match has_users(&state).await {
-        Ok(true) => page(StatusCode::OK, "Log in", &login_form(None)),
-        Ok(false) => no_users(),
-        Err(response) => response,
+    match require_users(&state).await {
+        Ok(()) => page(StatusCode::OK, "Log in", &login_form(None)),
+        Err(closed) => closed,
     }
 }
 
@@ -261,10 +259,8 @@ async fn login(
     jar: CookieJar,
     Form(form): Form<Login>,
 ) -> Response {
-    match has_users(&state).await {
-        Ok(true) => {}
-        Ok(false) => return no_users(),
-        Err(response) => return response,
+    if let Err(closed) = require_users(&state).await {
+        return closed;
     }
     let address = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
     if state.console_logins.is_blocked(address) {
@@ -350,11 +346,7 @@ async fn authorized(
     jar: &CookieJar,
     csrf: &str,
 ) -> Result<ConsoleSession, Response> {
-    match has_users(state).await {
-        Ok(true) => {}
-        Ok(false) => return Err(no_users()),
-        Err(response) => return Err(response),
-    }
+    require_users(state).await?;
     let Some(session) = session_of(state, jar).await else {
         return Err(page(
             StatusCode::FORBIDDEN,

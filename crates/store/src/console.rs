@@ -158,15 +158,8 @@ impl Store {
         } else {
             "resume_admissions"
         };
-        sqlx::query(
-            "INSERT INTO console_audit (at_us, user_name, action, detail) VALUES (?, ?, ?, ?)",
-        )
-        .bind(now_us())
-        .bind(user_name)
-        .bind(action)
-        .bind(serde_json::json!({"experiment": experiment_id}).to_string())
-        .execute(&mut *tx)
-        .await?;
+        let detail = serde_json::json!({"experiment": experiment_id});
+        insert_audit(&mut tx, user_name, action, &detail).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -216,15 +209,8 @@ impl Store {
             .bind(experiment_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO console_audit (at_us, user_name, action, detail) VALUES (?, ?, ?, ?)",
-        )
-        .bind(now_us())
-        .bind(user_name)
-        .bind("set_participant_cap")
-        .bind(serde_json::json!({"experiment": experiment_id, "cap": cap}).to_string())
-        .execute(&mut *tx)
-        .await?;
+        let detail = serde_json::json!({"experiment": experiment_id, "cap": cap});
+        insert_audit(&mut tx, user_name, "set_participant_cap", &detail).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -238,4 +224,22 @@ impl Store {
                 .await?;
         Ok(cap.flatten().and_then(|c| u64::try_from(c).ok()))
     }
+}
+
+/// One line of the audit log, written in the transaction of the change it
+/// records.
+async fn insert_audit(
+    conn: &mut sqlx::SqliteConnection,
+    user_name: &str,
+    action: &str,
+    detail: &serde_json::Value,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO console_audit (at_us, user_name, action, detail) VALUES (?, ?, ?, ?)")
+        .bind(now_us())
+        .bind(user_name)
+        .bind(action)
+        .bind(detail.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
 }
