@@ -57,6 +57,35 @@ fn cookie_header(cookie: Option<&str>) -> Vec<(&str, &str)> {
     cookie.map(|c| vec![("cookie", c)]).unwrap_or_default()
 }
 
+/// The `name=value` part of a response's Set-Cookie.
+fn set_cookie(headers: &header::HeaderMap) -> String {
+    headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Logs ada in from `HOME`; returns the whole Set-Cookie line.
+async fn log_in(state: &AppState) -> String {
+    let (status, headers, body) = send(
+        state,
+        "POST",
+        "/console/login",
+        &[],
+        Some(&login_form()),
+        HOME,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn login_form() -> String {
     format!("name=ada&password={}", PASSWORD.replace(' ', "+"))
 }
@@ -93,13 +122,7 @@ async fn the_console_is_closed_until_a_user_exists_then_guarded() {
     // A participant's cookie, a forged console cookie, an expired session:
     // none opens a page or changes anything.
     let (_, arrived, _) = send(&state, "GET", "/", &[], None, HOME).await;
-    let participant = arrived[header::SET_COOKIE]
-        .to_str()
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let participant = set_cookie(&arrived);
     let expired_token = "e".repeat(64);
     let ada = state.store.console_user("ada").await.ok().flatten();
     let stored = state
@@ -138,20 +161,7 @@ async fn the_console_is_closed_until_a_user_exists_then_guarded() {
     }
 
     // A real login: the cookie's attributes, the page, and CSRF on changes.
-    let (status, headers, body) = send(
-        &state,
-        "POST",
-        "/console/login",
-        &[],
-        Some(&login_form()),
-        HOME,
-    )
-    .await;
-    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
-    let set = headers[header::SET_COOKIE]
-        .to_str()
-        .unwrap_or_default()
-        .to_string();
+    let set = log_in(&state).await;
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console", "Max-Age="] {
         assert!(set.contains(attribute), "{set}");
     }
@@ -227,24 +237,8 @@ async fn pausing_admissions_turns_new_arrivals_away() {
         crate::test_support::state(&dir, tandem_experiment::default_experiment()).await;
     with_ada(&state).await;
     let (_, arrived, _) = send(&state, "GET", "/?PROLIFIC_PID=early", &[], None, HOME).await;
-    let early = arrived[header::SET_COOKIE]
-        .to_str()
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let (status, headers, _) = send(
-        &state,
-        "POST",
-        "/console/login",
-        &[],
-        Some(&login_form()),
-        HOME,
-    )
-    .await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    let set = headers[header::SET_COOKIE].to_str().unwrap_or_default();
+    let early = set_cookie(&arrived);
+    let set = log_in(&state).await;
     let cookie = set.split(';').next().unwrap_or_default().to_string();
     let signed_in = cookie_header(Some(&cookie));
     let (_, _, body) = send(&state, "GET", "/console", &signed_in, None, HOME).await;
@@ -311,16 +305,7 @@ async fn a_participant_cap_from_the_console() {
     with_ada(&state).await;
     let (status, _, _) = send(&state, "GET", "/?PROLIFIC_PID=one", &[], None, HOME).await;
     assert_eq!(status, StatusCode::OK);
-    let (_, headers, _) = send(
-        &state,
-        "POST",
-        "/console/login",
-        &[],
-        Some(&login_form()),
-        HOME,
-    )
-    .await;
-    let set = headers[header::SET_COOKIE].to_str().unwrap_or_default();
+    let set = log_in(&state).await;
     let signed_in = cookie_header(Some(set.split(';').next().unwrap_or_default()));
     let (_, _, body) = send(&state, "GET", "/console", &signed_in, None, HOME).await;
     assert!(body.contains("<strong id=\"cap\">none</strong>"), "{body}");
