@@ -138,10 +138,7 @@ fn check(db: &Path, datasets: &Path, tables: &Path) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exports_load_in_minari_pandas_polars_and_duckdb() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("study.toml");
-    std::fs::write(&path, STUDY).expect("study written");
-    let db = dir.path().join("export.db");
-    let server = ServeProcess::start(&db, &[path.to_str().expect("UTF-8 path")]).await;
+    let (server, db) = ServeProcess::with_study(dir.path(), STUDY, "export.db").await;
     // Someone who plays a little and leaves: not in a --completed export.
     let quitter = visit_addr(server.addr, "?PROLIFIC_PID=quitter", None).await;
     let mut q = Client::connect_addr(server.addr, &quitter).await;

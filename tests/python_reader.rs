@@ -78,10 +78,7 @@ with Recording(sys.argv[1]) as rec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_reads_back_episodes_and_answers() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("study.toml");
-    std::fs::write(&path, STUDY).expect("study written");
-    let db = dir.path().join("reader.db");
-    let server = ServeProcess::start(&db, &[path.to_str().expect("UTF-8 path")]).await;
+    let (server, db) = ServeProcess::with_study(dir.path(), STUDY, "reader.db").await;
     let cookie = visit_addr(server.addr, "?PROLIFIC_PID=reader", None).await;
     let mut p = Client::connect_addr(server.addr, &cookie).await;
     assert_eq!(p.expect_scene().await["scene"]["id"], "drive");

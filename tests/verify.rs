@@ -86,10 +86,7 @@ async fn sql(db: &std::path::Path, statement: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_re_simulates_and_tampering_is_found() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("study.toml");
-    std::fs::write(&path, STUDY).expect("study written");
-    let db = dir.path().join("verify.db");
-    let server = ServeProcess::start(&db, &[path.to_str().expect("UTF-8 path")]).await;
+    let (server, db) = ServeProcess::with_study(dir.path(), STUDY, "verify.db").await;
     let cookie = visit_addr(server.addr, "?PROLIFIC_PID=v", None).await;
     let mut p = Client::connect_addr(server.addr, &cookie).await;
     assert_eq!(p.expect_scene().await["scene"]["id"], "balance");

@@ -438,6 +438,16 @@ impl ServeProcess {
         ServeProcess::start_command(command).await
     }
 
+    /// Writes `study` to `dir/study.toml` and serves it, recording to
+    /// `dir/db_name`; returns the server and the database's path.
+    pub async fn with_study(dir: &Path, study: &str, db_name: &str) -> (ServeProcess, PathBuf) {
+        let path = dir.join("study.toml");
+        std::fs::write(&path, study).expect("study written");
+        let db = dir.join(db_name);
+        let server = ServeProcess::start(&db, &[path.to_str().expect("UTF-8 path")]).await;
+        (server, db)
+    }
+
     /// Starts `command`, which runs `tandem serve` (perhaps through a shell
     /// that sets limits first), and waits for the line that names its URL.
     pub async fn start_command(mut command: std::process::Command) -> ServeProcess {
