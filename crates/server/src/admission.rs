@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::sync::lock;
+use crate::token_bucket::TokenBucket;
 
 /// The limits on new participants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,13 +61,7 @@ pub struct Admission {
     /// The cap in force (`u64::MAX`: none): `max_participants`, unless a
     /// researcher set another from the console.
     cap: AtomicU64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
-}
-
-#[derive(Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+    buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
 }
 
 impl Admission {
@@ -127,29 +122,17 @@ impl Admission {
         let now = Instant::now();
         let mut buckets = lock(&self.buckets);
         if buckets.len() >= SWEEP_AT {
-            buckets.retain(|_, b| refilled(*b, now, per_second, capacity) < capacity);
+            buckets.retain(|_, b| b.level(now, per_second, capacity) < capacity);
         }
-        let bucket = buckets.entry(address).or_insert(Bucket {
-            tokens: capacity,
-            at: now,
-        });
-        let tokens = refilled(*bucket, now, per_second, capacity);
-        if tokens < 1.0 {
-            *bucket = Bucket { tokens, at: now };
-            return Err(Refused::TooFast);
+        let bucket = buckets
+            .entry(address)
+            .or_insert(TokenBucket::full(capacity, now));
+        if bucket.take(now, per_second, capacity) {
+            Ok(())
+        } else {
+            Err(Refused::TooFast)
         }
-        *bucket = Bucket {
-            tokens: tokens - 1.0,
-            at: now,
-        };
-        Ok(())
     }
-}
-
-/// A bucket's tokens at `now`, refilled at `per_second` up to `capacity`.
-fn refilled(bucket: Bucket, now: Instant, per_second: f64, capacity: f64) -> f64 {
-    let elapsed = now.saturating_duration_since(bucket.at);
-    (bucket.tokens + elapsed.as_secs_f64() * per_second).min(capacity)
 }
 
 /// How long a refused address should wait, for `Retry-After`.

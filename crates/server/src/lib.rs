@@ -6,6 +6,7 @@
 //! - [`web`]: the one router: participant page, static files, socket, health.
 //! - `arrival`: `GET /`: who a browser is (cookie, recruiting ids), new participants.
 //! - `admission`: limits on new participants, per address and per study.
+//! - `token_bucket`: the rate limit behind admission and the timing budgets.
 //! - [`accounts`]: researcher accounts for the console: name rules, argon2id
 //!   password hashes.
 //! - [`console`]: the researcher console's login, logout and signed-in page.
@@ -53,6 +54,7 @@ mod state;
 mod sync;
 #[cfg(test)]
 mod test_support;
+mod token_bucket;
 pub mod web;
 
 use std::future::Future;

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use crate::connection::Connection;
 use crate::sync::lock;
+use crate::token_bucket::TokenBucket;
 
 /// Inputs recorded one by one per second (a burst of twice as many).
 const INPUTS_PER_SECOND: f64 = 60.0;
@@ -36,33 +37,23 @@ const PROBES_AT_OPEN: u32 = 3;
 /// Between probes after that.
 const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// A token bucket.
+/// A token bucket of `per_second`, with a burst of two seconds' worth.
 struct Budget {
-    tokens: f64,
+    bucket: TokenBucket,
     per_second: f64,
-    last: Instant,
 }
 
 impl Budget {
     fn new(per_second: f64) -> Budget {
         Budget {
-            tokens: 2.0 * per_second,
+            bucket: TokenBucket::full(2.0 * per_second, Instant::now()),
             per_second,
-            last: Instant::now(),
         }
     }
 
     fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * self.per_second;
-        self.tokens = (self.tokens + refill).min(2.0 * self.per_second);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.bucket
+            .take(Instant::now(), self.per_second, 2.0 * self.per_second)
     }
 }
 
