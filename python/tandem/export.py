@@ -108,6 +108,14 @@ class Filter:
         return clause, args
 
 
+# The participant an episode belongs to, for the --completed filter: the
+# first human seat of its game (`e` is the episode).
+_EPISODE_PARTICIPANT = (
+    "(SELECT gs.participant_id FROM game_seats gs"
+    " WHERE gs.game_id = e.game_id AND gs.participant_id IS NOT NULL LIMIT 1)"
+)
+
+
 def _name_part(text: str) -> str:
     """A piece of a Minari dataset name: letters, digits, `_` and `-` only."""
     return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "x"
@@ -117,7 +125,7 @@ def _episode_ids(rec: Recording, flt: Filter) -> list[dict[str, Any]]:
     # An episode belongs to a participant through its game's seats.
     clause, args = flt.sql(
         "e.started_us",
-        "(SELECT s.participant_id FROM game_seats s WHERE s.game_id = e.game_id AND s.participant_id IS NOT NULL LIMIT 1)",
+        _EPISODE_PARTICIPANT,
         "g.scene_id",
     )
     rows = rec.db.execute(
@@ -254,7 +262,7 @@ _TABLES = {
                   e.started_us, e.ended_us, e.steps, e.outcome, e.reason, e.total_return
            FROM episodes e JOIN games g ON g.id = e.game_id WHERE 1 = 1""",
         "e.started_us",
-        "(SELECT gs.participant_id FROM game_seats gs WHERE gs.game_id = e.game_id AND gs.participant_id IS NOT NULL LIMIT 1)",
+        _EPISODE_PARTICIPANT,
         "g.scene_id",
     ),
     "participants": (
