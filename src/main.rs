@@ -76,6 +76,10 @@ enum Command {
         /// server with (a game that steps in 50 ms beside normal ones).
         #[arg(long)]
         diagnostic_envs: bool,
+        /// A token that lets a scraper read `/metrics` (sent as
+        /// `Authorization: Bearer TOKEN`); without it only a console login can.
+        #[arg(long, env = "TANDEM_METRICS_TOKEN", hide_env_values = true)]
+        metrics_token: Option<String>,
         #[command(flatten)]
         workers: python_envs::WorkerArgs,
     },
@@ -137,8 +141,13 @@ fn main() -> ExitCode {
             secure_cookies,
             frame_ancestors,
             diagnostic_envs,
+            metrics_token,
             workers,
         } => {
+            if metrics_token.as_deref().is_some_and(|t| t.len() < 16) {
+                eprintln!("error: --metrics-token must be at least 16 characters");
+                return ExitCode::from(2);
+            }
             let mut envs = if diagnostic_envs {
                 tandem_bench::catalog_with_diagnostics()
             } else {
@@ -170,6 +179,13 @@ fn main() -> ExitCode {
                         .iter()
                         .map(|s| s.to_string())
                         .collect()
+                }),
+                metrics_token,
+                extra_metrics: pool.as_ref().map(|pool| {
+                    let pool = std::sync::Arc::clone(pool);
+                    tandem_server::ExtraMetrics(std::sync::Arc::new(move |out: &mut String| {
+                        python_envs::write_pool_metrics(&pool, out)
+                    }))
                 }),
                 ..tandem_server::Options::default()
             };

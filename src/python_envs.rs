@@ -137,3 +137,17 @@ fn step_deadline(text: &str) -> Result<f64, String> {
         )),
     }
 }
+
+/// The worker pool's state in Prometheus' text format, for `/metrics`.
+pub fn write_pool_metrics(pool: &Pool, out: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP tandem_workers_warm Python workers started and waiting for a game.\n\
+         # TYPE tandem_workers_warm gauge\ntandem_workers_warm {}\n\
+         # HELP tandem_workers_remote_idle Remote workers connected and idle.\n\
+         # TYPE tandem_workers_remote_idle gauge\ntandem_workers_remote_idle {}",
+        pool.warm_count(),
+        pool.remote_count()
+    );
+}

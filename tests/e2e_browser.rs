@@ -1412,3 +1412,197 @@ async fn browser_input_timing_is_recorded_to_the_frame() {
         "{page_states:?}"
     );
 }
+
+/// A game that lasts until someone ends it, then the end.
+const CONSOLE_EXPERIMENT: &str = r#"
+id = "e2e-console"
+title = "Console test"
+
+[[scene]]
+kind = "game"
+id = "drive"
+title = "Drive up the hill"
+env = "MountainCar-v0"
+fps = 30
+time_limit_s = 120
+default_action = 1
+instructions = "Rock the car."
+[scene.keys]
+ArrowLeft = 0
+ArrowRight = 2
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Thank you"
+markdown = "All done."
+completion_code = "E2E-C0NSOLE"
+"#;
+
+/// A researcher in one browser logs in, sees a participant (in another
+/// browser) arrive on the live dashboard without reloading, watches their
+/// game, ends it with a reason, then replays the interrupted episode and
+/// scrubs through it. The participant's flow moves on to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn researcher_watches_ends_and_replays_a_game() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("console.db");
+    {
+        let store = tandem_store::Store::open(db_path.to_str().unwrap())
+            .await
+            .unwrap();
+        let hash = tandem_server::accounts::hash_password("a long enough passphrase").unwrap();
+        store.add_console_user("ada", &hash).await.unwrap();
+    }
+    let mut server = TestServer::start_at(CONSOLE_EXPERIMENT, &db_path).await;
+    let mut researcher = Chromium::launch().await;
+    let mut participant = Chromium::launch().await;
+
+    let console = researcher
+        .browser
+        .new_page(server.url("/console/login"))
+        .await
+        .expect("the login page opens");
+    eval(
+        &console,
+        "document.querySelector('input[name=name]').value = 'ada'; \
+         document.querySelector('input[name=password]').value = 'a long enough passphrase'; \
+         document.querySelector('form').submit(); true",
+    )
+    .await;
+    wait_for(
+        &console,
+        "the live dashboard",
+        "document.getElementById('live-status')?.dataset.state === 'live'",
+    )
+    .await;
+    assert_eq!(
+        eval_string(
+            &console,
+            "document.getElementById('participants').textContent"
+        )
+        .await,
+        "0"
+    );
+
+    let play = participant
+        .browser
+        .new_page(server.url("/?PROLIFIC_PID=e2e-console"))
+        .await
+        .expect("the participant page opens");
+    wait_for(&play, "the game to draw", &format!("{FRAMES} > 10")).await;
+    // The dashboard sees them arrive and their game start, without a reload.
+    wait_for(
+        &console,
+        "the participant and their game on the dashboard",
+        "document.getElementById('participants').textContent === '1' \
+         && !!document.querySelector('#games .watch-link')",
+    )
+    .await;
+    let seats = eval_string(&console, "document.getElementById('games').textContent").await;
+    assert!(seats.contains("participant"), "{seats}");
+
+    eval(
+        &console,
+        "document.querySelector('#games .watch-link').click(); true",
+    )
+    .await;
+    wait_for(
+        &console,
+        "the watched game's frames",
+        &format!(
+            "{FRAMES} > 10 && document.getElementById('seats').textContent.includes('participant')"
+        ),
+    )
+    .await;
+    let colours = eval_i64(&console, CANVAS_COLOURS).await;
+    assert!(colours > 1, "the watched game is drawn ({colours} colours)");
+
+    eval(
+        &console,
+        "document.querySelector('input[name=reason]').value = 'stuck car'; \
+         document.getElementById('end-game').click(); true",
+    )
+    .await;
+    wait_for(
+        &play,
+        "the participant to move on",
+        "document.body.dataset.sceneId === 'end'",
+    )
+    .await;
+    wait_for(
+        &console,
+        "the dashboard again, with the interrupted episode",
+        "[...document.querySelectorAll('#episodes tr')].some((r) => r.textContent.includes('ended_by_researcher'))",
+    )
+    .await;
+
+    let db = server.db().await;
+    let (episode_id, reason, steps): (i64, String, i64) = sqlx::query_as(
+        "SELECT id, reason, steps FROM episodes WHERE outcome = 'interrupted' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&db)
+    .await
+    .expect("an interrupted episode");
+    assert_eq!(reason, "ended_by_researcher: stuck car (ada)");
+    assert!(steps > 5, "{steps} steps");
+    let audited = count(
+        &db,
+        "SELECT COUNT(*) FROM console_audit WHERE user_name = 'ada' AND action = 'end_game'",
+    )
+    .await;
+    assert_eq!(audited, 1);
+    let game_reason: String =
+        sqlx::query_scalar("SELECT end_reason FROM games ORDER BY id DESC LIMIT 1")
+            .fetch_one(&db)
+            .await
+            .expect("the game's end");
+    assert_eq!(game_reason, "ended_by_researcher: stuck car (ada)");
+
+    eval(
+        &console,
+        &format!("location.href = '/console/episodes/{episode_id}'; true"),
+    )
+    .await;
+    wait_for(
+        &console,
+        "the replay to load",
+        "document.getElementById('replay')?.dataset.ready === 'true'",
+    )
+    .await;
+    let scrub_max = eval_i64(&console, "Number(document.getElementById('scrub').max)").await;
+    assert_eq!(scrub_max, steps, "one scrub position per recorded step");
+    let first = eval_string(&console, &format!("(async () => {{ await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))); return {CANVAS_IMAGE}; }})()")).await;
+    let to_end = "(() => { const s = document.getElementById('scrub'); s.value = s.max; \
+                  s.dispatchEvent(new Event('input')); return document.getElementById('replay').dataset.step; })()";
+    assert_eq!(eval_string(&console, to_end).await, steps.to_string());
+    let last = eval_string(&console, &format!("(async () => {{ await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))); return {CANVAS_IMAGE}; }})()")).await;
+    assert_ne!(first, last, "scrubbing moves the car");
+    let detail = eval_string(
+        &console,
+        "document.getElementById('step-detail').textContent",
+    )
+    .await;
+    assert!(
+        detail.contains("participant")
+            && (detail.contains("keys") || detail.contains("default action")),
+        "the step's chooser and why: {detail}"
+    );
+    // Playing advances from the start at the chosen speed.
+    eval(
+        &console,
+        "(() => { const s = document.getElementById('scrub'); s.value = 0; s.dispatchEvent(new Event('input')); \
+         document.getElementById('speed').value = '4'; document.getElementById('play').click(); return true; })()",
+    )
+    .await;
+    wait_for(
+        &console,
+        "the replay to play",
+        "Number(document.getElementById('replay').dataset.step) > 10",
+    )
+    .await;
+
+    researcher.close().await;
+    participant.close().await;
+    server.stop().await;
+}

@@ -52,7 +52,19 @@ pub async fn get(
     cookie: Option<&str>,
     limit: Duration,
 ) -> anyhow::Result<Response> {
-    tokio::time::timeout(limit, get_inner(addr, host, path, cookie))
+    let headers: Vec<(&str, &str)> = cookie.map(|c| ("Cookie", c)).into_iter().collect();
+    get_with(addr, host, path, &headers, limit).await
+}
+
+/// `GET path` with extra request headers.
+pub async fn get_with(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    limit: Duration,
+) -> anyhow::Result<Response> {
+    tokio::time::timeout(limit, get_inner(addr, host, path, headers))
         .await
         .map_err(|_| anyhow!("no answer within {limit:?}"))?
 }
@@ -61,15 +73,15 @@ async fn get_inner(
     addr: SocketAddr,
     host: &str,
     path: &str,
-    cookie: Option<&str>,
+    headers: &[(&str, &str)],
 ) -> anyhow::Result<Response> {
     let mut stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connect to {addr}"))?;
     let mut request =
         format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: tandem-bench\r\n");
-    if let Some(cookie) = cookie {
-        request.push_str(&format!("Cookie: {cookie}\r\n"));
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await?;

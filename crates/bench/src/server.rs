@@ -18,7 +18,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use serde::Deserialize;
 
 use crate::http;
 
@@ -58,6 +57,8 @@ impl ChildServer {
             // Every bot arrives from 127.0.0.1: no per-address limit on new
             // participants.
             .args(["--new-per-minute", "0"])
+            // What opens its /metrics to the bench.
+            .env("TANDEM_METRICS_TOKEN", metrics_token())
             // Plain log lines, so the log file reads well and can be scanned.
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -282,8 +283,21 @@ pub fn load_average() -> Option<f64> {
         .ok()
 }
 
-/// The server's `GET /metrics`.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// The token the bench reads `/metrics` with: `TANDEM_METRICS_TOKEN` when set
+/// (for `--url`, the token that server was started with), else one made for
+/// the server the bench starts.
+pub fn metrics_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        std::env::var("TANDEM_METRICS_TOKEN").unwrap_or_else(|_| {
+            let bytes: [u8; 16] = rand::random();
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        })
+    })
+}
+
+/// What the bench reads from the server's `GET /metrics`.
+#[derive(Clone, Debug, Default)]
 pub struct Metrics {
     pub sessions: u64,
     pub games_running: u64,
@@ -291,7 +305,7 @@ pub struct Metrics {
     pub recorder: RecorderMetrics,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub struct RecorderMetrics {
     pub steps_written: u64,
     pub batches_written: u64,
@@ -299,13 +313,51 @@ pub struct RecorderMetrics {
     pub steps_dropped: u64,
 }
 
+impl Metrics {
+    /// Reads the unlabelled samples the bench needs from Prometheus text.
+    pub fn parse(text: &str) -> anyhow::Result<Metrics> {
+        let samples: std::collections::HashMap<&str, f64> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once(' '))
+            .filter_map(|(name, value)| Some((name, value.trim().parse().ok()?)))
+            .collect();
+        let get = |name: &str| {
+            samples
+                .get(name)
+                .map(|v| *v as u64)
+                .with_context(|| format!("/metrics has no {name}"))
+        };
+        Ok(Metrics {
+            sessions: get("tandem_sockets")?,
+            games_running: get("tandem_games_running")?,
+            steps_played: get("tandem_steps_played_total")?,
+            recorder: RecorderMetrics {
+                steps_written: get("tandem_recorder_steps_written_total")?,
+                batches_written: get("tandem_recorder_batches_written_total")?,
+                write_errors: get("tandem_recorder_write_errors_total")?,
+                steps_dropped: get("tandem_recorder_steps_dropped_total")?,
+            },
+        })
+    }
+}
+
 /// Reads `/metrics` from the server at `addr`.
 pub async fn metrics(addr: SocketAddr, host: &str) -> anyhow::Result<Metrics> {
-    let response = http::get(addr, host, "/metrics", None, Duration::from_secs(10)).await?;
+    let bearer = format!("Bearer {}", metrics_token());
+    let headers = [("Authorization", bearer.as_str())];
+    let response =
+        http::get_with(addr, host, "/metrics", &headers, Duration::from_secs(10)).await?;
+    if response.status == 401 {
+        bail!(
+            "GET /metrics refused the bench: set TANDEM_METRICS_TOKEN to the server's --metrics-token"
+        );
+    }
     if response.status != 200 {
         bail!("GET /metrics answered {}", response.status);
     }
-    serde_json::from_slice(&response.body).context("GET /metrics is not the expected JSON")
+    let text = std::str::from_utf8(&response.body).context("GET /metrics is not UTF-8")?;
+    Metrics::parse(text)
 }
 
 #[cfg(test)]

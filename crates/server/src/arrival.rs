@@ -61,6 +61,11 @@ const PAUSED: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
 <title>Study</title><h1>Not taking participants now</h1>\
 <p>This study is not taking new participants at the moment. Please try again later.</p></html>";
 
+/// For a new arrival once a researcher has closed the study (410).
+const CLOSED: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+<title>Study</title><h1>This study has ended</h1>\
+<p>This study is no longer taking participants. Thank you for your interest.</p></html>";
+
 /// `GET /` (and `HEAD /`).
 pub async fn participant_page(
     State(state): State<AppState>,
@@ -89,6 +94,9 @@ pub async fn participant_page(
             return Ok((StatusCode::CONFLICT, Html(TAKEN)).into_response());
         }
         Identified::Nobody => {
+            if state.study_closed.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok((StatusCode::GONE, Html(CLOSED)).into_response());
+            }
             if state
                 .admissions_paused
                 .load(std::sync::atomic::Ordering::SeqCst)

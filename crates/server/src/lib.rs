@@ -9,7 +9,8 @@
 //! - `token_bucket`: the rate limit behind admission and the timing budgets.
 //! - [`accounts`]: researcher accounts for the console: name rules, argon2id
 //!   password hashes.
-//! - [`console`]: the researcher console's login, logout and signed-in page.
+//! - [`console`]: the researcher console: logins, the live dashboard, watching
+//!   and replaying games, the study controls, and `/metrics`.
 //! - `assets`: the participant page and its modules, compiled in.
 //! - `app_error`: a handler's failure, logged in full and told briefly.
 //! - `headers`: security headers (CSP with framing for crowd platforms, nosniff).
@@ -52,6 +53,7 @@ mod serve;
 mod session;
 mod state;
 mod sync;
+pub mod telemetry;
 #[cfg(test)]
 mod test_support;
 mod token_bucket;
@@ -74,7 +76,7 @@ pub use frames::{Encoded, FrameContent, FrameEncoder, PIXEL_FRAME_V1, PublishedF
 pub use headers::frame_ancestor;
 pub use options::{
     DEFAULT_FRAME_ANCESTORS, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SOCKETS,
-    Liveness, Options,
+    ExtraMetrics, Liveness, Options,
 };
 pub use placement::{GamePlace, ParticipantPlace, Snapshot, SpotView};
 pub use state::AppState;
@@ -160,6 +162,15 @@ pub async fn run_with(
         .store(paused, std::sync::atomic::Ordering::SeqCst);
     if paused {
         warn!("admissions are paused (from the console): new arrivals are turned away");
+    }
+    if let Some(closed_us) = store.study_closed(&state.experiment.id).await? {
+        warn!(
+            closed_us,
+            "the study was closed (from the console): new arrivals are told it has ended"
+        );
+        state
+            .study_closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
     if let Some(cap) = store.participant_cap(&state.experiment.id).await? {
         info!(cap, "the participant cap set from the console applies");

@@ -71,6 +71,21 @@ pub struct Options {
     pub frame_ancestors: Vec<String>,
     /// When a socket that answers no ping is closed.
     pub liveness: Liveness,
+    /// The token that opens `/metrics` to a scraper (`Authorization: Bearer`);
+    /// without one, only a console login reads it.
+    pub metrics_token: Option<String>,
+    /// Lines the binary adds to `/metrics` (the Python worker pool's state).
+    pub extra_metrics: Option<ExtraMetrics>,
+}
+
+/// Writes more Prometheus text lines; see [`Options::extra_metrics`].
+#[derive(Clone)]
+pub struct ExtraMetrics(pub std::sync::Arc<dyn Fn(&mut String) + Send + Sync>);
+
+impl std::fmt::Debug for ExtraMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraMetrics")
+    }
 }
 
 impl Default for Options {
@@ -88,6 +103,8 @@ impl Default for Options {
                 .map(|s| s.to_string())
                 .collect(),
             liveness: Liveness::default(),
+            metrics_token: None,
+            extra_metrics: None,
         }
     }
 }

@@ -75,7 +75,8 @@ pub async fn run<S, E>(
     let (out_tx, out_rx) = mpsc::channel(SOCKET_QUEUE);
     let connection = Connection::new(participant_id, state.next_connection_id(), out_tx);
     let (sink, mut stream) = socket.split();
-    let mut send_task = tokio::spawn(send_loop(sink, out_rx));
+    let telemetry = Arc::clone(&state.games.telemetry);
+    let mut send_task = tokio::spawn(send_loop(sink, out_rx, telemetry));
 
     flow::on_connect(&state, &connection).await;
     let mut timing = PageTiming::new();
@@ -348,8 +349,11 @@ impl Refusals {
 
 type Frames = watch::Receiver<Option<Arc<PublishedFrame>>>;
 
-async fn send_loop<K>(mut sink: K, mut control: mpsc::Receiver<Outgoing>)
-where
+async fn send_loop<K>(
+    mut sink: K,
+    mut control: mpsc::Receiver<Outgoing>,
+    telemetry: Arc<crate::telemetry::Telemetry>,
+) where
     K: Sink<Message> + Unpin,
 {
     let mut frames: Option<(Frames, usize)> = None;
@@ -404,6 +408,7 @@ where
                 }
                 let frame = rx.borrow_and_update().clone();
                 let Some(frame) = frame else { continue };
+                let started = std::time::Instant::now();
                 let message = match encoder.encode(&frame, *agent) {
                     Encoded::Text(text) => Message::Text(Utf8Bytes::from(text)),
                     Encoded::Binary(bytes) => Message::Binary(bytes.into()),
@@ -412,6 +417,9 @@ where
                 if sink.send(message).await.is_err() {
                     break;
                 }
+                telemetry
+                    .frame_send
+                    .observe_us(started.elapsed().as_micros() as u64);
             }
         }
     }

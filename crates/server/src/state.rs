@@ -48,10 +48,15 @@ pub struct Inner {
     pub frame_ancestors: String,
     /// When a socket that answers no ping is closed.
     pub liveness: Liveness,
+    /// What opens `/metrics` to a scraper, and lines the binary adds to it.
+    pub metrics_token: Option<String>,
+    pub extra_metrics: Option<crate::options::ExtraMetrics>,
     /// Failed console logins per address.
     pub console_logins: crate::console::LoginLimiter,
     /// A researcher paused admissions: new arrivals are turned away.
     pub admissions_paused: std::sync::atomic::AtomicBool,
+    /// A researcher closed the study: new arrivals are told it has ended.
+    pub study_closed: std::sync::atomic::AtomicBool,
     next_connection: AtomicU64,
 }
 
@@ -89,6 +94,7 @@ impl AppState {
             shutdown: shutdown.clone(),
             steps_played: Arc::new(AtomicU64::new(0)),
             tasks: TaskTracker::new(),
+            telemetry: Arc::default(),
         });
         let state = AppState(Arc::new(Inner {
             experiment,
@@ -108,8 +114,11 @@ impl AppState {
                 .collect::<Vec<_>>()
                 .join(" "),
             liveness: options.liveness,
+            metrics_token: options.metrics_token,
+            extra_metrics: options.extra_metrics,
             console_logins: crate::console::LoginLimiter::default(),
             admissions_paused: std::sync::atomic::AtomicBool::new(false),
+            study_closed: std::sync::atomic::AtomicBool::new(false),
             next_connection: AtomicU64::new(1),
         }));
         let outcomes = Outcomes {

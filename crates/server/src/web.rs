@@ -1,5 +1,6 @@
 //! The HTTP side: one router with the participant page (see `arrival`), its
-//! static files, the participant socket, and a health check.
+//! static files, the participant socket, the console, `/metrics` and a
+//! health check.
 //!
 //! The page and its modules are compiled into the binary, so the server needs
 //! no files beside it.
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum_extra::extract::cookie::CookieJar;
 use tracing::{error, warn};
@@ -30,10 +31,10 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::compression::CompressionLayer::new());
     Router::new()
         .merge(pages)
-        .merge(crate::console::router())
+        .merge(crate::console::router(&state))
         .route("/ws", get(participant_socket))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(crate::console::metrics::public))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             headers::add,
@@ -94,29 +95,6 @@ async fn participant_socket(
                 })))
                 .await;
         })
-}
-
-/// Live counters as JSON, for `tandem bench` and monitoring: connected sockets,
-/// running games, participants waiting in lobbies, steps played by the game
-/// loops and the recorder's counts.
-/// They hold no participant data.
-async fn metrics(State(state): State<AppState>) -> Response {
-    let recorder = state.recorder.stats();
-    let (sockets, games, waiting) = state.placement.counts();
-    axum::Json(serde_json::json!({
-        "sessions": sockets,
-        "games_running": games,
-        "lobby_waiting": waiting,
-        "steps_played": state.steps_played(),
-        "recorder": {
-            "steps_received": recorder.steps_received,
-            "steps_written": recorder.steps_written,
-            "batches_written": recorder.batches_written,
-            "write_errors": recorder.write_errors,
-            "steps_dropped": recorder.steps_dropped,
-        },
-    }))
-    .into_response()
 }
 
 #[cfg(test)]

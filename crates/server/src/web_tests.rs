@@ -103,20 +103,6 @@ async fn the_socket_route_needs_an_upgrade() {
     assert_eq!(state.placement.counts(), (0, 0, 0));
 }
 
-/// Metrics are JSON counters, zero on an idle server.
-#[tokio::test]
-async fn metrics_are_counters() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (state, _stop, _writer) = state(&dir).await;
-    let (status, _, body) = get(&state, "/metrics").await;
-    assert_eq!(status, StatusCode::OK);
-    let metrics: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    assert_eq!(metrics["sessions"], 0);
-    assert_eq!(metrics["games_running"], 0);
-    assert_eq!(metrics["lobby_waiting"], 0);
-    assert_eq!(metrics["steps_played"], 0);
-}
-
 /// While the server stops, new arrivals are told to come back; nobody is created.
 #[tokio::test]
 async fn arrivals_during_shutdown_are_told_to_wait() {

@@ -215,6 +215,47 @@ impl Store {
         Ok(())
     }
 
+    /// Closes `experiment_id` for good, recording who did it in the audit log
+    /// in the same transaction. Closing a closed study changes nothing.
+    pub async fn close_study(
+        &self,
+        experiment_id: &str,
+        user_name: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE experiments SET closed_us = ? WHERE id = ? AND closed_us IS NULL")
+            .bind(now_us())
+            .bind(experiment_id)
+            .execute(&mut *tx)
+            .await?;
+        let detail = serde_json::json!({"experiment": experiment_id});
+        insert_audit(&mut tx, user_name, "close_study", &detail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// When a researcher closed `experiment_id`, if they did.
+    pub async fn study_closed(&self, experiment_id: &str) -> Result<Option<i64>, StoreError> {
+        let closed: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT closed_us FROM experiments WHERE id = ?")
+                .bind(experiment_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(closed.flatten())
+    }
+
+    /// Writes one line of the audit log for a change made elsewhere (ending a
+    /// game is the game task's to record).
+    pub async fn audit(
+        &self,
+        user_name: &str,
+        action: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        insert_audit(&mut conn, user_name, action, detail).await
+    }
+
     /// The participant cap set from the console, if any.
     pub async fn participant_cap(&self, experiment_id: &str) -> Result<Option<u64>, StoreError> {
         let cap: Option<Option<i64>> =

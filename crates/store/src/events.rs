@@ -89,7 +89,7 @@ pub(crate) async fn insert_event(
     Ok(())
 }
 
-fn event_from_row(r: &SqliteRow) -> Result<Event, StoreError> {
+pub(crate) fn event_from_row(r: &SqliteRow) -> Result<Event, StoreError> {
     Ok(Event {
         id: r.try_get("id")?,
         at_us: r.try_get("at_us")?,

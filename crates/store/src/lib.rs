@@ -39,6 +39,7 @@ mod batch;
 mod clock;
 mod columns;
 mod console;
+mod dashboard;
 mod episode_ids;
 mod episode_indices;
 mod error;
@@ -58,6 +59,7 @@ mod writer;
 
 pub use clock::now_us;
 pub use console::{AuditEntry, ConsoleSession, ConsoleUser};
+pub use dashboard::SceneCount;
 pub use episode_indices::{EPISODE_INDEX_BLOCK, EpisodeIndices};
 pub use error::{DatabaseError, StoreError};
 pub use events::Event;

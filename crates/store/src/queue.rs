@@ -55,6 +55,10 @@ pub struct RecorderStats {
     /// commits were failing, rejected by the database (a duplicate step), or
     /// still unwritten when the writer gave up at shutdown.
     pub steps_dropped: u64,
+    /// Transactions committed (with steps or not), and the time they took in
+    /// all: the mean flush latency is their ratio.
+    pub commits: u64,
+    pub commit_us: u64,
 }
 
 /// The shared counters behind [`RecorderStats`]; relaxed atomics, since they are
@@ -66,6 +70,8 @@ pub(crate) struct Counters {
     pub(crate) batches_written: AtomicU64,
     pub(crate) write_errors: AtomicU64,
     pub(crate) steps_dropped: AtomicU64,
+    pub(crate) commits: AtomicU64,
+    pub(crate) commit_us: AtomicU64,
 }
 
 impl Counters {
@@ -80,6 +86,8 @@ impl Counters {
             batches_written: self.batches_written.load(Ordering::Relaxed),
             write_errors: self.write_errors.load(Ordering::Relaxed),
             steps_dropped: self.steps_dropped.load(Ordering::Relaxed),
+            commits: self.commits.load(Ordering::Relaxed),
+            commit_us: self.commit_us.load(Ordering::Relaxed),
         }
     }
 }

@@ -64,7 +64,7 @@ pub struct StoredStep {
     pub feedback: Option<f64>,
 }
 
-const EPISODE_COLUMNS: &str = "id, game_id, idx, seed, env_id, env_version, started_us, \
+pub(crate) const EPISODE_COLUMNS: &str = "id, game_id, idx, seed, env_id, env_version, started_us, \
      ended_us, steps, outcome, reason, total_return";
 
 impl Store {
@@ -160,7 +160,7 @@ impl Store {
     }
 }
 
-fn episode_from_row(r: &SqliteRow) -> Result<Episode, StoreError> {
+pub(crate) fn episode_from_row(r: &SqliteRow) -> Result<Episode, StoreError> {
     let outcome: Option<String> = r.try_get("outcome")?;
     let reason: Option<String> = r.try_get("reason")?;
     let outcome = match outcome.as_deref() {

@@ -195,6 +195,7 @@ impl<S: BatchSink> Writer<S> {
         if self.batch.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
         let result = match self.sink.write_batch(&self.batch).await {
             Err(WriteError::Rejected(e)) => {
                 Counters::add(&self.counters.write_errors, 1);
@@ -209,6 +210,11 @@ impl<S: BatchSink> Writer<S> {
         };
         match result {
             Ok(rejected) => {
+                Counters::add(&self.counters.commits, 1);
+                Counters::add(
+                    &self.counters.commit_us,
+                    started.elapsed().as_micros() as u64,
+                );
                 self.committed(rejected);
                 Ok(())
             }

@@ -62,6 +62,8 @@ pub enum NoticeCode {
     Abandoned,
     /// The lobby timed out with no partner: a `scene` follows.
     NoPartner,
+    /// A researcher ended the game from the console: a `scene` follows.
+    EndedByResearcher,
     /// A code this build does not know, as sent.
     #[serde(untagged)]
     Other(String),
@@ -69,7 +71,7 @@ pub enum NoticeCode {
 
 impl NoticeCode {
     /// Every code this build knows, in the order `docs/WIRE.md` lists them.
-    pub const KNOWN: [NoticeCode; 7] = [
+    pub const KNOWN: [NoticeCode; 8] = [
         NoticeCode::PartnerLeft,
         NoticeCode::PartnerBack,
         NoticeCode::PartnerGone,
@@ -77,6 +79,7 @@ impl NoticeCode {
         NoticeCode::PolicyFailed,
         NoticeCode::Abandoned,
         NoticeCode::NoPartner,
+        NoticeCode::EndedByResearcher,
     ];
 
     /// The code as written on the wire.
@@ -89,6 +92,7 @@ impl NoticeCode {
             NoticeCode::PolicyFailed => "policy_failed",
             NoticeCode::Abandoned => "abandoned",
             NoticeCode::NoPartner => "no_partner",
+            NoticeCode::EndedByResearcher => "ended_by_researcher",
             NoticeCode::Other(code) => code,
         }
     }

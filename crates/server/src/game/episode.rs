@@ -90,6 +90,9 @@ impl GameTask<'_> {
             while let Ok(command) = self.commands.try_recv() {
                 self.apply(command, BETWEEN_EPISODES);
             }
+            if let Some((_, exit)) = self.ended_by_researcher() {
+                return exit;
+            }
             if let Some(exit) = self.expire_grace(BETWEEN_EPISODES) {
                 return exit;
             }
@@ -260,6 +263,10 @@ impl GameTask<'_> {
                         return EpisodeExit::Ended(self.closed());
                     };
                     self.apply(command, at);
+                    if let Some((reason, exit)) = self.ended_by_researcher() {
+                        interrupt(&reason, t, &tally);
+                        return EpisodeExit::Ended(exit);
+                    }
                     if self.is_stopping() {
                         interrupt("server_shutdown", t, &tally);
                         return EpisodeExit::Ended(GameExit::Shutdown);
@@ -271,7 +278,10 @@ impl GameTask<'_> {
                     }
                     continue;
                 }
-                _ = clock.tick() => {}
+                scheduled = clock.tick() => {
+                    let late = scheduled.elapsed().as_micros() as u64;
+                    self.context.telemetry.tick_lag.observe_us(late);
+                }
             }
             if let Some(exit) = self.expire_grace(at) {
                 interrupt("game_ended_early", t, &tally);

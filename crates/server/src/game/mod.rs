@@ -62,6 +62,9 @@ pub enum Command {
         participant_id: i64,
         connection: u64,
     },
+    /// A researcher ended the game from the console: its running episode is
+    /// recorded as interrupted with `reason`, and everyone moves on.
+    End { reason: String },
 }
 
 /// What a game task tells the flow.
@@ -103,6 +106,8 @@ pub struct GameContext {
     pub steps_played: Arc<AtomicU64>,
     /// Every game task, so shutdown can wait for them to record their ends.
     pub tasks: TaskTracker,
+    /// Latency histograms for `/metrics`.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// What a game task starts from.

@@ -14,7 +14,7 @@ use futures::FutureExt;
 use serde_json::{Value, json};
 use tandem_env::Observation;
 use tandem_experiment::{GameScene, Scene};
-use tandem_wire::{ErrorCode, ServerMessage};
+use tandem_wire::{ErrorCode, NoticeCode, ServerMessage};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
@@ -53,6 +53,9 @@ pub(super) struct GameTask<'a> {
     pub(super) deadline_us: Option<i64>,
     /// Each agent's latest observation, what its policies act on.
     pub(super) obs: Vec<Observation>,
+    /// Why a researcher ended the game, once they have: the episode loop
+    /// stops at its next look.
+    pub(super) end_requested: Option<String>,
 }
 
 pub(super) async fn run(
@@ -171,6 +174,7 @@ impl<'a> GameTask<'a> {
                 .time_limit_s
                 .map(|s| setup.game.started_us + i64::from(s) * 1_000_000),
             obs: Vec::new(),
+            end_requested: None,
         })
     }
 
@@ -187,6 +191,16 @@ impl<'a> GameTask<'a> {
             } => {
                 let stopping = self.is_stopping();
                 self.roster.detach(participant_id, connection, stopping);
+            }
+            Command::End { reason } => {
+                info!(game = self.game_id, reason, "a researcher ended the game");
+                self.event(
+                    None,
+                    "game_ended_by_researcher",
+                    json!({"reason": reason}),
+                    at,
+                );
+                self.end_requested = Some(reason);
             }
         }
         self.hand_on(at);
@@ -226,6 +240,18 @@ impl<'a> GameTask<'a> {
 
     pub(super) fn is_stopping(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    /// How the game ends when a researcher ended it: the reason its running
+    /// episode and the game are recorded with, and the exit.
+    pub(super) fn ended_by_researcher(&mut self) -> Option<(String, GameExit)> {
+        let reason = format!("ended_by_researcher: {}", self.end_requested.take()?);
+        let exit = GameExit::EndedEarly {
+            reason: reason.clone(),
+            code: NoticeCode::EndedByResearcher,
+            notice: "The researchers ended this game. Moving on.".to_string(),
+        };
+        Some((reason, exit))
     }
 
     /// Why the command channel closed: the server stops, or placement retired

@@ -412,6 +412,24 @@ impl Placement {
     pub fn running_games(&self) -> Vec<i64> {
         lock(&self.state).games.keys().copied().collect()
     }
+
+    /// Asks running game `game_id` to end (a researcher's decision, `reason`
+    /// theirs). False when no such game runs here.
+    pub fn end_game(&self, game_id: i64, reason: String) -> bool {
+        let state = lock(&self.state);
+        state
+            .games
+            .get(&game_id)
+            .is_some_and(|game| game.commands.send(Command::End { reason }).is_ok())
+    }
+
+    /// A receiver of running game `game_id`'s frames, for a researcher who
+    /// watches it, with its scene index; `None` when no such game runs here.
+    pub fn watch_game(&self, game_id: i64) -> Option<(usize, crate::frames::FrameReceiver)> {
+        let state = lock(&self.state);
+        let game = state.games.get(&game_id)?;
+        Some((game.scene, game.frames.clone()))
+    }
 }
 
 /// Tells everyone in a queue its size and their own wait.

@@ -73,6 +73,7 @@ fn commands(rx: &mut mpsc::UnboundedReceiver<Command>) -> Vec<String> {
                 participant_id,
                 connection,
             } => format!("detach:{participant_id}/{connection}"),
+            Command::End { reason } => format!("end:{reason}"),
         });
     }
     out

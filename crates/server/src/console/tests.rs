@@ -12,8 +12,10 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use tower::ServiceExt;
 
+use super::auth::token_hash;
 use super::*;
 use crate::web::app;
+use tandem_store::now_us;
 
 const HOME: [u8; 4] = [10, 0, 0, 1];
 const PASSWORD: &str = "a long enough passphrase";
@@ -110,11 +112,18 @@ async fn the_console_is_closed_until_a_user_exists_then_guarded() {
     let (state, _stop, _writer) =
         crate::test_support::state(&dir, tandem_experiment::default_experiment()).await;
 
+    let routes = routes();
+    assert!(routes.len() >= 13, "every console route is listed");
     // No user: nothing answers, whatever is sent.
-    for (route, changes) in ROUTES {
-        let method = if *changes { "POST" } else { "GET" };
-        let (status, _, body) = send(&state, method, route, &[], Some("csrf=x"), HOME).await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{route}");
+    for route in &routes {
+        let method = if route.kind == Kind::Change {
+            "POST"
+        } else {
+            "GET"
+        };
+        let (status, _, body) =
+            send(&state, method, route.example, &[], Some("csrf=x"), HOME).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{}", route.path);
         assert!(body.contains("tandem admin add-user"), "{body}");
     }
     with_ada(&state).await;
@@ -143,21 +152,39 @@ async fn the_console_is_closed_until_a_user_exists_then_guarded() {
         Some(forged.as_str()),
         Some(expired.as_str()),
     ] {
-        for (route, changes) in ROUTES {
-            if *route == "/console/login" {
-                continue; // the login page is for people without a session
-            }
-            let headers = cookie_header(cookie);
-            if *changes {
-                let form = Some("csrf=old-csrf");
-                let (status, _, _) = send(&state, "POST", route, &headers, form, HOME).await;
-                assert_eq!(status, StatusCode::FORBIDDEN, "{route} with {cookie:?}");
-            } else {
-                let (status, headers, _) = send(&state, "GET", route, &headers, None, HOME).await;
-                assert_eq!(status, StatusCode::SEE_OTHER, "{route} with {cookie:?}");
-                assert_eq!(headers[header::LOCATION], "/console/login");
+        for route in &routes {
+            let (path, headers) = (route.example, cookie_header(cookie));
+            match route.kind {
+                // The login page is for people without a session.
+                Kind::Login => {}
+                Kind::Change => {
+                    let form = Some("csrf=old-csrf");
+                    let (status, _, _) = send(&state, "POST", path, &headers, form, HOME).await;
+                    assert_eq!(status, StatusCode::FORBIDDEN, "{path} with {cookie:?}");
+                }
+                Kind::Data => {
+                    let (status, _, _) = send(&state, "GET", path, &headers, None, HOME).await;
+                    assert_eq!(status, StatusCode::FORBIDDEN, "{path} with {cookie:?}");
+                }
+                Kind::Page => {
+                    let (status, headers, _) =
+                        send(&state, "GET", path, &headers, None, HOME).await;
+                    assert_eq!(status, StatusCode::SEE_OTHER, "{path} with {cookie:?}");
+                    assert_eq!(headers[header::LOCATION], "/console/login");
+                }
             }
         }
+        // Nor do they open /metrics.
+        let (status, _, _) = send(
+            &state,
+            "GET",
+            "/metrics",
+            &cookie_header(cookie),
+            None,
+            HOME,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "/metrics with {cookie:?}");
     }
 
     // A real login: the cookie's attributes, the page, and CSRF on changes.
@@ -177,11 +204,28 @@ async fn the_console_is_closed_until_a_user_exists_then_guarded() {
     let csrf = csrf_in(&body);
     assert_eq!(csrf.len(), 64, "{body}");
     let zeros = format!("csrf={}", "0".repeat(64));
-    for (route, _) in ROUTES.iter().filter(|(_, changes)| *changes) {
+    for route in routes.iter().filter(|r| r.kind == Kind::Change) {
         for form in ["", "csrf=", "csrf=forged", zeros.as_str()] {
-            let (status, _, _) = send(&state, "POST", route, &signed_in, Some(form), HOME).await;
-            assert_eq!(status, StatusCode::FORBIDDEN, "{route} with {form:?}");
+            let path = route.example;
+            let (status, _, _) = send(&state, "POST", path, &signed_in, Some(form), HOME).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path} with {form:?}");
         }
+    }
+    // Signed in, pages and data answer (a game or episode that is not there
+    // is a 404, not a refusal); the socket route wants an upgrade.
+    for route in routes
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::Page | Kind::Data))
+    {
+        if route.path.ends_with("/live") || route.path.ends_with("/frames") {
+            continue; // a stream, tested on its own below
+        }
+        let (status, _, _) = send(&state, "GET", route.example, &signed_in, None, HOME).await;
+        assert!(
+            status == StatusCode::OK || status == StatusCode::NOT_FOUND,
+            "{} answered {status}",
+            route.path
+        );
     }
     let right = format!("csrf={csrf}");
     let (status, _, _) = send(
@@ -369,4 +413,215 @@ async fn a_participant_cap_from_the_console() {
         .map(|a| a.detail["cap"].clone())
         .collect();
     assert_eq!(caps, [serde_json::json!(2), serde_json::Value::Null]);
+}
+
+/// Closing the study turns new arrivals away for good with their own page,
+/// lets those already in go on, survives a restart (it is in the database)
+/// and is audited; the form must say so in words.
+#[tokio::test]
+async fn closing_the_study() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (state, _stop, _writer) =
+        crate::test_support::state(&dir, tandem_experiment::default_experiment()).await;
+    with_ada(&state).await;
+    let (_, arrived, _) = send(&state, "GET", "/?PROLIFIC_PID=in", &[], None, HOME).await;
+    let inside = set_cookie(&arrived);
+    let set = log_in(&state).await;
+    let signed_in = cookie_header(Some(set.split(';').next().unwrap_or_default()));
+    let (_, _, body) = send(&state, "GET", "/console", &signed_in, None, HOME).await;
+    let csrf = csrf_in(&body);
+    let unconfirmed = format!("csrf={csrf}&confirm=yes");
+    let (status, _, _) = send(
+        &state,
+        "POST",
+        "/console/close",
+        &signed_in,
+        Some(&unconfirmed),
+        HOME,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = send(&state, "GET", "/?PROLIFIC_PID=before", &[], None, HOME).await;
+    assert_eq!(status, StatusCode::OK, "still open");
+
+    let close = format!("csrf={csrf}&confirm=close");
+    let (status, _, _) = send(
+        &state,
+        "POST",
+        "/console/close",
+        &signed_in,
+        Some(&close),
+        HOME,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, headers, body) =
+        send(&state, "GET", "/?PROLIFIC_PID=after", &[], None, HOME).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(body.contains("This study has ended"), "{body}");
+    assert!(headers.get(header::SET_COOKIE).is_none(), "nobody was made");
+    let (status, _, _) = send(
+        &state,
+        "GET",
+        "/",
+        &cookie_header(Some(&inside)),
+        None,
+        HOME,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "a participant already in goes on");
+    assert!(matches!(
+        state.store.study_closed("tandem-demo").await,
+        Ok(Some(_))
+    ));
+    let audit = state.store.console_audit().await.unwrap_or_default();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.user_name == "ada" && a.action == "close_study")
+    );
+    let (_, _, body) = send(&state, "GET", "/console", &signed_in, None, HOME).await;
+    assert!(body.contains("closed: the study has ended"), "{body}");
+}
+
+/// `/metrics` is Prometheus text that a Prometheus parser reads, with the
+/// families the dashboard's operators scrape; it answers the scrape token or
+/// a console login and nothing else.
+#[tokio::test]
+async fn metrics_are_prometheus_text_behind_a_token() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let token = "a-scrape-token-of-some-length";
+    let options = crate::Options {
+        metrics_token: Some(token.to_string()),
+        ..crate::Options::default()
+    };
+    let (state, _stop, _writer) =
+        crate::test_support::state_with(&dir, tandem_experiment::default_experiment(), options)
+            .await;
+    let (_, _, _) = send(&state, "GET", "/?PROLIFIC_PID=one", &[], None, HOME).await;
+    for headers in [
+        vec![],
+        vec![("authorization", "Bearer wrong-token-wrong-token")],
+        vec![("authorization", token)],
+    ] {
+        let (status, _, _) = send(&state, "GET", "/metrics", &headers, None, HOME).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{headers:?}");
+    }
+    let bearer = format!("Bearer {token}");
+    let (status, headers, body) = send(
+        &state,
+        "GET",
+        "/metrics",
+        &[("authorization", &bearer)],
+        None,
+        HOME,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/plain")
+    );
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+        .unwrap_or_else(|e| panic!("not Prometheus text: {e}\n{body}"));
+    let names: std::collections::BTreeSet<&str> =
+        scrape.samples.iter().map(|s| s.metric.as_str()).collect();
+    for family in [
+        "tandem_sockets",
+        "tandem_participants",
+        "tandem_games_running",
+        "tandem_lobby_waiting",
+        "tandem_tick_lag_seconds",
+        "tandem_frame_send_seconds",
+        "tandem_recorder_queue_steps",
+        "tandem_recorder_flush_seconds_sum",
+    ] {
+        assert!(names.contains(family), "{family} missing from {names:?}");
+    }
+    let histograms = scrape
+        .samples
+        .iter()
+        .filter(|s| matches!(s.value, prometheus_parse::Value::Histogram(_)))
+        .count();
+    assert_eq!(histograms, 2, "tick lag and frame send are histograms");
+    let at_first_scene = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "tandem_participants" && s.labels.get("scene") == Some("consent"));
+    assert!(
+        matches!(at_first_scene.map(|s| &s.value), Some(prometheus_parse::Value::Gauge(n)) if *n == 1.0),
+        "{body}"
+    );
+    // A console login reads it too, there and under /console.
+    with_ada(&state).await;
+    let set = log_in(&state).await;
+    let signed_in = cookie_header(Some(set.split(';').next().unwrap_or_default()));
+    let (status, _, _) = send(&state, "GET", "/console/metrics", &signed_in, None, HOME).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// The live feed sends the dashboard's overview as server-sent events, and
+/// ends once the login is gone.
+#[tokio::test]
+async fn the_live_feed_streams_the_overview() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (state, _stop, _writer) =
+        crate::test_support::state(&dir, tandem_experiment::default_experiment()).await;
+    with_ada(&state).await;
+    let (_, _, _) = send(&state, "GET", "/?PROLIFIC_PID=one", &[], None, HOME).await;
+    let overview = dashboard::overview(&state)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(overview["study"]["participants"], 1);
+    assert_eq!(overview["scenes"][0]["at"], 1);
+    assert_eq!(overview["scenes"][0]["reached"], 1);
+    assert_eq!(overview["scenes"][1]["reached"], 0);
+
+    let set = log_in(&state).await;
+    let cookie = set.split(';').next().unwrap_or_default().to_string();
+    let mut request = Request::builder()
+        .uri("/console/live")
+        .header("cookie", &cookie)
+        .body(Body::empty())
+        .unwrap_or_else(|e| panic!("{e}"));
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from((HOME, 40000))));
+    let response = match app(state.clone()).oneshot(request).await {
+        Ok(response) => response,
+        Err(e) => match e {},
+    };
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut body = response.into_body().into_data_stream();
+    let first = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        futures::StreamExt::next(&mut body),
+    )
+    .await
+    .ok()
+    .flatten()
+    .and_then(Result::ok)
+    .unwrap_or_default();
+    let text = String::from_utf8_lossy(&first);
+    assert!(text.starts_with("event: overview\ndata: {"), "{text}");
+    // Signed out (the session deleted), the feed ends at its next check.
+    let token = cookie.split_once('=').map(|(_, t)| t).unwrap_or_default();
+    assert!(
+        state
+            .store
+            .delete_console_session(&token_hash(token))
+            .await
+            .is_ok()
+    );
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        while let Some(Ok(_)) = futures::StreamExt::next(&mut body).await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the feed outlived its login");
 }

@@ -1,0 +1,125 @@
+//! What the researcher's dashboard reads: where participants stand, when they
+//! finished or went quiet, the latest events and episodes.
+//!
+//! Each query is bounded (a `LIMIT`, or a `GROUP BY` over scenes or minutes),
+//! because the dashboard asks every second for as long as it is open, and a
+//! long study must not make each second cost more.
+
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::events::event_from_row;
+use crate::read::{EPISODE_COLUMNS, episode_from_row};
+use crate::{Episode, Event, Store, StoreError};
+
+/// Participants at one scene.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SceneCount {
+    pub scene_index: u32,
+    /// Participants whose current scene this is (finished ones included, at
+    /// their last scene).
+    pub at: i64,
+    /// Of those, how many have finished the study.
+    pub finished: i64,
+}
+
+impl Store {
+    /// Participants per current scene of `experiment_id`, by scene index.
+    pub async fn scene_counts(&self, experiment_id: &str) -> Result<Vec<SceneCount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT scene_index, COUNT(*) AS at, COUNT(finished_us) AS finished
+             FROM participants WHERE experiment_id = ? GROUP BY scene_index ORDER BY scene_index",
+        )
+        .bind(experiment_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SceneCount {
+                    scene_index: u32::try_from(r.try_get::<i64, _>("scene_index")?).unwrap_or(0),
+                    at: r.try_get("at")?,
+                    finished: r.try_get("finished")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Completions per minute: (the minute's start in µs since the epoch,
+    /// participants who finished in it), oldest first.
+    pub async fn completions_per_minute(
+        &self,
+        experiment_id: &str,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        self.per_minute(
+            "SELECT finished_us / 60000000 AS minute, COUNT(*) AS n FROM participants
+             WHERE experiment_id = ? AND finished_us IS NOT NULL
+             GROUP BY minute ORDER BY minute",
+            experiment_id,
+        )
+        .await
+    }
+
+    /// Participants who have not finished and have not moved for
+    /// `quiet_us`, per minute of their last move (their arrival, or entering
+    /// their current scene): the candidates for drop-outs. The caller leaves
+    /// out whoever is still connected.
+    pub async fn quiet_participants(
+        &self,
+        experiment_id: &str,
+        quiet_us: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, COALESCE(scene_entered_us, created_us) AS last_us FROM participants
+             WHERE experiment_id = ? AND finished_us IS NULL
+               AND COALESCE(scene_entered_us, created_us) < ?
+             ORDER BY last_us DESC LIMIT ?",
+        )
+        .bind(experiment_id)
+        .bind(crate::now_us() - quiet_us)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("last_us")?)))
+            .collect()
+    }
+
+    async fn per_minute(
+        &self,
+        sql: &'static str,
+        experiment_id: &str,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let rows = sqlx::query(sql)
+            .bind(experiment_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let minute: i64 = r.try_get("minute")?;
+                Ok((minute * 60_000_000, r.try_get("n")?))
+            })
+            .collect()
+    }
+
+    /// The latest `limit` events, newest first.
+    pub async fn recent_events(&self, limit: i64) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at_us, participant_id, game_id, kind, detail FROM events
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// The latest `limit` episodes, newest first.
+    pub async fn recent_episodes(&self, limit: i64) -> Result<Vec<Episode>, StoreError> {
+        let sql = format!("SELECT {EPISODE_COLUMNS} FROM episodes ORDER BY id DESC LIMIT ?");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(episode_from_row).collect()
+    }
+}
