@@ -9,8 +9,14 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+/// The scrape token the served server is started with and the bench reads
+/// its `/metrics` with (from the environment, as an operator would give it).
+const METRICS_TOKEN: &str = "bench-test-scrape-token";
+
 fn tandem() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tandem"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    command.env("TANDEM_METRICS_TOKEN", METRICS_TOKEN);
+    command
 }
 
 /// Runs `tandem bench` with `args` and returns its exit code, stderr and the
