@@ -34,10 +34,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server on an experiment file (or the built-in default experiment).
+    /// Run the server on one or more experiment files, or folders of them (or
+    /// the built-in default experiment). Each is a study with its own link.
     Serve {
-        /// The experiment file (TOML). Without it, the built-in default experiment runs.
-        file: Option<PathBuf>,
+        /// Experiment files (TOML), or folders whose `*.toml` files are each
+        /// one. Without any, the built-in default experiment runs. With one
+        /// study its link is `/`; with several, each is at `/s/ID/`.
+        files: Vec<PathBuf>,
         /// Where to record: a SQLite file path or a sqlite: URL. Created on first run.
         #[arg(long, default_value = "tandem.db")]
         db: String,
@@ -130,7 +133,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { file, workers } => check(&file, &workers),
         Command::Serve {
-            file,
+            files,
             db,
             addr,
             max_sockets,
@@ -153,16 +156,19 @@ fn main() -> ExitCode {
             } else {
                 environments()
             };
-            let pool = match file
-                .as_deref()
-                .map(|f| python_envs::host(f, &mut envs, &workers))
-            {
-                Some(Err(e)) => {
+            let files = match experiment_files(&files) {
+                Ok(files) => files,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let pools = match python_envs::host_all(&files, &mut envs, &workers) {
+                Ok(pools) => pools,
+                Err(e) => {
                     eprintln!("error: {e:#}");
                     return ExitCode::from(1);
                 }
-                Some(Ok(pool)) => pool,
-                None => None,
             };
             let options = tandem_server::Options {
                 envs,
@@ -181,19 +187,19 @@ fn main() -> ExitCode {
                         .collect()
                 }),
                 metrics_token,
-                extra_metrics: pool.as_ref().map(|pool| {
-                    let pool = std::sync::Arc::clone(pool);
+                extra_metrics: (!pools.is_empty()).then(|| {
+                    let pools = pools.clone();
                     tandem_server::ExtraMetrics(std::sync::Arc::new(move |out: &mut String| {
-                        python_envs::write_pool_metrics(&pool, out)
+                        python_envs::write_pool_metrics(&pools, out)
                     }))
                 }),
                 ..tandem_server::Options::default()
             };
             let served = tokio::runtime::Runtime::new()
                 .context("could not start the async runtime")
-                .and_then(|rt| rt.block_on(serve(file, db, addr, options, &workers)));
+                .and_then(|rt| rt.block_on(serve(files, db, addr, options, &workers)));
             // Games are over: end the workers kept warm or idle.
-            if let Some(pool) = pool {
+            for pool in pools {
                 pool.close();
             }
             served
@@ -277,26 +283,45 @@ fn bench(options: tandem_bench::Options) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(
-    file: Option<PathBuf>,
+    files: Vec<PathBuf>,
     db: String,
     addr: SocketAddr,
     options: tandem_server::Options,
     workers: &python_envs::WorkerArgs,
 ) -> anyhow::Result<ExitCode> {
     let envs = &options.envs;
-    let experiment = match &file {
-        Some(path) => match tandem_experiment::load_with(path, envs) {
+    let mut studies = Vec::new();
+    let mut problems = false;
+    if files.is_empty() {
+        let experiment = tandem_experiment::default_experiment();
+        match policies::registry_or_report(&experiment, None, workers) {
+            Some(policies) => studies.push(tandem_server::Study {
+                experiment,
+                policies,
+            }),
+            None => problems = true,
+        }
+    }
+    for path in &files {
+        let experiment = match tandem_experiment::load_with(path, envs) {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("{e}");
-                return Ok(ExitCode::from(2));
+                problems = true;
+                continue;
             }
-        },
-        None => tandem_experiment::default_experiment(),
-    };
-    let Some(registry) = policies::registry_or_report(&experiment, file.as_deref(), workers) else {
+        };
+        match policies::registry_or_report(&experiment, Some(path), workers) {
+            Some(policies) => studies.push(tandem_server::Study {
+                experiment,
+                policies,
+            }),
+            None => problems = true,
+        }
+    }
+    if problems {
         return Ok(ExitCode::from(2));
-    };
+    }
     let store = tandem_store::Store::open(&db)
         .await
         .with_context(|| format!("could not open the database {db}"))?;
@@ -304,16 +329,52 @@ async fn serve(
         .await
         .with_context(|| format!("could not listen on {addr}"))?;
     let local = listener.local_addr()?;
-    println!(
-        "Tandem is serving {:?} ({}) on http://{local}/ — recording to {db}. Ctrl-C stops.",
-        experiment.title, experiment.id
-    );
-    let options = tandem_server::Options {
-        policies: registry,
-        ..options
-    };
-    tandem_server::run_with(listener, experiment, store, options, shutdown_signal()).await?;
+    match studies.as_slice() {
+        [study] => println!(
+            "Tandem is serving {:?} ({}) on http://{local}/ — recording to {db}. Ctrl-C stops.",
+            study.experiment.title, study.experiment.id
+        ),
+        _ => {
+            println!(
+                "Tandem is serving {} studies on http://{local}/ — recording to {db}. Ctrl-C stops.",
+                studies.len()
+            );
+            for study in &studies {
+                println!(
+                    "  {:?} ({}): http://{local}/s/{}/",
+                    study.experiment.title, study.experiment.id, study.experiment.id
+                );
+            }
+        }
+    }
+    tandem_server::run_studies(listener, studies, store, options, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The experiment files `paths` name: files as given, folders as their
+/// `*.toml` files in name order.
+fn experiment_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("could not read the folder {}", path.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+            .collect();
+        if found.is_empty() {
+            anyhow::bail!(
+                "the folder {} holds no experiment file (*.toml)",
+                path.display()
+            );
+        }
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -63,6 +63,49 @@ pub fn host(
     host_envs(&envs, Some(file), catalog, args)
 }
 
+/// [`host`] for several experiment files: one pool per folder they are in
+/// (workers put their folder on the Python path), each environment id once.
+pub fn host_all(
+    files: &[PathBuf],
+    catalog: &mut Catalog,
+    args: &WorkerArgs,
+) -> anyhow::Result<Vec<Arc<Pool>>> {
+    let mut by_folder: Vec<(PathBuf, PathBuf, Vec<tandem_envs::HostedEnv>)> = Vec::new();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue; // the reader reports an unreadable file with its own message
+        };
+        let folder = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let envs = tandem_experiment::hosted_envs(&text);
+        match by_folder.iter_mut().find(|(f, _, _)| *f == folder) {
+            Some((_, _, known)) => {
+                for env in envs {
+                    if !known.iter().any(|k| k.id == env.id) {
+                        known.push(env);
+                    }
+                }
+            }
+            None => by_folder.push((folder, file.clone(), envs)),
+        }
+    }
+    let hosting: Vec<_> = by_folder
+        .iter()
+        .filter(|(_, _, envs)| !envs.is_empty())
+        .collect();
+    if hosting.len() > 1 && args.worker_addr.is_some() {
+        anyhow::bail!(
+            "remote workers (--worker-addr) serve the studies of one folder; \
+             these name Python environments from {} folders",
+            hosting.len()
+        );
+    }
+    let mut pools = Vec::new();
+    for (_, file, envs) in hosting {
+        pools.extend(host_envs(envs, Some(file), catalog, args)?);
+    }
+    Ok(pools)
+}
+
 /// Enters `envs` into `catalog`, starting workers (with the folder of
 /// `file`, else the current folder, on their Python path). Returns their
 /// pool if there were any.
@@ -138,8 +181,8 @@ fn step_deadline(text: &str) -> Result<f64, String> {
     }
 }
 
-/// The worker pool's state in Prometheus' text format, for `/metrics`.
-pub fn write_pool_metrics(pool: &Pool, out: &mut String) {
+/// The worker pools' state in Prometheus' text format, for `/metrics`.
+pub fn write_pool_metrics(pools: &[Arc<Pool>], out: &mut String) {
     use std::fmt::Write;
     let _ = writeln!(
         out,
@@ -147,7 +190,7 @@ pub fn write_pool_metrics(pool: &Pool, out: &mut String) {
          # TYPE tandem_workers_warm gauge\ntandem_workers_warm {}\n\
          # HELP tandem_workers_remote_idle Remote workers connected and idle.\n\
          # TYPE tandem_workers_remote_idle gauge\ntandem_workers_remote_idle {}",
-        pool.warm_count(),
-        pool.remote_count()
+        pools.iter().map(|p| p.warm_count()).sum::<usize>(),
+        pools.iter().map(|p| p.remote_count()).sum::<usize>()
     );
 }

@@ -290,3 +290,66 @@ fn admin_add_user_stores_only_a_hash() {
         "the password is nowhere in the file"
     );
 }
+
+/// `tandem serve` takes a folder of experiment files: each is a study at
+/// `/s/ID/`, listed with its link at start; SIGTERM stops them all cleanly.
+/// A folder with no experiment file, or two files with one id, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_a_folder_of_studies() {
+    let dir = tempfile::tempdir().unwrap();
+    let studies = dir.path().join("studies");
+    std::fs::create_dir(&studies).unwrap();
+    for id in ["first", "second"] {
+        let text = format!(
+            "id = \"{id}\"\ntitle = \"Study {id}\"\n\n[[scene]]\nkind = \"info\"\nid = \"hello\"\n\
+             title = \"Hello\"\nmarkdown = \"Hi.\"\n\n[[scene]]\nkind = \"end\"\nid = \"end\"\n\
+             title = \"Thanks\"\nmarkdown = \"Done.\"\n"
+        );
+        std::fs::write(studies.join(format!("{id}.toml")), text).unwrap();
+    }
+    std::fs::write(studies.join("notes.txt"), "not a study").unwrap();
+    let db = dir.path().join("studies.db");
+    let server = ServeProcess::start(&db, &[studies.to_str().unwrap()]).await;
+    let addr = server.addr;
+    let client = reqwest::Client::new();
+    for id in ["first", "second"] {
+        let page = client
+            .get(format!("http://{addr}/s/{id}/?PROLIFIC_PID=folder"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status().as_u16(), 200, "{id}");
+    }
+    let status = server.signal("TERM").await;
+    assert!(status.success(), "{status:?}");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM participants").await, 2);
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM experiments").await, 2);
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = tandem()
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("other.db"))
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("holds no experiment file"), "{stderr}");
+
+    let twin = dir.path().join("twin.toml");
+    std::fs::copy(studies.join("first.toml"), &twin).unwrap();
+    let out = tandem()
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("other.db"))
+        .arg(studies.join("first.toml"))
+        .arg(&twin)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("two experiment files have the id \"first\""), "{stderr}");
+}

@@ -1606,3 +1606,42 @@ async fn researcher_watches_ends_and_replays_a_game() {
     participant.close().await;
     server.stop().await;
 }
+
+/// On a server with two studies, the page at `/s/ID/` opens its own study's
+/// socket (beside it, not `/ws`) and plays that study's game.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_plays_one_of_two_studies() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = CONSOLE_EXPERIMENT
+        .replace("id = \"e2e-console\"", "id = \"other\"")
+        .replace("id = \"drive\"", "id = \"other-drive\"");
+    let mut server =
+        TestServer::start_studies(&[&other, CONSOLE_EXPERIMENT], &dir.path().join("two.db")).await;
+    let mut chromium = Chromium::launch().await;
+    let page = chromium
+        .browser
+        .new_page(server.url("/s/e2e-console/?PROLIFIC_PID=two-studies"))
+        .await
+        .expect("the study page opens");
+    wait_for(
+        &page,
+        "this study's game to draw",
+        &format!("document.body.dataset.sceneId === 'drive' && {FRAMES} > 5"),
+    )
+    .await;
+    chromium.close().await;
+    server.stop().await;
+    let db = server.db().await;
+    let joined = count(
+        &db,
+        "SELECT COUNT(*) FROM participants WHERE experiment_id = 'e2e-console' AND prolific_pid = 'two-studies'",
+    )
+    .await;
+    assert_eq!(joined, 1);
+    let elsewhere = count(
+        &db,
+        "SELECT COUNT(*) FROM participants WHERE experiment_id = 'other'",
+    )
+    .await;
+    assert_eq!(elsewhere, 0);
+}

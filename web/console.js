@@ -124,7 +124,7 @@ function draw(o) {
 }
 
 if (live) {
-  const feed = new EventSource('/console/live');
+  const feed = new EventSource(`/console/live?study=${encodeURIComponent(live.dataset.study || '')}`);
   feed.addEventListener('overview', (e) => {
     try {
       draw(JSON.parse(e.data));

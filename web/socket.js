@@ -1,4 +1,4 @@
-// The WebSocket to /ws: reconnects with backoff and hands each message to the
+// The study's WebSocket (see socketUrl): reconnects with backoff and hands each message to the
 // handler for its `type` (binary pixel frames to "binary"). It answers nothing
 // itself, so every reply is decided in app.js, and it stops for good on the two
 // closes a retry cannot fix: 4001 (unknown browser) and 4002 (another tab).
@@ -8,10 +8,14 @@ const CLOSE_REPLACED = 4002;
 const FIRST_DELAY_MS = 250;
 const MAX_DELAY_MS = 10000;
 
-/** The /ws address on this origin, ws: or wss: to match the page. */
+/** The study's socket, `ws` beside the page (`/ws`, or `/s/ID/ws` on a server
+ *  with several studies), ws: or wss: to match the page. */
 export function socketUrl(location) {
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${location.host}/ws`;
+  const url = new URL('ws', location.href);
+  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.search = '';
+  url.hash = '';
+  return url.href;
 }
 
 export class Socket {

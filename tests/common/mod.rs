@@ -172,6 +172,44 @@ impl TestServer {
         }
     }
 
+    /// A server running several studies (each at `/s/ID/`); `experiments`
+    /// are TOML texts.
+    pub async fn start_studies(experiments: &[&str], db_path: &Path) -> TestServer {
+        count_server_panics();
+        let envs = tandem_envs::Catalog::builtin();
+        let studies = experiments
+            .iter()
+            .map(|text| tandem_server::Study {
+                experiment: tandem_experiment::parse_with(text, "test.toml", &envs)
+                    .expect("test experiment parses"),
+                policies: tandem_policy::Registry::builtin(),
+            })
+            .collect();
+        let store = tandem_store::Store::open(db_path.to_str().expect("utf-8 path"))
+            .await
+            .expect("database opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(tandem_server::run_studies(
+            listener,
+            studies,
+            store,
+            tandem_server::Options::default(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        TestServer {
+            addr,
+            db_path: db_path.to_path_buf(),
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
     pub fn url(&self, path_and_query: &str) -> String {
         format!("http://{}{}", self.addr, path_and_query)
     }

@@ -254,8 +254,9 @@ fn page(state: &AppState, participant: Option<&Participant>, headers: &HeaderMap
             || headers
                 .get("x-forwarded-proto")
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+        // Scoped to the study's folder, so studies on one server keep apart.
         let cookie = Cookie::build((PARTICIPANT_COOKIE, p.token.clone()))
-            .path("/")
+            .path(state.base_path.clone())
             .http_only(true)
             .secure(https)
             .same_site(SameSite::Lax)

@@ -25,7 +25,8 @@
 //! - `connection`: the handle the rest of the server holds of one socket.
 //! - `frames`: published frames and their per-socket encoding.
 //! - [`policies`]: checks that every policy an experiment names can serve its seat.
-//! - `state`: the shared state handed to every handler.
+//! - `state`: the shared state handed to every handler of one study.
+//! - [`studies`]: several studies on one server, for the console.
 //! - [`Options`]: what a server runs with besides its experiment and database.
 //! - `sync`: a poison-proof lock and waiting for the stop signal.
 //!
@@ -52,6 +53,7 @@ pub mod policies;
 mod serve;
 mod session;
 mod state;
+pub mod studies;
 mod sync;
 pub mod telemetry;
 #[cfg(test)]
@@ -121,16 +123,42 @@ pub async fn run_with(
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let study = Study {
+        experiment,
+        policies: options.policies.clone(),
+    };
+    run_studies(listener, vec![study], store, options, shutdown).await
+}
+
+/// One study for [`run_studies`]: its experiment and the policies it may
+/// name (the built-ins and its own).
+pub struct Study {
+    pub experiment: Experiment,
+    pub policies: Registry,
+}
+
+/// Serves every study on `listener`, each at `/s/ID/` (and a lone study at
+/// `/` too), sharing the database, the recorder, the cap on sockets and the
+/// console; `options.policies` is ignored for each study's own.
+pub async fn run_studies(
+    listener: TcpListener,
+    studies: Vec<Study>,
+    store: Store,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let limits = serve::Limits {
         max_connections: options.max_connections,
         header_timeout: options.header_timeout,
     };
-    if let Err(problems) = policies::check(&experiment, &options.policies) {
-        anyhow::bail!("{}", problems.join("\n"));
+    check_study_ids(&studies)?;
+    for study in &studies {
+        if let Err(problems) = policies::check(&study.experiment, &study.policies) {
+            anyhow::bail!("{}: {}", study.experiment.id, problems.join("\n"));
+        }
+        let e = &study.experiment;
+        store.upsert_experiment(&e.id, &e.title, &e.source).await?;
     }
-    store
-        .upsert_experiment(&experiment.id, &experiment.title, &experiment.source)
-        .await?;
     let interrupted = store.interrupt_unfinished("server_restart").await?;
     if interrupted > 0 {
         warn!(
@@ -145,53 +173,64 @@ pub async fn run_with(
             "lobby waits left open by an earlier run are now closed"
         );
     }
-    let participants = store.count_participants(&experiment.id).await?;
     let (recorder, writer) = store.recorder(RecorderConfig::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (state, outcomes) = AppState::new(
-        Arc::new(experiment),
-        store.clone(),
-        recorder.clone(),
-        options,
-        participants,
-        stop_rx,
-    );
-    let paused = store.admissions_paused(&state.experiment.id).await?;
-    state
-        .admissions_paused
-        .store(paused, std::sync::atomic::Ordering::SeqCst);
-    if paused {
-        warn!("admissions are paused (from the console): new arrivals are turned away");
-    }
-    if let Some(closed_us) = store.study_closed(&state.experiment.id).await? {
-        warn!(
-            closed_us,
-            "the study was closed (from the console): new arrivals are told it has ended"
-        );
-        state
-            .study_closed
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-    if let Some(cap) = store.participant_cap(&state.experiment.id).await? {
-        info!(cap, "the participant cap set from the console applies");
-        state.admission.set_cap(Some(cap));
-    }
+    let sockets = Arc::new(tokio::sync::Semaphore::new(options.max_sockets));
+    let telemetry = Arc::new(telemetry::Telemetry::default());
+    let lone = studies.len() == 1;
+    let mut states = Vec::new();
+    let mut outcome_tasks = Vec::new();
     let outcomes_done = CancellationToken::new();
-    let outcomes_task = tokio::spawn(flow::run_outcomes(
-        state.clone(),
-        outcomes.games,
-        outcomes.deferred,
-        outcomes_done.clone(),
-    ));
-    tokio::spawn(flow::run_lobby_ticker(state.clone()));
-    let app = web::app(state.clone());
+    for study in studies {
+        let id = study.experiment.id.clone();
+        let shared = state::Shared {
+            sockets: Arc::clone(&sockets),
+            telemetry: Arc::clone(&telemetry),
+            base_path: if lone {
+                "/".to_string()
+            } else {
+                format!("/s/{id}/")
+            },
+        };
+        let participants = store.count_participants(&id).await?;
+        let options = Options {
+            policies: study.policies,
+            ..options.clone()
+        };
+        let (state, outcomes) = AppState::new(
+            Arc::new(study.experiment),
+            store.clone(),
+            recorder.clone(),
+            options,
+            participants,
+            stop_rx.clone(),
+            shared,
+        );
+        restore_controls(&state).await?;
+        outcome_tasks.push(tokio::spawn(flow::run_outcomes(
+            state.clone(),
+            outcomes.games,
+            outcomes.deferred,
+            outcomes_done.clone(),
+        )));
+        tokio::spawn(flow::run_lobby_ticker(state.clone()));
+        states.push(state);
+    }
+    let mut states = states.into_iter();
+    let Some(first) = states.next() else {
+        anyhow::bail!("no study to serve");
+    };
+    let studies = studies::Studies::new(first, states.collect());
+    let app = web::app_for(&studies);
 
     let signal = {
-        let state = state.clone();
+        let studies = studies.clone();
         async move {
             shutdown.await;
             info!("shutting down: no new participants; recording interrupted episodes");
-            state.placement.stop();
+            for state in studies.all() {
+                state.placement.stop();
+            }
             let _ = stop_tx.send(true);
         }
     };
@@ -200,17 +239,26 @@ pub async fn run_with(
     // Game tasks stop and record their interrupted episodes; a game that
     // ended meanwhile still reports, and its report is carried out (players
     // moved on, the game marked ended) before the recorder's last flush.
-    let tasks = state.games.tasks.clone();
-    tasks.close();
+    let trackers: Vec<_> = studies.all().map(|s| s.games.tasks.clone()).collect();
+    for tasks in &trackers {
+        tasks.close();
+    }
     let drained = tokio::time::timeout(GAME_SHUTDOWN_LIMIT, async {
-        tasks.wait().await;
+        for tasks in &trackers {
+            tasks.wait().await;
+        }
         outcomes_done.cancel();
-        let _ = outcomes_task.await;
-        tasks.wait().await;
+        for task in outcome_tasks {
+            let _ = task.await;
+        }
+        for tasks in &trackers {
+            tasks.wait().await;
+        }
     })
     .await;
     if drained.is_err() {
-        warn!(tasks = tasks.len(), "some games did not stop in time");
+        let left: usize = trackers.iter().map(|t| t.len()).sum();
+        warn!(tasks = left, "some games did not stop in time");
     }
     if let Err(e) = recorder.flush().await {
         warn!(cause = %e, "the final flush failed; the writer retries on shutdown");
@@ -218,7 +266,7 @@ pub async fn run_with(
     if let Err(e) = store.close_open_lobby_waits("server_shutdown").await {
         warn!(cause = %e, "could not close the lobby waits");
     }
-    drop(state);
+    drop(studies);
     drop(recorder);
     writer.shutdown().await?;
     let left = store.interrupt_unfinished("server_shutdown").await?;
@@ -229,5 +277,60 @@ pub async fn run_with(
         );
     }
     info!("all recorded steps are flushed; bye");
+    Ok(())
+}
+
+/// Study ids are unique and fit in a link.
+fn check_study_ids(studies: &[Study]) -> anyhow::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for study in studies {
+        let id = &study.experiment.id;
+        if !seen.insert(id.as_str()) {
+            anyhow::bail!("two experiment files have the id {id:?}; each study needs its own");
+        }
+        let fits = !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if studies.len() > 1 && !fits {
+            anyhow::bail!(
+                "the study id {id:?} cannot be part of a link: use letters, digits, '-', '_' or '.'"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What researchers set from the console, kept in the database: admissions
+/// paused, the study closed, a participant cap.
+async fn restore_controls(state: &AppState) -> anyhow::Result<()> {
+    let id = &state.experiment.id;
+    let paused = state.store.admissions_paused(id).await?;
+    state
+        .admissions_paused
+        .store(paused, std::sync::atomic::Ordering::SeqCst);
+    if paused {
+        warn!(
+            study = id,
+            "admissions are paused (from the console): new arrivals are turned away"
+        );
+    }
+    if let Some(closed_us) = state.store.study_closed(id).await? {
+        warn!(
+            study = id,
+            closed_us,
+            "the study was closed (from the console): new arrivals are told it has ended"
+        );
+        state
+            .study_closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    if let Some(cap) = state.store.participant_cap(id).await? {
+        info!(
+            study = id,
+            cap, "the participant cap set from the console applies"
+        );
+        state.admission.set_cap(Some(cap));
+    }
     Ok(())
 }

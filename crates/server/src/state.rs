@@ -39,6 +39,8 @@ pub struct Inner {
     pub sockets: Arc<Semaphore>,
     /// The cap itself, for messages.
     pub sockets_limit: usize,
+    /// Where the study's participant page is served (`/` or `/s/ID/`).
+    pub base_path: String,
     /// Who may become a new participant.
     pub admission: Admission,
     pub admission_limits: AdmissionLimits,
@@ -48,16 +50,39 @@ pub struct Inner {
     pub frame_ancestors: String,
     /// When a socket that answers no ping is closed.
     pub liveness: Liveness,
+    /// Failed console logins per address (the console is the first study's,
+    /// whichever study a researcher looks at).
+    pub console_logins: crate::console::LoginLimiter,
     /// What opens `/metrics` to a scraper, and lines the binary adds to it.
     pub metrics_token: Option<String>,
     pub extra_metrics: Option<crate::options::ExtraMetrics>,
-    /// Failed console logins per address.
-    pub console_logins: crate::console::LoginLimiter,
     /// A researcher paused admissions: new arrivals are turned away.
     pub admissions_paused: std::sync::atomic::AtomicBool,
     /// A researcher closed the study: new arrivals are told it has ended.
     pub study_closed: std::sync::atomic::AtomicBool,
     next_connection: AtomicU64,
+}
+
+/// What every study on one server shares, and where each is linked.
+pub struct Shared {
+    /// One permit per open participant socket, across every study.
+    pub sockets: Arc<Semaphore>,
+    /// Latency histograms for `/metrics`, across every study.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// The path the study's participant page is served at (`/` for a server
+    /// with one study, else `/s/ID/`): its cookie is scoped to it.
+    pub base_path: String,
+}
+
+impl Shared {
+    /// For a server with one study, served at `/`.
+    pub fn single(options: &Options) -> Shared {
+        Shared {
+            sockets: Arc::new(Semaphore::new(options.max_sockets)),
+            telemetry: Arc::default(),
+            base_path: "/".to_string(),
+        }
+    }
 }
 
 /// The receiving ends of the outcome channels, for `flow::run_outcomes`.
@@ -81,6 +106,7 @@ impl AppState {
         options: Options,
         participants: u64,
         shutdown: watch::Receiver<bool>,
+        shared: Shared,
     ) -> (AppState, Outcomes) {
         let (reports, games_rx) = mpsc::unbounded_channel();
         let (deferred, deferred_rx) = mpsc::unbounded_channel();
@@ -94,7 +120,7 @@ impl AppState {
             shutdown: shutdown.clone(),
             steps_played: Arc::new(AtomicU64::new(0)),
             tasks: TaskTracker::new(),
-            telemetry: Arc::default(),
+            telemetry: shared.telemetry,
         });
         let state = AppState(Arc::new(Inner {
             experiment,
@@ -104,7 +130,8 @@ impl AppState {
             games,
             deferred,
             shutdown,
-            sockets: Arc::new(Semaphore::new(options.max_sockets)),
+            sockets: shared.sockets,
+            base_path: shared.base_path,
             sockets_limit: options.max_sockets,
             admission: Admission::new(options.admission, participants),
             admission_limits: options.admission,
@@ -114,9 +141,9 @@ impl AppState {
                 .collect::<Vec<_>>()
                 .join(" "),
             liveness: options.liveness,
+            console_logins: crate::console::LoginLimiter::default(),
             metrics_token: options.metrics_token,
             extra_metrics: options.extra_metrics,
-            console_logins: crate::console::LoginLimiter::default(),
             admissions_paused: std::sync::atomic::AtomicBool::new(false),
             study_closed: std::sync::atomic::AtomicBool::new(false),
             next_connection: AtomicU64::new(1),

@@ -36,8 +36,16 @@ pub async fn state_with(
     assert!(stored.is_ok(), "the experiment is stored");
     let (recorder, writer) = store.recorder(RecorderConfig::default());
     let (stop, stopped) = watch::channel(false);
-    let (state, _outcomes) =
-        AppState::new(Arc::new(experiment), store, recorder, options, 0, stopped);
+    let shared = crate::state::Shared::single(&options);
+    let (state, _outcomes) = AppState::new(
+        Arc::new(experiment),
+        store,
+        recorder,
+        options,
+        0,
+        stopped,
+        shared,
+    );
     (state, stop, writer)
 }
 

@@ -8,11 +8,12 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
-use axum::response::Response;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum_extra::extract::cookie::CookieJar;
+use tower_http::compression::CompressionLayer;
 use tracing::{error, warn};
 
 use crate::arrival::{self, PARTICIPANT_COOKIE};
@@ -20,26 +21,64 @@ use crate::assets;
 use crate::headers;
 use crate::session;
 use crate::state::AppState;
+use crate::studies::Studies;
 
-/// The whole HTTP surface of the server.
+/// The whole HTTP surface of a server with one study, served at `/`.
 pub fn app(state: AppState) -> Router {
-    // The page and its modules are text and gzip to about a third: what a
-    // participant downloads before the first frame (BENCHMARKS.md, page load).
-    let pages = Router::new()
-        .route("/", get(arrival::participant_page))
-        .route("/static/{*path}", get(assets::static_file))
-        .layer(tower_http::compression::CompressionLayer::new());
-    Router::new()
-        .merge(pages)
-        .merge(crate::console::router(&state))
-        .route("/ws", get(participant_socket))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(crate::console::metrics::public))
+    app_for(&Studies::new(state, Vec::new()))
+}
+
+/// The whole HTTP surface of a server with `studies`: each study's page and
+/// socket at `/s/ID/` (a lone study at `/` too), the shared static files, the
+/// console and `/metrics`.
+pub fn app_for(studies: &Studies) -> Router {
+    let lone = studies.count() == 1;
+    let mut router = Router::new()
+        .route(
+            "/static/{*path}",
+            get(assets::static_file).layer(CompressionLayer::new()),
+        )
+        .route("/healthz", get(|| async { "ok" }));
+    for study in studies.all() {
+        router = router.merge(study_routes(study.clone(), lone));
+    }
+    let shared: Router<Studies> =
+        crate::console::router(studies).route("/metrics", get(crate::console::metrics::public));
+    router
+        .merge(shared.with_state(studies.clone()))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            studies.first().clone(),
             headers::add,
         ))
-        .with_state(state)
+}
+
+/// One study's participant page and socket.
+fn study_routes(state: AppState, lone: bool) -> Router {
+    // The page and its modules are text and gzip to about a third: what a
+    // participant downloads before the first frame (BENCHMARKS.md, page load).
+    let page = || get(arrival::participant_page).layer(CompressionLayer::new());
+    let id = &state.experiment.id;
+    let mut router = Router::new()
+        .route(&format!("/s/{id}/"), page())
+        .route(&format!("/s/{id}/ws"), get(participant_socket))
+        .route(&format!("/s/{id}"), get(to_study_folder));
+    if lone {
+        router = router
+            .route("/", page())
+            .route("/ws", get(participant_socket));
+    }
+    router.with_state(state)
+}
+
+/// `/s/ID` → `/s/ID/` with the same query, so that the page's relative
+/// socket address resolves inside the study.
+async fn to_study_folder(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let folder = format!("/s/{}/", state.experiment.id);
+    let to = match query {
+        Some(q) => format!("{folder}?{q}"),
+        None => folder,
+    };
+    Redirect::permanent(&to).into_response()
 }
 
 async fn participant_socket(

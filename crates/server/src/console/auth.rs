@@ -20,12 +20,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use sha2::{Digest, Sha256};
-use tandem_store::{ConsoleSession, now_us};
+use tandem_store::{ConsoleSession, Store, now_us};
 use tracing::{error, info, warn};
 
 use super::{escape, page, refused};
 use crate::accounts;
-use crate::state::AppState;
+use crate::studies::Studies;
 use crate::sync::lock;
 
 /// The console login cookie.
@@ -89,8 +89,8 @@ pub(super) fn same(a: &str, b: &str) -> bool {
 }
 
 /// The console is closed until a user exists: the refusal to send until then.
-pub(super) async fn require_users(state: &AppState) -> Result<(), Response> {
-    match state.store.count_console_users().await {
+pub(super) async fn require_users(store: &Store) -> Result<(), Response> {
+    match store.count_console_users().await {
         Ok(n) if n > 0 => Ok(()),
         Ok(_) => Err(no_users()),
         Err(e) => {
@@ -114,9 +114,9 @@ fn no_users() -> Response {
 }
 
 /// The session the request's cookie opens, if any.
-pub(super) async fn session_of(state: &AppState, jar: &CookieJar) -> Option<ConsoleSession> {
+pub(super) async fn session_of(store: &Store, jar: &CookieJar) -> Option<ConsoleSession> {
     let token = jar.get(CONSOLE_COOKIE)?.value().to_string();
-    match state.store.console_session(&token_hash(&token)).await {
+    match store.console_session(&token_hash(&token)).await {
         Ok(session) => session,
         Err(e) => {
             error!(cause = %e, "could not read a console session");
@@ -158,14 +158,14 @@ fn decoy_hash() -> String {
 }
 
 pub(super) async fn login(
-    State(state): State<AppState>,
+    State(studies): State<Studies>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<Login>,
 ) -> Response {
     let address = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
-    if state.console_logins.is_blocked(address) {
+    if studies.first().console_logins.is_blocked(address) {
         warn!(%address, "console login refused: too many failures from this address");
         return page(
             StatusCode::TOO_MANY_REQUESTS,
@@ -175,7 +175,7 @@ pub(super) async fn login(
             )),
         );
     }
-    let user = match state.store.console_user(&form.name).await {
+    let user = match studies.store().console_user(&form.name).await {
         Ok(user) => user,
         Err(e) => {
             error!(cause = %e, "could not read a console user");
@@ -196,7 +196,7 @@ pub(super) async fn login(
     .await
     .unwrap_or(false);
     let Some(user) = user.filter(|_| matches) else {
-        state.console_logins.failed(address);
+        studies.first().console_logins.failed(address);
         // The name is not logged: it may be a password typed in the wrong box.
         warn!(%address, "console login failed");
         return page(
@@ -208,8 +208,8 @@ pub(super) async fn login(
     let token = random_token();
     let csrf = random_token();
     let expires_us = now_us() + SESSION_HOURS * 3_600_000_000;
-    if let Err(e) = state
-        .store
+    if let Err(e) = studies
+        .store()
         .create_console_session(&token_hash(&token), user.id, &csrf, expires_us)
         .await
     {
@@ -221,7 +221,7 @@ pub(super) async fn login(
         );
     }
     info!(user = user.name, %address, "console login");
-    let https = state.secure_cookies
+    let https = studies.first().secure_cookies
         || headers
             .get("x-forwarded-proto")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
@@ -258,7 +258,7 @@ pub(super) fn csrf_refusal(session: &ConsoleSession, csrf: &str) -> Option<Respo
 }
 
 pub(super) async fn logout(
-    State(state): State<AppState>,
+    State(studies): State<Studies>,
     Extension(session): Extension<ConsoleSession>,
     jar: CookieJar,
     Form(form): Form<Change>,
@@ -267,8 +267,8 @@ pub(super) async fn logout(
         return refusal;
     }
     if let Some(token) = jar.get(CONSOLE_COOKIE).map(|c| c.value().to_string())
-        && let Err(e) = state
-            .store
+        && let Err(e) = studies
+            .store()
             .delete_console_session(&token_hash(&token))
             .await
     {

@@ -20,9 +20,36 @@ use tracing::{error, info};
 use super::auth::csrf_refusal;
 use super::{page, refused};
 use crate::state::AppState;
+use crate::studies::Studies;
 
 /// The longest reason kept for ending a game; longer ones are cut.
 const MAX_REASON: usize = 200;
+
+/// The study a form names (the first when it names none).
+fn study(studies: &Studies, id: &str) -> Option<AppState> {
+    studies.chosen(Some(id)).cloned()
+}
+
+fn no_such_study() -> Response {
+    refused(StatusCode::NOT_FOUND, "No such study on this server.")
+}
+
+/// Back to the dashboard of `state`'s study.
+fn back_to(state: &AppState) -> Response {
+    let id: String = form_urlencoded_component(&state.experiment.id);
+    Redirect::to(&format!("/console?study={id}")).into_response()
+}
+
+/// A study id as a query value (ids on a server with several studies are
+/// letters, digits, `-`, `_` and `.`; a lone study's may be anything).
+fn form_urlencoded_component(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
 
 fn not_written() -> Response {
     page(
@@ -37,6 +64,8 @@ pub(super) struct Admissions {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
+    study: String,
+    #[serde(default)]
     paused: String,
 }
 
@@ -45,6 +74,8 @@ pub(super) struct Cap {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
+    study: String,
+    #[serde(default)]
     cap: String,
 }
 
@@ -52,13 +83,16 @@ pub(super) struct Cap {
 /// it. A cap below the participants already in admits nobody new; nobody is
 /// turned out.
 pub(super) async fn participant_cap(
-    State(state): State<AppState>,
+    State(studies): State<Studies>,
     Extension(session): Extension<ConsoleSession>,
     Form(form): Form<Cap>,
 ) -> Response {
     if let Some(refusal) = csrf_refusal(&session, &form.csrf) {
         return refusal;
     }
+    let Some(state) = study(&studies, &form.study) else {
+        return no_such_study();
+    };
     let cap = match form.cap.trim() {
         "" => None,
         text => match text.parse::<u64>() {
@@ -85,18 +119,21 @@ pub(super) async fn participant_cap(
         ?cap,
         "participant cap changed from the console"
     );
-    Redirect::to("/console").into_response()
+    back_to(&state)
 }
 
 /// Pauses or resumes admissions, recorded in the audit log with who did it.
 pub(super) async fn admissions(
-    State(state): State<AppState>,
+    State(studies): State<Studies>,
     Extension(session): Extension<ConsoleSession>,
     Form(form): Form<Admissions>,
 ) -> Response {
     if let Some(refusal) = csrf_refusal(&session, &form.csrf) {
         return refusal;
     }
+    let Some(state) = study(&studies, &form.study) else {
+        return no_such_study();
+    };
     let paused = match form.paused.as_str() {
         "true" => true,
         "false" => false,
@@ -117,7 +154,7 @@ pub(super) async fn admissions(
         user = session.user_name,
         paused, "admissions changed from the console"
     );
-    Redirect::to("/console").into_response()
+    back_to(&state)
 }
 
 #[derive(serde::Deserialize)]
@@ -131,7 +168,7 @@ pub(super) struct EndGame {
 /// Ends running game `game_id`: its running episode is recorded as
 /// interrupted with the researcher's reason, and its players move on.
 pub(super) async fn end_game(
-    State(state): State<AppState>,
+    State(studies): State<Studies>,
     Path(game_id): Path<i64>,
     Extension(session): Extension<ConsoleSession>,
     Form(form): Form<EndGame>,
@@ -145,10 +182,11 @@ pub(super) async fn end_game(
     } else {
         reason
     };
-    if !state.placement.running_games().contains(&game_id) {
+    let Some(state) = studies.running(game_id) else {
         return refused(StatusCode::NOT_FOUND, "That game is not running.");
-    }
-    let detail = serde_json::json!({"game": game_id, "reason": reason});
+    };
+    let detail =
+        serde_json::json!({"study": state.experiment.id, "game": game_id, "reason": reason});
     if let Err(e) = state
         .store
         .audit(&session.user_name, "end_game", &detail)
@@ -166,7 +204,7 @@ pub(super) async fn end_game(
         game = game_id,
         "game ended from the console"
     );
-    Redirect::to("/console").into_response()
+    back_to(state)
 }
 
 #[derive(serde::Deserialize)]
@@ -174,19 +212,24 @@ pub(super) struct Close {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
+    study: String,
+    #[serde(default)]
     confirm: String,
 }
 
 /// Closes the study for good: new arrivals see that it has ended; those
 /// already in finish. The form must say `confirm=close`.
 pub(super) async fn close_study(
-    State(state): State<AppState>,
+    State(studies): State<Studies>,
     Extension(session): Extension<ConsoleSession>,
     Form(form): Form<Close>,
 ) -> Response {
     if let Some(refusal) = csrf_refusal(&session, &form.csrf) {
         return refusal;
     }
+    let Some(state) = study(&studies, &form.study) else {
+        return no_such_study();
+    };
     if form.confirm != "close" {
         return refused(
             StatusCode::BAD_REQUEST,
@@ -203,7 +246,7 @@ pub(super) async fn close_study(
     }
     state.study_closed.store(true, Ordering::SeqCst);
     info!(user = session.user_name, "study closed from the console");
-    Redirect::to("/console").into_response()
+    back_to(&state)
 }
 
 /// `text` on one line, control characters dropped, at most `max` characters.

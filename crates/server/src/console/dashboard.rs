@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -31,6 +31,7 @@ use super::auth::{CONSOLE_COOKIE, token_hash};
 use super::{escape, page_with};
 use crate::placement::{GamePlace, SpotView};
 use crate::state::AppState;
+use crate::studies::Studies;
 
 /// How often the feed sends the overview.
 const FEED_PERIOD: Duration = Duration::from_secs(1);
@@ -45,11 +46,32 @@ const QUIET_ROWS: i64 = 50_000;
 /// Event kinds shown as errors.
 const ERROR_KINDS: &[&str] = &["game_failed", "policy_failed", "env_error", "worker_failed"];
 
+/// Which study a console page shows: `?study=ID`, the first by default.
+#[derive(serde::Deserialize)]
+pub(super) struct Which {
+    #[serde(default)]
+    study: Option<String>,
+}
+
 pub(super) async fn home(
-    State(state): State<AppState>,
+    State(studies): State<Studies>,
+    Query(which): Query<Which>,
     Extension(session): Extension<ConsoleSession>,
 ) -> Response {
+    let Some(state) = studies.chosen(which.study.as_deref()) else {
+        return page_with(
+            StatusCode::NOT_FOUND,
+            "No such study",
+            "<p>This server runs no study by that id. <a href=\"/console\">The dashboard</a>.</p>",
+            None,
+        );
+    };
     let csrf = escape(&session.csrf);
+    let study_field = format!(
+        "<input type=\"hidden\" name=\"study\" value=\"{}\">",
+        escape(&state.experiment.id)
+    );
+    let list = study_list(&studies, state);
     let paused = state.admissions_paused.load(Ordering::SeqCst);
     let closed = state.study_closed.load(Ordering::SeqCst);
     let (admissions, toggle, label) = match (closed, paused) {
@@ -69,7 +91,7 @@ pub(super) async fn home(
     } else {
         format!(
             "<form method=\"post\" action=\"/console/close\" class=\"danger\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{study_field}\
              <label>Type <code>close</code> to close the study for good \
              <input name=\"confirm\" autocomplete=\"off\"></label>\
              <button type=\"submit\">Close the study</button></form>"
@@ -77,24 +99,24 @@ pub(super) async fn home(
     };
     let body = format!(
         "<p>Signed in as <strong id=\"console-user\">{user}</strong>. \
-         Study: <strong>{title}</strong> (<code>{id}</code>).</p>\
+         Study: <strong>{title}</strong> (<code>{id}</code>), link <code>{link}</code>.</p>{list}\
          <section class=\"controls\">\
          <p>Admissions: <strong id=\"admissions\">{admissions}</strong></p>\
          <form method=\"post\" action=\"/console/admissions\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{study_field}\
          <input type=\"hidden\" name=\"paused\" value=\"{toggle}\">\
          <button type=\"submit\">{label}</button></form>\
          <p>Participants: <strong id=\"participants\">{participants}</strong> \
          (cap: <strong id=\"cap\">{cap}</strong>)</p>\
          <form method=\"post\" action=\"/console/cap\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{study_field}\
          <label>Cap <input name=\"cap\" inputmode=\"numeric\" value=\"{cap_value}\"></label>\
          <button type=\"submit\">Set the cap</button> (empty: no cap)</form>\
          {close}\
          <form method=\"post\" action=\"/console/logout\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <button type=\"submit\">Log out</button></form></section>\
-         <div id=\"live\" aria-live=\"polite\">\
+         <div id=\"live\" data-study=\"{id}\" aria-live=\"polite\">\
          <p id=\"live-status\">Connecting to the live feed…</p>\
          <section><h2>Where participants are</h2><div id=\"funnel\"></div></section>\
          <section><h2>Completions and drop-outs</h2><div id=\"timeline\"></div></section>\
@@ -107,12 +129,47 @@ pub(super) async fn home(
         title = escape(&state.experiment.title),
         id = escape(&state.experiment.id),
         participants = state.admission.participants(),
+        link = escape(&state.base_path),
     );
     page_with(StatusCode::OK, "Console", &body, Some("console.js"))
 }
 
+/// Every study on this server, with links to their dashboards, when there
+/// are several.
+fn study_list(studies: &Studies, shown: &AppState) -> String {
+    if studies.count() < 2 {
+        return String::new();
+    }
+    let items: String = studies
+        .all()
+        .map(|s| {
+            let id = escape(&s.experiment.id);
+            let current = if s.experiment.id == shown.experiment.id {
+                " aria-current=\"page\""
+            } else {
+                ""
+            };
+            format!(
+                "<li><a href=\"/console?study={id}\"{current}>{}</a> (<code>{id}</code>): \
+                 {} participants, link <code>{}</code></li>",
+                escape(&s.experiment.title),
+                s.admission.participants(),
+                escape(&s.base_path),
+            )
+        })
+        .collect();
+    format!("<nav aria-label=\"Studies\"><ul id=\"studies\">{items}</ul></nav>")
+}
+
 /// The live feed: an `overview` event every second while the login holds.
-pub(super) async fn live(State(state): State<AppState>, jar: CookieJar) -> Response {
+pub(super) async fn live(
+    State(studies): State<Studies>,
+    Query(which): Query<Which>,
+    jar: CookieJar,
+) -> Response {
+    let Some(state) = studies.chosen(which.study.as_deref()).cloned() else {
+        return (StatusCode::NOT_FOUND, "no such study").into_response();
+    };
     let hash = jar
         .get(CONSOLE_COOKIE)
         .map(|c| token_hash(c.value()))

@@ -16,21 +16,25 @@ use axum_extra::extract::cookie::CookieJar;
 use tracing::{error, warn};
 
 use super::auth::{same, session_of};
-use crate::state::AppState;
+use crate::studies::Studies;
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `GET /metrics`: for a scraper with the token, or a console login.
-pub async fn public(State(state): State<AppState>, headers: HeaderMap, jar: CookieJar) -> Response {
+pub async fn public(
+    State(studies): State<Studies>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Response {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let token_ok = match (&state.metrics_token, bearer) {
+    let token_ok = match (&studies.first().metrics_token, bearer) {
         (Some(token), Some(given)) => same(given, token),
         _ => false,
     };
-    if !token_ok && session_of(&state, &jar).await.is_none() {
+    if !token_ok && session_of(studies.store(), &jar).await.is_none() {
         if bearer.is_some() {
             warn!("a /metrics request with a wrong token was refused");
         }
@@ -42,12 +46,12 @@ pub async fn public(State(state): State<AppState>, headers: HeaderMap, jar: Cook
         )
             .into_response();
     }
-    signed_in(State(state)).await
+    signed_in(State(studies)).await
 }
 
 /// `GET /console/metrics`, behind the console's guard.
-pub(super) async fn signed_in(State(state): State<AppState>) -> Response {
-    match render(&state).await {
+pub(super) async fn signed_in(State(studies): State<Studies>) -> Response {
+    match render(&studies).await {
         Ok(text) => ([(header::CONTENT_TYPE, TEXT_FORMAT)], text).into_response(),
         Err(e) => {
             error!(cause = %e, "could not read the database for /metrics");
@@ -82,10 +86,18 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The whole text.
-pub async fn render(state: &AppState) -> Result<String, tandem_store::StoreError> {
+/// The whole text, every study's figures summed, participants per study and
+/// scene.
+pub async fn render(studies: &Studies) -> Result<String, tandem_store::StoreError> {
     let mut out = String::with_capacity(4096);
-    let (sockets, games, waiting) = state.placement.counts();
+    let (mut sockets, mut games, mut waiting, mut steps_played) = (0, 0, 0, 0);
+    for state in studies.all() {
+        let (s, g, w) = state.placement.counts();
+        sockets += s;
+        games += g;
+        waiting += w;
+        steps_played += state.steps_played();
+    }
     gauge(
         &mut out,
         "tandem_sockets",
@@ -99,40 +111,39 @@ pub async fn render(state: &AppState) -> Result<String, tandem_store::StoreError
         "Participants waiting in lobbies.",
         waiting,
     );
-    let experiment = &state.experiment;
-    let counts = state.store.scene_counts(&experiment.id).await?;
     let _ = writeln!(
         out,
-        "# HELP tandem_participants Participants by current scene (finished ones apart).\n\
+        "# HELP tandem_participants Participants by study and current scene (finished ones apart).\n\
          # TYPE tandem_participants gauge"
     );
-    let mut finished = 0;
-    for (index, scene) in experiment.scenes.iter().enumerate() {
-        let here: i64 = counts
-            .iter()
-            .filter(|c| c.scene_index as usize == index)
-            .map(|c| c.at - c.finished)
-            .sum();
+    for state in studies.all() {
+        let experiment = &state.experiment;
+        let counts = state.store.scene_counts(&experiment.id).await?;
+        let study = label(&experiment.id);
+        for (index, scene) in experiment.scenes.iter().enumerate() {
+            let here: i64 = counts
+                .iter()
+                .filter(|c| c.scene_index as usize == index)
+                .map(|c| c.at - c.finished)
+                .sum();
+            let scene = label(scene.id());
+            let _ = writeln!(
+                out,
+                "tandem_participants{{study=\"{study}\",scene=\"{scene}\"}} {here}"
+            );
+        }
+        let finished: i64 = counts.iter().map(|c| c.finished).sum();
         let _ = writeln!(
             out,
-            "tandem_participants{{study=\"{}\",scene=\"{}\"}} {here}",
-            label(&experiment.id),
-            label(scene.id())
+            "tandem_participants{{study=\"{study}\",scene=\"finished\"}} {finished}"
         );
     }
-    for c in &counts {
-        finished += c.finished;
-    }
-    let _ = writeln!(
-        out,
-        "tandem_participants{{study=\"{}\",scene=\"finished\"}} {finished}",
-        label(&experiment.id)
-    );
+    let state = studies.first();
     counter(
         &mut out,
         "tandem_steps_played_total",
         "Steps the game loops played.",
-        state.steps_played(),
+        steps_played,
     );
     let telemetry = &state.games.telemetry;
     telemetry.tick_lag.write(

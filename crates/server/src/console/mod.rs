@@ -34,7 +34,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum_extra::extract::cookie::CookieJar;
 
-use crate::state::AppState;
+use crate::studies::Studies;
 
 pub use auth::{
     CONSOLE_COOKIE, FAILED_LOGIN_WINDOW, LoginLimiter, MAX_FAILED_LOGINS, SESSION_HOURS,
@@ -61,14 +61,14 @@ pub struct ConsoleRoute {
     /// The path with its parameters filled in, for the tests.
     pub example: &'static str,
     pub kind: Kind,
-    pub handler: MethodRouter<AppState>,
+    pub handler: MethodRouter<Studies>,
 }
 
 fn route(
     path: &'static str,
     example: &'static str,
     kind: Kind,
-    handler: MethodRouter<AppState>,
+    handler: MethodRouter<Studies>,
 ) -> ConsoleRoute {
     ConsoleRoute {
         path,
@@ -155,11 +155,11 @@ pub fn routes() -> Vec<ConsoleRoute> {
 }
 
 /// The console's routes, each behind the guard its kind asks for.
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router(studies: &Studies) -> Router<Studies> {
     routes().into_iter().fold(Router::new(), |router, r| {
         let guarded = r
             .handler
-            .route_layer(from_fn_with_state((state.clone(), r.kind), guard));
+            .route_layer(from_fn_with_state((studies.clone(), r.kind), guard));
         router.route(r.path, guarded)
     })
 }
@@ -167,18 +167,18 @@ pub fn router(state: &AppState) -> Router<AppState> {
 /// Lets a request through to its handler only as its route's kind allows,
 /// handing the handler the signed-in session.
 async fn guard(
-    State((state, kind)): State<(AppState, Kind)>,
+    State((studies, kind)): State<(Studies, Kind)>,
     jar: CookieJar,
     mut request: Request,
     next: Next,
 ) -> Response {
-    if let Err(closed) = auth::require_users(&state).await {
+    if let Err(closed) = auth::require_users(studies.store()).await {
         return closed;
     }
     if kind == Kind::Login {
         return next.run(request).await;
     }
-    let Some(session) = auth::session_of(&state, &jar).await else {
+    let Some(session) = auth::session_of(studies.store(), &jar).await else {
         return match kind {
             Kind::Page => Redirect::to("/console/login").into_response(),
             _ => page(

@@ -28,17 +28,17 @@ use tracing::{error, warn};
 use super::watch::scene_json;
 use super::{escape, page, page_with};
 use crate::frames::encode_png;
-use crate::state::AppState;
+use crate::studies::Studies;
 
 /// Frames rebuilt for one replay at most (about ten minutes at 30 fps).
 pub const MAX_REPLAY_FRAMES: usize = 18_000;
 
 pub(super) async fn show(
-    State(state): State<AppState>,
+    State(studies): State<Studies>,
     Path(episode_id): Path<i64>,
     Extension(_session): Extension<ConsoleSession>,
 ) -> Response {
-    match state.store.episode(episode_id).await {
+    match studies.store().episode(episode_id).await {
         Ok(Some(episode)) => {
             let body = format!(
                 "<p><a href=\"/console\">Dashboard</a> · game {game}, episode {idx} \
@@ -83,8 +83,8 @@ pub(super) async fn show(
 
 /// The episode as one JSON document: its facts, its agents, every step, and
 /// the frames to draw (`frames[0]` after reset, `frames[t]` after step `t`).
-pub(super) async fn data(State(state): State<AppState>, Path(episode_id): Path<i64>) -> Response {
-    match replay(&state, episode_id).await {
+pub(super) async fn data(State(studies): State<Studies>, Path(episode_id): Path<i64>) -> Response {
+    match replay(&studies, episode_id).await {
         Ok(Some(document)) => axum::Json(document).into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, "no such episode").into_response(),
         Err(e) => {
@@ -99,25 +99,35 @@ pub(super) async fn data(State(state): State<AppState>, Path(episode_id): Path<i
 }
 
 async fn replay(
-    state: &AppState,
+    studies: &Studies,
     episode_id: i64,
 ) -> Result<Option<Value>, tandem_store::StoreError> {
-    let Some(episode) = state.store.episode(episode_id).await? else {
+    let store = studies.store();
+    let Some(episode) = store.episode(episode_id).await? else {
         return Ok(None);
     };
-    let game = state.store.game(episode.game_id).await?;
-    let agents = state.store.episode_agents(episode_id).await?;
-    let steps = state.store.steps_for_episode(episode_id).await?;
-    // The scene as this server knows it, if the game's scene is still there.
+    let game = store.game(episode.game_id).await?;
+    let agents = store.episode_agents(episode_id).await?;
+    let steps = store.steps_for_episode(episode_id).await?;
+    // The study that recorded it, and its scene as this server knows it, if
+    // they are still here.
+    let study = game
+        .as_ref()
+        .and_then(|g| studies.get(&g.experiment_id))
+        .unwrap_or(studies.first());
     let scene =
         game.as_ref().and_then(
-            |g| match state.experiment.scenes.get(g.scene_index as usize) {
-                Some(Scene::Game(s)) if s.id == g.scene_id => Some(s.clone()),
+            |g| match study.experiment.scenes.get(g.scene_index as usize) {
+                Some(Scene::Game(s))
+                    if s.id == g.scene_id && g.experiment_id == study.experiment.id =>
+                {
+                    Some(s.clone())
+                }
                 _ => None,
             },
         );
     let step_rows: Vec<Value> = steps.chunk_by(|a, b| a.t == b.t).map(step_json).collect();
-    let envs = state.games.envs.clone();
+    let envs = study.games.envs.clone();
     let frames_for = {
         let episode = episode.clone();
         let agents = agents.clone();

@@ -14,6 +14,7 @@ use tower::ServiceExt;
 
 use super::auth::token_hash;
 use super::*;
+use crate::state::AppState;
 use crate::web::app;
 use tandem_store::now_us;
 

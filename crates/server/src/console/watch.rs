@@ -15,7 +15,7 @@ use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use serde_json::json;
 use tandem_experiment::Scene;
@@ -26,6 +26,7 @@ use super::dashboard::game_view;
 use super::{escape, page, page_with};
 use crate::frames::{Encoded, FrameEncoder};
 use crate::state::AppState;
+use crate::studies::Studies;
 
 /// How often the seats are sent, and the login checked.
 const SEATS_PERIOD: Duration = Duration::from_secs(1);
@@ -42,11 +43,14 @@ pub(super) fn scene_json(scene: &tandem_experiment::GameScene) -> serde_json::Va
 }
 
 pub(super) async fn show(
-    State(state): State<AppState>,
+    State(studies): State<Studies>,
     Path(game_id): Path<i64>,
     Extension(session): Extension<ConsoleSession>,
 ) -> Response {
-    let Some((scene_index, _)) = state.placement.watch_game(game_id) else {
+    let running = studies
+        .running(game_id)
+        .and_then(|state| Some((state, state.placement.watch_game(game_id)?.0)));
+    let Some((state, scene_index)) = running else {
         return page(
             StatusCode::NOT_FOUND,
             "Game not running",
@@ -65,7 +69,7 @@ pub(super) async fn show(
     };
     let csrf = escape(&session.csrf);
     let body = format!(
-        "<p><a href=\"/console\">Dashboard</a> · scene <code>{scene_id}</code>, \
+        "<p><a href=\"/console?study={study}\">Dashboard</a> · study <code>{study}</code>, scene <code>{scene_id}</code>, \
          environment <code>{env}</code> · <span id=\"watch-status\">connecting…</span></p>\
          <div id=\"watch\" data-game=\"{game_id}\" data-scene=\"{scene}\">\
          <div id=\"stage\" class=\"stage\"></div>\
@@ -74,6 +78,7 @@ pub(super) async fn show(
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <label>Reason <input name=\"reason\" maxlength=\"200\"></label>\
          <button type=\"submit\" id=\"end-game\">End this game</button></form>",
+        study = escape(&state.experiment.id),
         scene_id = escape(&scene.id),
         env = escape(&scene.env),
         scene = escape(&scene_json(scene).to_string()),
@@ -88,11 +93,14 @@ pub(super) async fn show(
 
 /// The watcher's socket: the game's frames, and its seats every second.
 pub(super) async fn frames(
-    State(state): State<AppState>,
+    State(studies): State<Studies>,
     Path(game_id): Path<i64>,
     jar: CookieJar,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let Some(state) = studies.running(game_id).cloned() else {
+        return (StatusCode::NOT_FOUND, "that game is not running").into_response();
+    };
     let hash = jar
         .get(CONSOLE_COOKIE)
         .map(|c| token_hash(c.value()))

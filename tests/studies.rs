@@ -1,0 +1,287 @@
+//! Several studies on one server, through real HTTP and real sockets: each has
+//! its own link and cookie, a participant of one cannot act in another, the
+//! console lists them all and controls each on its own, and two files with
+//! one id are refused.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+fn study(id: &str, title: &str) -> tandem_server::Study {
+    let text = format!(
+        r#"
+id = "{id}"
+title = "{title}"
+
+[[scene]]
+kind = "info"
+id = "welcome-{id}"
+title = "Welcome to {title}"
+markdown = "Hello."
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Thanks"
+markdown = "Done."
+"#
+    );
+    tandem_server::Study {
+        experiment: tandem_experiment::parse_with(
+            &text,
+            "test.toml",
+            &tandem_envs::Catalog::builtin(),
+        )
+        .expect("the study parses"),
+        policies: tandem_policy::Registry::builtin(),
+    }
+}
+
+struct Served {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn serve(studies: Vec<tandem_server::Study>, db: &std::path::Path) -> Served {
+    let store = tandem_store::Store::open(db.to_str().unwrap())
+        .await
+        .unwrap();
+    let hash = tandem_server::accounts::hash_password("a long enough passphrase").unwrap();
+    let _ = store.add_console_user("ada", &hash).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(tandem_server::run_studies(
+        listener,
+        studies,
+        store,
+        tandem_server::Options::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Served {
+        addr,
+        stop: Some(stop),
+        handle,
+    }
+}
+
+impl Served {
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("stops")
+            .expect("no panic")
+            .expect("exits cleanly");
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// `GET path`: status, the participant cookie's `name=value` and its Path.
+async fn arrive(addr: SocketAddr, path: &str) -> (u16, Option<(String, String)>) {
+    let response = client()
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .expect("answers");
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("tandem_participant="))
+        .map(|v| {
+            let pair = v.split(';').next().unwrap_or_default().to_string();
+            let path = v
+                .split(';')
+                .map(str::trim)
+                .find_map(|a| a.strip_prefix("Path="))
+                .unwrap_or_default()
+                .to_string();
+            (pair, path)
+        });
+    (response.status().as_u16(), cookie)
+}
+
+/// The first message a socket at `path` with `cookie` gets, or how it closed.
+async fn first_message(addr: SocketAddr, path: &str, cookie: &str) -> String {
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("opens");
+    loop {
+        match tokio::time::timeout(common::WAIT, ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) if text.contains("\"scene\"") => {
+                return text.to_string();
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return format!("closed {}", frame.map_or(0, |f| u16::from(f.code)));
+            }
+            Ok(Some(Ok(_))) => {}
+            other => return format!("ended: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_study_has_its_own_link_cookie_and_controls() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(
+        vec![study("alpha", "Alpha"), study("beta", "Beta")],
+        &dir.path().join("two.db"),
+    )
+    .await;
+    let addr = served.addr;
+
+    let (status, cookie) = arrive(addr, "/s/alpha/?PROLIFIC_PID=p1").await;
+    assert_eq!(status, 200);
+    let (alpha, path) = cookie.expect("a cookie for alpha");
+    assert_eq!(path, "/s/alpha/", "scoped to its study");
+    let (status, cookie) = arrive(addr, "/s/beta/?PROLIFIC_PID=p1").await;
+    assert_eq!(status, 200);
+    let (beta, path) = cookie.expect("a cookie for beta");
+    assert_eq!(path, "/s/beta/");
+    assert_ne!(alpha, beta, "one participant per study");
+    // No study at the root when there are several; a link without its slash
+    // is sent to the folder, query kept.
+    let (status, _) = arrive(addr, "/").await;
+    assert_eq!(status, 404);
+    let response = client()
+        .get(format!("http://{addr}/s/beta?PROLIFIC_PID=p2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 308);
+    assert_eq!(response.headers()["location"], "/s/beta/?PROLIFIC_PID=p2");
+
+    // Each socket is its study's; a cookie of one opens nothing in the other.
+    let scene = first_message(addr, "/s/alpha/ws", &alpha).await;
+    assert!(scene.contains("welcome-alpha"), "{scene}");
+    let scene = first_message(addr, "/s/beta/ws", &beta).await;
+    assert!(scene.contains("welcome-beta"), "{scene}");
+    let refused = first_message(addr, "/s/beta/ws", &alpha).await;
+    assert_eq!(refused, "closed 4001");
+
+    // The console lists both and controls each on its own.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .post(format!("http://{addr}/console/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=ada&password=a+long+enough+passphrase")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303);
+    let console = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = |query: &'static str| {
+        let http = http.clone();
+        let console = console.clone();
+        async move {
+            http.get(format!("http://{addr}/console{query}"))
+                .header("cookie", console)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let home = page("?study=beta").await;
+    assert!(home.contains("href=\"/console?study=alpha\""), "{home}");
+    assert!(
+        home.contains("href=\"/console?study=beta\" aria-current=\"page\""),
+        "{home}"
+    );
+    assert!(home.contains("<code>/s/beta/</code>"), "{home}");
+    let csrf = home
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    let paused = http
+        .post(format!("http://{addr}/console/admissions"))
+        .header("cookie", &console)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&study=beta&paused=true"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paused.status().as_u16(), 303);
+    assert_eq!(paused.headers()["location"], "/console?study=beta");
+    let (status, _) = arrive(addr, "/s/beta/?PROLIFIC_PID=p3").await;
+    assert_eq!(status, 503, "beta is paused");
+    let (status, _) = arrive(addr, "/s/alpha/?PROLIFIC_PID=p3").await;
+    assert_eq!(status, 200, "alpha is not");
+    let missing = page("?study=gamma").await;
+    assert!(missing.contains("No such study"), "{missing}");
+
+    // /metrics counts participants per study.
+    let metrics = http
+        .get(format!("http://{addr}/console/metrics"))
+        .header("cookie", &console)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tandem_participants{study=\"alpha\",scene=\"welcome-alpha\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tandem_participants{study=\"beta\",scene=\"welcome-beta\"} 1"),
+        "{metrics}"
+    );
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn two_files_with_one_id_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(
+        vec![study("same", "One"), study("same", "Two")],
+        &dir.path().join("dup.db"),
+    )
+    .await;
+    let result = tokio::time::timeout(Duration::from_secs(10), served.handle)
+        .await
+        .expect("returns at once")
+        .expect("no panic");
+    let error = result.expect_err("refused").to_string();
+    assert!(
+        error.contains("two experiment files have the id \"same\""),
+        "{error}"
+    );
+}
