@@ -75,6 +75,10 @@ enum Command {
         /// give it with no origin to allow none. Default: MTurk's worker sites.
         #[arg(long, num_args = 0.., value_parser = tandem_server::frame_ancestor)]
         frame_ancestors: Option<Vec<String>>,
+        /// The origins an MTurk link's `turkSubmitTo` may name (where the end
+        /// page posts the assignment). Default: MTurk's live site and sandbox.
+        #[arg(long, num_args = 1.., value_parser = tandem_server::frame_ancestor)]
+        mturk_submit_to: Option<Vec<String>>,
         /// Also offer the diagnostic environments `tandem bench` measures the
         /// server with (a game that steps in 50 ms beside normal ones).
         #[arg(long)]
@@ -143,6 +147,7 @@ fn main() -> ExitCode {
             max_participants,
             secure_cookies,
             frame_ancestors,
+            mturk_submit_to,
             diagnostic_envs,
             metrics_token,
             workers,
@@ -182,6 +187,12 @@ fn main() -> ExitCode {
                 secure_cookies,
                 frame_ancestors: frame_ancestors.unwrap_or_else(|| {
                     tandem_server::DEFAULT_FRAME_ANCESTORS
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                }),
+                mturk_submit_to: mturk_submit_to.unwrap_or_else(|| {
+                    tandem_server::DEFAULT_MTURK_SUBMIT_TO
                         .iter()
                         .map(|s| s.to_string())
                         .collect()

@@ -351,5 +351,8 @@ async fn serve_a_folder_of_studies() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("two experiment files have the id \"first\""), "{stderr}");
+    assert!(
+        stderr.contains("two experiment files have the id \"first\""),
+        "{stderr}"
+    );
 }

@@ -565,6 +565,11 @@ struct Chromium {
 
 impl Chromium {
     async fn launch() -> Chromium {
+        Chromium::launch_with(&[]).await
+    }
+
+    /// [`Chromium::launch`] with more command-line switches (no leading `--`).
+    async fn launch_with(extra: &[&str]) -> Chromium {
         assert!(
             Path::new(CHROMIUM).exists(),
             "{CHROMIUM} is missing: the browser test needs Debian's chromium package; \
@@ -579,13 +584,18 @@ impl Chromium {
             .launch_timeout(Duration::from_secs(60))
             .request_timeout(Duration::from_secs(30))
             // chromiumoxide adds the leading "--".
-            .args([
-                "disable-gpu",
-                "disable-background-networking",
-                "disable-component-update",
-                "disable-sync",
-                "no-first-run",
-            ])
+            .args(
+                [
+                    "disable-gpu",
+                    "disable-background-networking",
+                    "disable-component-update",
+                    "disable-sync",
+                    "no-first-run",
+                ]
+                .iter()
+                .chain(extra)
+                .copied(),
+            )
             .build()
             .expect("browser configuration");
         let (browser, mut handler) = Browser::launch(config)
@@ -1645,3 +1655,146 @@ async fn a_browser_plays_one_of_two_studies() {
     .await;
     assert_eq!(elsewhere, 0);
 }
+
+/// An MTurk HIT as a worker sees it: a page on another site (here
+/// `localhost`, the study on `127.0.0.1`) frames the study with MTurk's link,
+/// in a browser that blocks third-party cookies. The worker plays it through
+/// to the end, and the page posts the assignment to `turkSubmitTo` as MTurk's
+/// ExternalQuestion expects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mturk_hit_in_a_cross_site_frame_is_completed_and_submitted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let framing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let framing_origin = format!("http://localhost:{}", framing.local_addr().unwrap().port());
+    let options = tandem_server::Options {
+        frame_ancestors: vec![framing_origin.clone()],
+        mturk_submit_to: vec![framing_origin.clone()],
+        ..tandem_server::Options::default()
+    };
+    let mut server =
+        TestServer::start_with_options(MTURK_EXPERIMENT, &dir.path().join("hit.db"), options).await;
+    let link = format!(
+        "{}/?workerId=W7&assignmentId=A7&hitId=H7&turkSubmitTo={}",
+        server.url(""),
+        framing_origin.replace(':', "%3A").replace('/', "%2F")
+    );
+    // MTurk's side: the HIT page with the study in a frame, and the endpoint
+    // the assignment is posted to.
+    let (posted_tx, posted_rx) = tokio::sync::oneshot::channel::<String>();
+    let hit_page = format!(
+        "<!doctype html><title>HIT</title><iframe id=\"hit\" src=\"{link}\" \
+         style=\"width:900px;height:700px\"></iframe>"
+    );
+    let mturk = tokio::spawn(async move {
+        let mut posted_tx = Some(posted_tx);
+        loop {
+            let Ok((mut stream, _)) = framing.accept().await else {
+                return;
+            };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Headers, then as much body as Content-Length says.
+            loop {
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&request).to_string();
+            let body = if text.starts_with("POST /mturk/externalSubmit") {
+                if let Some(tx) = posted_tx.take() {
+                    let form = text
+                        .split("\r\n\r\n")
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_string();
+                    let _ = tx.send(form);
+                }
+                "<!doctype html><p id=\"submitted\">Submitted</p>".to_string()
+            } else {
+                hit_page.clone()
+            };
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+    });
+
+    let mut chromium = Chromium::launch_with(&["test-third-party-cookie-phaseout"]).await;
+    let _page = chromium
+        .browser
+        .new_page(format!("{framing_origin}/"))
+        .await
+        .expect("the HIT page opens");
+    let form = tokio::time::timeout(Duration::from_secs(40), posted_rx)
+        .await
+        .expect("the assignment is posted within 40 s")
+        .expect("posted");
+    assert!(form.contains("assignmentId=A7"), "{form}");
+    assert!(form.contains("completion_code=HIT-D0NE"), "{form}");
+    chromium.close().await;
+    mturk.abort();
+    server.stop().await;
+
+    let db = server.db().await;
+    let participants = count(&db, "SELECT COUNT(*) FROM participants").await;
+    assert_eq!(
+        participants, 1,
+        "one worker, one participant, even cookie-less"
+    );
+    let finished = count(
+        &db,
+        "SELECT COUNT(*) FROM participants WHERE worker_id = 'W7' AND finished_us IS NOT NULL",
+    )
+    .await;
+    assert_eq!(finished, 1);
+    let steps = count(&db, "SELECT COUNT(*) FROM steps").await;
+    assert!(
+        steps > 10,
+        "the game was played in the frame ({steps} steps)"
+    );
+}
+
+/// A short game that needs no keys, then the end: the HIT plays itself.
+const MTURK_EXPERIMENT: &str = r#"
+id = "e2e-mturk"
+title = "MTurk test"
+
+[[scene]]
+kind = "game"
+id = "drive"
+title = "Drive"
+env = "MountainCar-v0"
+fps = 30
+time_limit_s = 2
+default_action = 1
+instructions = "Watch."
+[scene.keys]
+ArrowLeft = 0
+ArrowRight = 2
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Thanks"
+markdown = "Done."
+completion_code = "HIT-D0NE"
+"#;

@@ -4,7 +4,7 @@
 // the canvas's data-frames and data-tick in the renderer. Timing reports (frames
 // shown, clock answers, page visibility) go from here too.
 
-import { Socket, socketUrl } from './socket.js';
+import { Socket, participantKey, socketUrl } from './socket.js';
 import { renderScene } from './scenes.js';
 import { Renderer } from './renderer.js';
 import { Keyboard } from './input.js';
@@ -24,7 +24,8 @@ const renderer = new Renderer((meta) => {
   keyboard.acknowledge(meta.ack);
   if (keyboard.latency != null) renderer.canvas.dataset.latencyMs = keyboard.latency.toFixed(1);
 });
-const socket = new Socket(socketUrl(location), showConnection);
+const key = participantKey(document, location, history);
+const socket = new Socket(socketUrl(location, key), showConnection);
 const keyboard = new Keyboard((message) => socket.send(message), () => renderer.frame, () => renderer.shownTick);
 const SHOWN_EVERY_MS = 500;
 let view = null;
@@ -111,7 +112,9 @@ function showConnection(state) {
   leaveScene();
   main.inert = true;
   if (state === 'replaced') setBanner('error', 'This study is open in another tab. Continue there, or use this tab instead.', 'Use this tab');
-  else setBanner('error', 'Session not found, please reload.', 'Reload');
+  else if (document.querySelector('meta[name="tandem-needs-key"]') && !key) {
+    setBanner('error', 'This assignment was started in another window or browser. Please continue there.');
+  } else setBanner('error', 'Session not found, please reload.', 'Reload');
 }
 
 /** Shows the banner (hides it when `tone` is null); `reload` labels a reload button. */

@@ -147,6 +147,8 @@ function end(section, scene) {
     section.append(el('div', { class: 'completion' }, el('p', { text: 'Your completion code' }),
       el('div', { class: 'code-row' }, code, copy), status));
   }
+  const submit = scene.mturk_submit && safeUrl(scene.mturk_submit.action);
+  if (submit) return mturkSubmit(section, submit, scene);
   const url = safeUrl(scene.redirect_url);
   if (!url) return {};
   let left = REDIRECT_SECONDS;
@@ -212,6 +214,20 @@ async function copyText(node) {
 }
 
 /** The redirect address if it is http(s); anything else (javascript:…) is refused. */
+/** Posts the assignment to MTurk, as its ExternalQuestion expects: a form with
+ *  `assignmentId` (and the completion code), sent once, with a button in case
+ *  the automatic send is blocked. */
+function mturkSubmit(section, action, scene) {
+  const form = el('form', { id: 'mturk-submit', method: 'POST', action, target: '_self' },
+    el('input', { type: 'hidden', name: 'assignmentId', value: scene.mturk_submit.assignment_id }),
+    el('input', { type: 'hidden', name: 'completion_code', value: scene.completion_code ?? '' }),
+    el('p', { text: 'Submitting your assignment to MTurk…' }),
+    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary', text: 'Submit the HIT' })));
+  section.append(form);
+  setTimeout(() => form.requestSubmit(), 500);
+  return {};
+}
+
 function safeUrl(raw) {
   if (!raw) return null;
   try {

@@ -9,13 +9,27 @@ const FIRST_DELAY_MS = 250;
 const MAX_DELAY_MS = 10000;
 
 /** The study's socket, `ws` beside the page (`/ws`, or `/s/ID/ws` on a server
- *  with several studies), ws: or wss: to match the page. */
-export function socketUrl(location) {
+ *  with several studies), ws: or wss: to match the page; with `key` when the
+ *  page has one (an MTurk frame, where no cookie is sent). */
+export function socketUrl(location, key) {
   const url = new URL('ws', location.href);
   url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  url.search = '';
+  url.search = key ? `?key=${encodeURIComponent(key)}` : '';
   url.hash = '';
   return url.href;
+}
+
+/** This participant's key, when the page has one: given in a <meta> by the
+ *  server, then kept in the page's own URL fragment, which no server sees and
+ *  a reload of the frame keeps. Only MTurk participants' pages have one. */
+export function participantKey(document, location, history) {
+  const given = document.querySelector('meta[name="tandem-key"]')?.content;
+  const kept = new URLSearchParams(location.hash.slice(1)).get('k');
+  const key = given || kept || null;
+  if (key && key !== kept) {
+    history.replaceState(history.state, '', `${location.pathname}${location.search}#k=${key}`);
+  }
+  return key;
 }
 
 export class Socket {

@@ -8,7 +8,7 @@
 //! otherwise strand every participant) and filled per participant, URL-encoded.
 
 use serde_json::Value;
-use tandem_wire::{EndView, SceneView};
+use tandem_wire::{EndView, MturkSubmit, SceneView};
 
 use crate::error::{Problems, Reported};
 use crate::markdown;
@@ -38,6 +38,9 @@ pub struct ExternalIds {
     pub assignment_id: Option<String>,
     /// MTurk's `hitId`.
     pub hit_id: Option<String>,
+    /// MTurk's `turkSubmitTo` (an origin the server allows): with an
+    /// assignment id, the end page posts the assignment there.
+    pub turk_submit_to: Option<String>,
 }
 
 /// A value a redirect template can name.
@@ -160,8 +163,16 @@ impl EndScene {
 
     /// The scene as this participant's page receives it, redirect filled in.
     pub fn view(&self, ids: &ExternalIds) -> EndView {
+        let mturk_submit = match (&ids.turk_submit_to, &ids.assignment_id) {
+            (Some(origin), Some(assignment_id)) => Some(MturkSubmit {
+                action: format!("{}/mturk/externalSubmit", origin.trim_end_matches('/')),
+                assignment_id: assignment_id.clone(),
+            }),
+            _ => None,
+        };
         EndView {
             redirect_url: self.redirect_url(ids),
+            mturk_submit,
             ..self.view_without_redirect()
         }
     }
@@ -174,6 +185,7 @@ impl EndScene {
             html: self.html.clone(),
             completion_code: self.completion_code.clone(),
             redirect_url: None,
+            mturk_submit: None,
         }
     }
 

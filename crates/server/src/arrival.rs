@@ -11,6 +11,17 @@
 //! link that names a participant who started without proving the submission
 //! gets a page that says so, and nobody is created twice.
 //!
+//! MTurk shows a study in a frame on its own site, where the cookie is not
+//! sent (SameSite) or not kept (third-party cookies blocked). An MTurk
+//! participant's page therefore also carries their key in a `<meta>` tag; the
+//! page keeps it in its own URL's fragment (never sent to a server, kept across
+//! reloads of the frame) and opens its socket with it. A reload without a
+//! cookie gets the page without a key, which works only with the fragment:
+//! the link MTurk gives (worker, assignment and HIT ids) is not a credential,
+//! so a stolen link lets nobody act as the worker. A HIT preview
+//! (`assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE`) shows a preview and creates
+//! nobody.
+//!
 //! New participants are created only by a real page load (`HEAD`, which link
 //! previews and scanners send, creates nobody), within the per-address and
 //! per-study limits of `admission`.
@@ -66,6 +77,23 @@ const CLOSED: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
 <title>Study</title><h1>This study has ended</h1>\
 <p>This study is no longer taking participants. Thank you for your interest.</p></html>";
 
+/// The `assignmentId` MTurk puts on the link of a HIT being previewed.
+const MTURK_PREVIEW: &str = "ASSIGNMENT_ID_NOT_AVAILABLE";
+
+/// The page an MTurk worker previewing the HIT sees (200): nobody is created.
+fn preview_page(title: &str) -> Response {
+    let title = title
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+         <title>{title}</title><h1 id=\"preview\">{title}</h1>\
+         <p>This is a preview. Accept the HIT to take part; the study starts here once you have.</p></html>"
+    );
+    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+}
+
 /// `GET /` (and `HEAD /`).
 pub async fn participant_page(
     State(state): State<AppState>,
@@ -84,11 +112,15 @@ pub async fn participant_page(
     }
     if method == Method::HEAD {
         // A link preview or a scanner: show the page, make nobody.
-        return Ok(page(&state, None, &headers));
+        return Ok(page(&state, None, &headers, false));
     }
-    let link = recruit_ids(&query);
+    if query.get("assignmentId").map(String::as_str) == Some(MTURK_PREVIEW) {
+        return Ok(preview_page(&state.experiment.title));
+    }
+    let link = recruit_ids(&query, &state.mturk_submit_to);
     let participant = match identify(&state, &link, &jar).await? {
         Identified::Participant(p) => *p,
+        Identified::NeedsKey => return Ok(page(&state, None, &headers, true)),
         Identified::Taken => {
             warn!("a link named a participant it could not prove to be");
             return Ok((StatusCode::CONFLICT, Html(TAKEN)).into_response());
@@ -131,7 +163,7 @@ pub async fn participant_page(
             }
         }
     };
-    Ok(page(&state, Some(&participant), &headers))
+    Ok(page(&state, Some(&participant), &headers, false))
 }
 
 /// Who a browser is.
@@ -139,6 +171,9 @@ enum Identified {
     Participant(Box<Participant>),
     /// The link names a participant this browser cannot prove to be.
     Taken,
+    /// The link names an MTurk worker who has started, and this browser sent
+    /// no cookie: only the key their page keeps can resume them.
+    NeedsKey,
     /// Nobody yet: a new participant.
     Nobody,
 }
@@ -167,6 +202,8 @@ async fn identify(
             .participant_by_external(experiment_id, key)
             .await?
         {
+            // MTurk's ids are the link itself: never enough alone.
+            Some(_) if link.prolific_pid.is_none() => Identified::NeedsKey,
             Some(p) if proves_submission(link, &p) => Identified::Participant(Box::new(p)),
             Some(_) => Identified::Taken,
             None => Identified::Nobody,
@@ -174,8 +211,9 @@ async fn identify(
     )
 }
 
-/// The recruiting platform's ids from the study link's query string.
-fn recruit_ids(query: &HashMap<String, String>) -> RecruitIds {
+/// The recruiting platform's ids from the study link's query string;
+/// `turkSubmitTo` only when it is one of `submit_origins`.
+fn recruit_ids(query: &HashMap<String, String>, submit_origins: &[String]) -> RecruitIds {
     let get = |key: &str| {
         query
             .get(key)
@@ -190,6 +228,14 @@ fn recruit_ids(query: &HashMap<String, String>) -> RecruitIds {
         worker_id: get("workerId"),
         assignment_id: get("assignmentId"),
         hit_id: get("hitId"),
+        turk_submit_to: get("turkSubmitTo").and_then(|to| {
+            let to = to.trim_end_matches('/');
+            let allowed = submit_origins.iter().any(|o| o == to);
+            if !allowed {
+                warn!("a link's turkSubmitTo is not an allowed origin; it is ignored");
+            }
+            allowed.then(|| to.to_string())
+        }),
     }
 }
 
@@ -200,21 +246,17 @@ fn link_fits(link: &RecruitIds, p: &Participant) -> bool {
     same(&link.prolific_pid, &p.recruit.prolific_pid) && same(&link.worker_id, &p.recruit.worker_id)
 }
 
-/// Whether `link` carries every id its platform gives for one submission,
-/// each equal to what `p` arrived with: what only the participant (and the
-/// platform) knows, not just who they are.
+/// Whether `link` carries every id Prolific gives for one submission, each
+/// equal to what `p` arrived with: what only the participant (and Prolific)
+/// knows, not just who they are. MTurk's ids never prove anything: they are
+/// the link every reload of the HIT's frame carries (see the module docs).
 fn proves_submission(link: &RecruitIds, p: &Participant) -> bool {
     let known = |link: &Option<String>, stored: &Option<String>| link.is_some() && link == stored;
     let r = &p.recruit;
-    if link.prolific_pid.is_some() {
-        known(&link.prolific_pid, &r.prolific_pid)
-            && known(&link.study_id, &r.study_id)
-            && known(&link.session_id, &r.session_id)
-    } else {
-        known(&link.worker_id, &r.worker_id)
-            && known(&link.assignment_id, &r.assignment_id)
-            && known(&link.hit_id, &r.hit_id)
-    }
+    link.prolific_pid.is_some()
+        && known(&link.prolific_pid, &r.prolific_pid)
+        && known(&link.study_id, &r.study_id)
+        && known(&link.session_id, &r.session_id)
 }
 
 async fn create_participant(
@@ -244,9 +286,31 @@ async fn create_participant(
     Ok(participant)
 }
 
-/// The participant page, with the cookie of `participant` when there is one.
-fn page(state: &AppState, participant: Option<&Participant>, headers: &HeaderMap) -> Response {
-    let mut response = ([(header::CACHE_CONTROL, "no-store")], Html(page_html())).into_response();
+/// The participant page, with the cookie of `participant` when there is one
+/// and, for an MTurk participant, their key (see the module docs);
+/// `needs_key` marks a page that only a kept key can resume.
+fn page(
+    state: &AppState,
+    participant: Option<&Participant>,
+    headers: &HeaderMap,
+    needs_key: bool,
+) -> Response {
+    let meta = match participant {
+        Some(p) if p.recruit.worker_id.is_some() => {
+            format!(
+                "<meta name=\"tandem-key\" content=\"{}\">",
+                key_text(&p.token)
+            )
+        }
+        _ if needs_key => "<meta name=\"tandem-needs-key\" content=\"1\">".to_string(),
+        _ => String::new(),
+    };
+    let html = if meta.is_empty() {
+        page_html().to_string()
+    } else {
+        page_html().replacen("</head>", &format!("{meta}</head>"), 1)
+    };
+    let mut response = ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response();
     if let Some(p) = participant {
         // Behind HTTPS (said by the proxy, or by the operator) the cookie is
         // never sent over plain HTTP.
@@ -267,6 +331,12 @@ fn page(state: &AppState, participant: Option<&Participant>, headers: &HeaderMap
         }
     }
     response
+}
+
+/// A token as it may appear in the page: tokens are hex, and anything else
+/// is dropped rather than written into HTML.
+fn key_text(token: &str) -> String {
+    token.chars().filter(char::is_ascii_alphanumeric).collect()
 }
 
 #[cfg(test)]
@@ -327,7 +397,10 @@ mod tests {
             ..RecruitIds::default()
         };
         let mturk = participant(worker("A"));
-        assert!(proves_submission(&worker("A"), &mturk));
+        assert!(
+            !proves_submission(&worker("A"), &mturk),
+            "MTurk's link is no proof"
+        );
         assert!(!proves_submission(&worker("B"), &mturk));
     }
 }

@@ -65,9 +65,17 @@ pub async fn add(State(state): State<AppState>, request: Request, next: Next) ->
         Some(host) => format!("'self' ws://{host} wss://{host}"),
         None => "'self'".to_string(),
     };
+    // Forms go to the study itself, to HTTPS sites, and to MTurk's submit
+    // origins (which a test or a proxy may serve over plain HTTP).
+    let submit_to: String = state
+        .mturk_submit_to
+        .iter()
+        .filter(|o| o.starts_with("http://"))
+        .map(|o| format!(" {o}"))
+        .collect();
     let policy = format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: https:; \
-         connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self' https:; \
+         connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self' https:{submit_to}; \
          frame-ancestors {}",
         state.frame_ancestors
     );

@@ -78,7 +78,7 @@ pub use frames::{Encoded, FrameContent, FrameEncoder, PIXEL_FRAME_V1, PublishedF
 pub use headers::frame_ancestor;
 pub use options::{
     DEFAULT_FRAME_ANCESTORS, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SOCKETS,
-    ExtraMetrics, Liveness, Options,
+    DEFAULT_MTURK_SUBMIT_TO, ExtraMetrics, Liveness, Options,
 };
 pub use placement::{GamePlace, ParticipantPlace, Snapshot, SpotView};
 pub use state::AppState;

@@ -47,6 +47,11 @@ impl Default for Liveness {
     }
 }
 
+/// Where MTurk may have an assignment posted (`turkSubmitTo`): the live site
+/// and the sandbox.
+pub const DEFAULT_MTURK_SUBMIT_TO: &[&str] =
+    &["https://www.mturk.com", "https://workersandbox.mturk.com"];
+
 /// What a server runs with besides its experiment and database.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -71,6 +76,9 @@ pub struct Options {
     pub frame_ancestors: Vec<String>,
     /// When a socket that answers no ping is closed.
     pub liveness: Liveness,
+    /// The origins a study link's `turkSubmitTo` may name; any other is
+    /// ignored, so a crafted link cannot make the end page post elsewhere.
+    pub mturk_submit_to: Vec<String>,
     /// The token that opens `/metrics` to a scraper (`Authorization: Bearer`);
     /// without one, only a console login reads it.
     pub metrics_token: Option<String>,
@@ -103,6 +111,10 @@ impl Default for Options {
                 .map(|s| s.to_string())
                 .collect(),
             liveness: Liveness::default(),
+            mturk_submit_to: DEFAULT_MTURK_SUBMIT_TO
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             metrics_token: None,
             extra_metrics: None,
         }

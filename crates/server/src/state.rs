@@ -50,6 +50,8 @@ pub struct Inner {
     pub frame_ancestors: String,
     /// When a socket that answers no ping is closed.
     pub liveness: Liveness,
+    /// The origins `turkSubmitTo` may name.
+    pub mturk_submit_to: Vec<String>,
     /// Failed console logins per address (the console is the first study's,
     /// whichever study a researcher looks at).
     pub console_logins: crate::console::LoginLimiter,
@@ -141,6 +143,11 @@ impl AppState {
                 .collect::<Vec<_>>()
                 .join(" "),
             liveness: options.liveness,
+            mturk_submit_to: options
+                .mturk_submit_to
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_string())
+                .collect(),
             console_logins: crate::console::LoginLimiter::default(),
             metrics_token: options.metrics_token,
             extra_metrics: options.extra_metrics,

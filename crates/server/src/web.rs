@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum_extra::extract::cookie::CookieJar;
@@ -81,14 +81,37 @@ async fn to_study_folder(State(state): State<AppState>, RawQuery(query): RawQuer
     Redirect::permanent(&to).into_response()
 }
 
+/// The longest key a socket request may carry (tokens are 32 hex digits).
+const MAX_KEY_LEN: usize = 64;
+
+#[derive(serde::Deserialize)]
+struct SocketQuery {
+    /// An MTurk participant's key, from a page that had no cookie to send.
+    key: Option<String>,
+}
+
 async fn participant_socket(
     State(state): State<AppState>,
+    Query(query): Query<SocketQuery>,
     jar: CookieJar,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let participant = match jar.get(PARTICIPANT_COOKIE) {
-        Some(cookie) => match state.store.participant_by_token(cookie.value()).await {
-            Ok(p) => p.filter(|p| p.experiment_id == state.experiment.id),
+    // A key opens only an MTurk participant's socket: nobody else's page
+    // is ever given one.
+    let by_key = query
+        .key
+        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN);
+    let (token, key_only) = match (&by_key, jar.get(PARTICIPANT_COOKIE)) {
+        (Some(key), _) => (Some(key.clone()), true),
+        (None, Some(cookie)) => (Some(cookie.value().to_string()), false),
+        (None, None) => (None, false),
+    };
+    let participant = match token {
+        Some(token) => match state.store.participant_by_token(&token).await {
+            Ok(p) => p.filter(|p| {
+                p.experiment_id == state.experiment.id
+                    && (!key_only || p.recruit.worker_id.is_some())
+            }),
             Err(e) => {
                 error!(cause = %e, "could not look up a participant for a socket");
                 None

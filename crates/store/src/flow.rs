@@ -32,6 +32,9 @@ pub struct RecruitIds {
     pub assignment_id: Option<String>,
     /// MTurk's `hitId`.
     pub hit_id: Option<String>,
+    /// MTurk's `turkSubmitTo`: the origin the finished assignment is posted
+    /// to (kept only when it is one the server allows).
+    pub turk_submit_to: Option<String>,
 }
 
 /// A participant to create.
@@ -108,8 +111,8 @@ pub struct Response {
 }
 
 const PARTICIPANT_COLUMNS: &str = "id, token, public_id, experiment_id, prolific_pid, study_id, \
-     session_id, worker_id, assignment_id, hit_id, user_agent, created_us, scene_index, \
-     scene_entered_us, finished_us, completion_code";
+     session_id, worker_id, assignment_id, hit_id, turk_submit_to, user_agent, created_us, \
+     scene_index, scene_entered_us, finished_us, completion_code";
 
 impl Store {
     /// Records the experiment file loaded at start-up: inserts the experiment or
@@ -182,8 +185,9 @@ impl Store {
     ) -> Result<Participant, StoreError> {
         let sql = format!(
             "INSERT INTO participants (token, public_id, experiment_id, prolific_pid, study_id,
-                 session_id, worker_id, assignment_id, hit_id, user_agent, created_us)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 session_id, worker_id, assignment_id, hit_id, turk_submit_to, user_agent,
+                 created_us)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              RETURNING {PARTICIPANT_COLUMNS}"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -196,6 +200,7 @@ impl Store {
             .bind(&new.recruit.worker_id)
             .bind(&new.recruit.assignment_id)
             .bind(&new.recruit.hit_id)
+            .bind(&new.recruit.turk_submit_to)
             .bind(&new.user_agent)
             .bind(now_us())
             .fetch_one(self.pool())
@@ -471,6 +476,7 @@ fn participant_from_row(r: &SqliteRow) -> Result<Participant, StoreError> {
             worker_id: r.try_get("worker_id")?,
             assignment_id: r.try_get("assignment_id")?,
             hit_id: r.try_get("hit_id")?,
+            turk_submit_to: r.try_get("turk_submit_to")?,
         },
         user_agent: r.try_get("user_agent")?,
         created_us: r.try_get("created_us")?,

@@ -42,8 +42,8 @@ pub use frame::{
     decode_pixel_frame, encode_pixel_frame,
 };
 pub use scene::{
-    Canvas, EndView, GameView, InfoView, QuestionKind, QuestionView, RenderMode, SceneView,
-    SurveyView,
+    Canvas, EndView, GameView, InfoView, MturkSubmit, QuestionKind, QuestionView, RenderMode,
+    SceneView, SurveyView,
 };
 pub use seat::{FeedbackKey, InputKind, OtherSeat, SeatView};
 pub use server::{

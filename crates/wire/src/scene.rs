@@ -149,4 +149,17 @@ pub struct EndView {
     /// Where to send the participant, with their ids filled in; null when the
     /// scene has no redirect (or the view was made for nobody in particular).
     pub redirect_url: Option<String>,
+    /// For an MTurk assignment: the form the page posts when the participant
+    /// finishes, as MTurk's `ExternalQuestion` expects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mturk_submit: Option<MturkSubmit>,
+}
+
+/// Where and what an MTurk assignment's page posts at the end: a form with
+/// `assignmentId` (and the completion code) to `action`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MturkSubmit {
+    /// `{turkSubmitTo}/mturk/externalSubmit`.
+    pub action: String,
+    pub assignment_id: String,
 }

@@ -165,6 +165,7 @@ fn documented() -> Vec<(&'static str, ServerMessage)> {
                     html: "<p>All done.</p>\n".into(),
                     completion_code: Some("C0DE42".into()),
                     redirect_url: Some("https://example.org/done?cc=C0DE42&pid=abc".into()),
+                    mturk_submit: None,
                 }),
             ),
         ),

@@ -69,6 +69,7 @@ pub fn external_ids(p: &Participant) -> ExternalIds {
         worker_id: r.worker_id,
         assignment_id: r.assignment_id,
         hit_id: r.hit_id,
+        turk_submit_to: r.turk_submit_to,
     }
 }
 
