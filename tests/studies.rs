@@ -106,7 +106,7 @@ async fn arrive(addr: SocketAddr, path: &str) -> (u16, Option<(String, String)>)
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("tandem_participant="))
+        .find(|v| v.starts_with("tandem_participant"))
         .map(|v| {
             let pair = v.split(';').next().unwrap_or_default().to_string();
             let path = v
@@ -157,6 +157,10 @@ async fn each_study_has_its_own_link_cookie_and_controls() {
     assert_eq!(status, 200);
     let (alpha, path) = cookie.expect("a cookie for alpha");
     assert_eq!(path, "/s/alpha/", "scoped to its study");
+    assert!(
+        alpha.starts_with("tandem_participant_alpha="),
+        "its own name: {alpha}"
+    );
     let (status, cookie) = arrive(addr, "/s/beta/?PROLIFIC_PID=p1").await;
     assert_eq!(status, 200);
     let (beta, path) = cookie.expect("a cookie for beta");
@@ -181,6 +185,11 @@ async fn each_study_has_its_own_link_cookie_and_controls() {
     assert!(scene.contains("welcome-beta"), "{scene}");
     let refused = first_message(addr, "/s/beta/ws", &alpha).await;
     assert_eq!(refused, "closed 4001");
+    // A cookie left at `/` by a one-study run does not stand in for the
+    // study's own.
+    let both = format!("tandem_participant=stale; {alpha}");
+    let scene = first_message(addr, "/s/alpha/ws", &both).await;
+    assert!(scene.contains("welcome-alpha"), "{scene}");
 
     // The console lists both and controls each on its own.
     let http = reqwest::Client::builder()
@@ -284,4 +293,49 @@ async fn two_files_with_one_id_are_refused() {
         error.contains("two experiment files have the id \"same\""),
         "{error}"
     );
+}
+
+/// An open dashboard does not hold the server's shutdown: its live feed ends
+/// when the server stops, and the server exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_dashboard_does_not_hold_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(vec![study("solo", "Solo")], &dir.path().join("solo.db")).await;
+    let addr = served.addr;
+    let http = client();
+    let login = http
+        .post(format!("http://{addr}/console/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=ada&password=a+long+enough+passphrase")
+        .send()
+        .await
+        .unwrap();
+    let console = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut feed = http
+        .get(format!("http://{addr}/console/live"))
+        .header("cookie", &console)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status().as_u16(), 200);
+    let first = tokio::time::timeout(common::WAIT, feed.chunk())
+        .await
+        .expect("an event within the wait")
+        .unwrap()
+        .unwrap_or_default();
+    assert!(String::from_utf8_lossy(&first).contains("event: overview"));
+    // Still reading the feed, stop the server: it must exit (Served::stop
+    // fails after 30 s), and the feed must end.
+    let reader = tokio::spawn(async move { while let Ok(Some(_)) = feed.chunk().await {} });
+    served.stop().await;
+    tokio::time::timeout(common::WAIT, reader)
+        .await
+        .expect("the feed ended")
+        .unwrap();
 }

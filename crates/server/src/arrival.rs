@@ -42,7 +42,8 @@ use crate::app_error::AppError;
 use crate::assets::page_html;
 use crate::state::AppState;
 
-/// The cookie that identifies a participant's browser.
+/// The cookie that identifies a participant's browser (with `_ID` after it
+/// for each study on a server with several).
 pub const PARTICIPANT_COOKIE: &str = "tandem_participant";
 
 /// External ids longer than this are cut: no real id is this long.
@@ -184,7 +185,7 @@ async fn identify(
     jar: &CookieJar,
 ) -> Result<Identified, AppError> {
     let experiment_id = &state.experiment.id;
-    if let Some(cookie) = jar.get(PARTICIPANT_COOKIE)
+    if let Some(cookie) = jar.get(&state.cookie_name)
         && let Some(p) = state.store.participant_by_token(cookie.value()).await?
         && &p.experiment_id == experiment_id
         && link_fits(link, &p)
@@ -319,7 +320,7 @@ fn page(
                 .get("x-forwarded-proto")
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
         // Scoped to the study's folder, so studies on one server keep apart.
-        let cookie = Cookie::build((PARTICIPANT_COOKIE, p.token.clone()))
+        let cookie = Cookie::build((state.cookie_name.clone(), p.token.clone()))
             .path(state.base_path.clone())
             .http_only(true)
             .secure(https)

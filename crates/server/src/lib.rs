@@ -191,6 +191,11 @@ pub async fn run_studies(
             } else {
                 format!("/s/{id}/")
             },
+            cookie_name: if lone {
+                arrival::PARTICIPANT_COOKIE.to_string()
+            } else {
+                format!("{}_{id}", arrival::PARTICIPANT_COOKIE)
+            },
         };
         let participants = store.count_participants(&id).await?;
         let options = Options {

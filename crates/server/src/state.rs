@@ -41,6 +41,8 @@ pub struct Inner {
     pub sockets_limit: usize,
     /// Where the study's participant page is served (`/` or `/s/ID/`).
     pub base_path: String,
+    /// The participant cookie's name (see [`Shared::cookie_name`]).
+    pub cookie_name: String,
     /// Who may become a new participant.
     pub admission: Admission,
     pub admission_limits: AdmissionLimits,
@@ -74,6 +76,10 @@ pub struct Shared {
     /// The path the study's participant page is served at (`/` for a server
     /// with one study, else `/s/ID/`): its cookie is scoped to it.
     pub base_path: String,
+    /// The participant cookie's name: its own per study when there are
+    /// several, so a cookie left at `/` by a one-study run never stands in
+    /// for a study's own.
+    pub cookie_name: String,
 }
 
 impl Shared {
@@ -83,6 +89,7 @@ impl Shared {
             sockets: Arc::new(Semaphore::new(options.max_sockets)),
             telemetry: Arc::default(),
             base_path: "/".to_string(),
+            cookie_name: crate::arrival::PARTICIPANT_COOKIE.to_string(),
         }
     }
 }
@@ -134,6 +141,7 @@ impl AppState {
             shutdown,
             sockets: shared.sockets,
             base_path: shared.base_path,
+            cookie_name: shared.cookie_name,
             sockets_limit: options.max_sockets,
             admission: Admission::new(options.admission, participants),
             admission_limits: options.admission,

@@ -21,6 +21,8 @@ pub struct Studies(Arc<Inner>);
 pub struct Inner {
     first: AppState,
     more: Vec<AppState>,
+    /// One replay is built at a time (see `console::replay`).
+    pub replays: tokio::sync::Semaphore,
 }
 
 impl std::ops::Deref for Studies {
@@ -32,7 +34,11 @@ impl std::ops::Deref for Studies {
 
 impl Studies {
     pub fn new(first: AppState, more: Vec<AppState>) -> Studies {
-        Studies(Arc::new(Inner { first, more }))
+        Studies(Arc::new(Inner {
+            first,
+            more,
+            replays: tokio::sync::Semaphore::new(1),
+        }))
     }
 
     /// Every study, in the order the server was given them.

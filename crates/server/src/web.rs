@@ -16,7 +16,7 @@ use axum_extra::extract::cookie::CookieJar;
 use tower_http::compression::CompressionLayer;
 use tracing::{error, warn};
 
-use crate::arrival::{self, PARTICIPANT_COOKIE};
+use crate::arrival;
 use crate::assets;
 use crate::headers;
 use crate::session;
@@ -101,7 +101,7 @@ async fn participant_socket(
     let by_key = query
         .key
         .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN);
-    let (token, key_only) = match (&by_key, jar.get(PARTICIPANT_COOKIE)) {
+    let (token, key_only) = match (&by_key, jar.get(&state.cookie_name)) {
         (Some(key), _) => (Some(key.clone()), true),
         (None, Some(cookie)) => (Some(cookie.value().to_string()), false),
         (None, None) => (None, false),

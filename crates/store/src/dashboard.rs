@@ -101,22 +101,39 @@ impl Store {
             .collect()
     }
 
-    /// The latest `limit` events, newest first.
-    pub async fn recent_events(&self, limit: i64) -> Result<Vec<Event>, StoreError> {
+    /// The latest `limit` events of `experiment_id`'s games and participants,
+    /// newest first.
+    pub async fn recent_events(
+        &self,
+        experiment_id: &str,
+        limit: i64,
+    ) -> Result<Vec<Event>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, at_us, participant_id, game_id, kind, detail FROM events
-             ORDER BY id DESC LIMIT ?",
+             WHERE game_id IN (SELECT id FROM games WHERE experiment_id = ?1)
+                OR participant_id IN (SELECT id FROM participants WHERE experiment_id = ?1)
+             ORDER BY id DESC LIMIT ?2",
         )
+        .bind(experiment_id)
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(event_from_row).collect()
     }
 
-    /// The latest `limit` episodes, newest first.
-    pub async fn recent_episodes(&self, limit: i64) -> Result<Vec<Episode>, StoreError> {
-        let sql = format!("SELECT {EPISODE_COLUMNS} FROM episodes ORDER BY id DESC LIMIT ?");
+    /// The latest `limit` episodes of `experiment_id`, newest first.
+    pub async fn recent_episodes(
+        &self,
+        experiment_id: &str,
+        limit: i64,
+    ) -> Result<Vec<Episode>, StoreError> {
+        let sql = format!(
+            "SELECT {EPISODE_COLUMNS} FROM episodes
+             WHERE game_id IN (SELECT id FROM games WHERE experiment_id = ?)
+             ORDER BY id DESC LIMIT ?"
+        );
         let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(experiment_id)
             .bind(limit)
             .fetch_all(self.pool())
             .await?;

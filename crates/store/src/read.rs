@@ -124,12 +124,23 @@ impl Store {
 
     /// The episode's step rows, ordered by step then agent.
     pub async fn steps_for_episode(&self, episode_id: i64) -> Result<Vec<StoredStep>, StoreError> {
+        self.steps_for_episode_until(episode_id, u32::MAX).await
+    }
+
+    /// The episode's step rows up to step `last_t`, ordered by step then
+    /// agent: a long episode read in part, for a viewer that shows a part.
+    pub async fn steps_for_episode_until(
+        &self,
+        episode_id: i64,
+        last_t: u32,
+    ) -> Result<Vec<StoredStep>, StoreError> {
         let rows = sqlx::query(
             "SELECT episode_id, t, agent, action, actor, source, keys, reward, terminated,
                  truncated, obs, input_seq, client_frame, client_ts, server_us, feedback
-             FROM steps WHERE episode_id = ? ORDER BY t, agent",
+             FROM steps WHERE episode_id = ? AND t <= ? ORDER BY t, agent",
         )
         .bind(episode_id)
+        .bind(i64::from(last_t))
         .fetch_all(self.pool())
         .await?;
         // Large observations are stored as deltas against the agent's previous

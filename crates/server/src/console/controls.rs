@@ -4,9 +4,8 @@
 //! Each is written to the database with a line in the audit log naming the
 //! researcher, in one transaction, before it takes effect here, so a restart
 //! keeps it and the log never misses a change that happened. Ending a game is
-//! the exception that proves it: the game's task records the interrupted
-//! episode and the end, so the audit line is written first and the task told
-//! after.
+//! the exception: the game's task records the interrupted episode and the
+//! end, so the task is told first and the audit line written once it was.
 
 use std::sync::atomic::Ordering;
 
@@ -187,17 +186,23 @@ pub(super) async fn end_game(
     };
     let detail =
         serde_json::json!({"study": state.experiment.id, "game": game_id, "reason": reason});
+    // Told first, audited once it took: the log never records an end that
+    // did not happen. The game records the interrupted episode itself.
+    let told = format!("{} ({})", reason, session.user_name);
+    if !state.placement.end_game(game_id, told) {
+        return refused(StatusCode::NOT_FOUND, "That game had already ended.");
+    }
     if let Err(e) = state
         .store
         .audit(&session.user_name, "end_game", &detail)
         .await
     {
-        error!(cause = %e, "could not record ending a game");
-        return not_written();
-    }
-    let reason = format!("{} ({})", reason, session.user_name);
-    if !state.placement.end_game(game_id, reason) {
-        return refused(StatusCode::NOT_FOUND, "That game had already ended.");
+        error!(cause = %e, game = game_id, "the game was ended but its audit line could not be written");
+        return page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Ended, not audited",
+            "<p>The game was ended, but the audit log could not be written.</p>",
+        );
     }
     info!(
         user = session.user_name,

@@ -32,6 +32,7 @@ use super::{escape, page_with};
 use crate::placement::{GamePlace, SpotView};
 use crate::state::AppState;
 use crate::studies::Studies;
+use crate::sync::stopped;
 
 /// How often the feed sends the overview.
 const FEED_PERIOD: Duration = Duration::from_secs(1);
@@ -182,10 +183,16 @@ pub(super) async fn live(
 fn feed(state: AppState, token_hash: String) -> impl Stream<Item = Result<Event, Infallible>> {
     let mut clock = tokio::time::interval(FEED_PERIOD);
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let shutdown = state.shutdown.clone();
     futures::stream::unfold(
-        (state, token_hash, clock, 0u32),
-        |(state, hash, mut clock, sent)| async move {
-            clock.tick().await;
+        (state, token_hash, clock, shutdown, 0u32),
+        |(state, hash, mut clock, mut shutdown, sent)| async move {
+            // A feed never ends by itself: without this, one open dashboard
+            // would hold the server's shutdown until its login expired.
+            tokio::select! {
+                _ = clock.tick() => {}
+                _ = stopped(&mut shutdown) => return None,
+            }
             if sent.is_multiple_of(SESSION_CHECK_EVERY) && !still_signed_in(&state, &hash).await {
                 return None;
             }
@@ -198,7 +205,10 @@ fn feed(state: AppState, token_hash: String) -> impl Stream<Item = Result<Event,
                         .data("the database could not be read")
                 }
             };
-            Some((Ok(event), (state, hash, clock, sent.wrapping_add(1))))
+            Some((
+                Ok(event),
+                (state, hash, clock, shutdown, sent.wrapping_add(1)),
+            ))
         },
     )
 }
@@ -264,7 +274,7 @@ pub(super) async fn overview(state: &AppState) -> Result<Value, tandem_store::St
     let games: Vec<Value> = snapshot.games.iter().map(|g| game_view(state, g)).collect();
     let events: Vec<Value> = state
         .store
-        .recent_events(RECENT)
+        .recent_events(&experiment.id, RECENT)
         .await?
         .into_iter()
         .map(|e| {
@@ -277,7 +287,7 @@ pub(super) async fn overview(state: &AppState) -> Result<Value, tandem_store::St
         .collect();
     let episodes: Vec<Value> = state
         .store
-        .recent_episodes(RECENT)
+        .recent_episodes(&experiment.id, RECENT)
         .await?
         .into_iter()
         .map(|e| {

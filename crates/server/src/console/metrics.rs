@@ -116,6 +116,7 @@ pub async fn render(studies: &Studies) -> Result<String, tandem_store::StoreErro
         "# HELP tandem_participants Participants by study and current scene (finished ones apart).\n\
          # TYPE tandem_participants gauge"
     );
+    let mut finished_lines = String::new();
     for state in studies.all() {
         let experiment = &state.experiment;
         let counts = state.store.scene_counts(&experiment.id).await?;
@@ -134,10 +135,15 @@ pub async fn render(studies: &Studies) -> Result<String, tandem_store::StoreErro
         }
         let finished: i64 = counts.iter().map(|c| c.finished).sum();
         let _ = writeln!(
-            out,
-            "tandem_participants{{study=\"{study}\",scene=\"finished\"}} {finished}"
+            finished_lines,
+            "tandem_participants_finished{{study=\"{study}\"}} {finished}"
         );
     }
+    let _ = write!(
+        out,
+        "# HELP tandem_participants_finished Participants who finished, by study.\n\
+         # TYPE tandem_participants_finished gauge\n{finished_lines}"
+    );
     let state = studies.first();
     counter(
         &mut out,

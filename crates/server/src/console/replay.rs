@@ -108,7 +108,9 @@ async fn replay(
     };
     let game = store.game(episode.game_id).await?;
     let agents = store.episode_agents(episode_id).await?;
-    let steps = store.steps_for_episode(episode_id).await?;
+    // At most what the viewer shows: a long episode is replayed in part.
+    let last_t = u32::try_from(MAX_REPLAY_FRAMES - 1).unwrap_or(u32::MAX);
+    let steps = store.steps_for_episode_until(episode_id, last_t).await?;
     // The study that recorded it, and its scene as this server knows it, if
     // they are still here.
     let study = game

@@ -27,10 +27,13 @@ use super::{escape, page, page_with};
 use crate::frames::{Encoded, FrameEncoder};
 use crate::state::AppState;
 use crate::studies::Studies;
+use crate::sync::stopped;
 
 /// How often the seats are sent, and the login checked.
 const SEATS_PERIOD: Duration = Duration::from_secs(1);
 const SESSION_CHECK_EVERY: u32 = 10;
+/// How long one send to a watcher may take before the watcher is dropped.
+const SEND_LIMIT: Duration = Duration::from_secs(5);
 /// A watcher sends nothing that matters: anything bigger is refused.
 const MAX_WATCHER_MESSAGE: usize = 1024;
 
@@ -117,11 +120,16 @@ async fn stream(mut socket: WebSocket, state: AppState, game_id: i64, token_hash
         return;
     };
     let mut encoder = FrameEncoder::default();
+    let mut shutdown = state.shutdown.clone();
     let mut clock = tokio::time::interval(SEATS_PERIOD);
     let mut ticks = 0u32;
     frames.mark_changed();
     loop {
         tokio::select! {
+            _ = stopped(&mut shutdown) => {
+                close(&mut socket, "the server is stopping").await;
+                return;
+            }
             changed = frames.changed() => {
                 if changed.is_err() {
                     let _ = socket.send(Message::text(json!({"type": "ended"}).to_string())).await;
@@ -135,7 +143,7 @@ async fn stream(mut socket: WebSocket, state: AppState, game_id: i64, token_hash
                     Encoded::Binary(bytes) => Message::binary(bytes),
                     Encoded::Nothing => continue,
                 };
-                if socket.send(message).await.is_err() {
+                if !send(&mut socket, message).await {
                     return;
                 }
             }
@@ -155,7 +163,7 @@ async fn stream(mut socket: WebSocket, state: AppState, game_id: i64, token_hash
                 };
                 let mut view = game_view(&state, game);
                 view["type"] = json!("seats");
-                if socket.send(Message::text(view.to_string())).await.is_err() {
+                if !send(&mut socket, Message::text(view.to_string())).await {
                     return;
                 }
             }
@@ -167,6 +175,15 @@ async fn stream(mut socket: WebSocket, state: AppState, game_id: i64, token_hash
             },
         }
     }
+}
+
+/// Sends `message`, giving up on a watcher that has not taken it within
+/// [`SEND_LIMIT`] (it stopped reading); false when the socket is done.
+async fn send(socket: &mut WebSocket, message: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_LIMIT, socket.send(message)).await,
+        Ok(Ok(()))
+    )
 }
 
 async fn close(socket: &mut WebSocket, reason: &'static str) {
