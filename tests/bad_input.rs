@@ -153,9 +153,14 @@ async fn second_tab_replaces_the_first() {
     assert_eq!(second.expect_scene().await["scene"]["kind"], "game");
     let frame = second.expect("frame").await;
     assert_eq!(frame["full"], true);
-    // A fresh visit with the same MTurk worker id (another browser) is the same person.
-    let cookie_again = visit(&server, "?workerId=W1&assignmentId=A1&hitId=H1", None).await;
-    assert_eq!(cookie_again, first.cookie);
+    // A fresh visit with the same MTurk link (another browser, or someone
+    // who found the link) is nobody new, and gets no cookie: MTurk's ids are
+    // the link itself, and only the worker's own page keeps their key.
+    let again = reqwest::get(server.url("/?workerId=W1&assignmentId=A1&hitId=H1"))
+        .await
+        .expect("answers");
+    assert_eq!(again.status().as_u16(), 200);
+    assert!(again.headers().get("set-cookie").is_none());
     server.stop().await;
     let db = server.db().await;
     assert_eq!(count(&db, "SELECT COUNT(*) FROM participants").await, 1);

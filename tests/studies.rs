@@ -339,3 +339,87 @@ async fn an_open_dashboard_does_not_hold_shutdown() {
         .expect("the feed ended")
         .unwrap();
 }
+
+/// Studies of one lockout group take each person once: a Prolific or MTurk
+/// id that started one is refused by the others with a clear page, also
+/// after a restart; a study outside the group takes them; and someone who
+/// finished a study and comes back with a new submission is told so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lockout_group_takes_each_person_once() {
+    let grouped = |id: &str| {
+        let mut s = study(id, id);
+        s.experiment.lockout_group = Some("series".into());
+        s
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("series.db");
+    let served = serve(
+        vec![grouped("one"), grouped("two"), study("other", "Other")],
+        &db,
+    )
+    .await;
+    let addr = served.addr;
+    let (status, _) = arrive(addr, "/s/one/?PROLIFIC_PID=P9&STUDY_ID=S1&SESSION_ID=X1").await;
+    assert_eq!(status, 200);
+    let (status, _) = arrive(addr, "/s/one/?workerId=W9&assignmentId=A&hitId=H").await;
+    assert_eq!(status, 200);
+    for link in [
+        "/s/two/?PROLIFIC_PID=P9&STUDY_ID=S2&SESSION_ID=X2",
+        "/s/two/?workerId=W9&assignmentId=B&hitId=H2",
+    ] {
+        let response = client()
+            .get(format!("http://{addr}{link}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 403, "{link}");
+        let body = response.text().await.unwrap();
+        assert!(
+            body.contains("already taken part in a related study"),
+            "{body}"
+        );
+    }
+    let (status, _) = arrive(addr, "/s/other/?PROLIFIC_PID=P9&STUDY_ID=S3&SESSION_ID=X3").await;
+    assert_eq!(status, 200, "outside the group");
+    served.stop().await;
+
+    // After a restart, still refused.
+    let served = serve(
+        vec![grouped("one"), grouped("two"), study("other", "Other")],
+        &db,
+    )
+    .await;
+    let (status, _) = arrive(
+        served.addr,
+        "/s/two/?PROLIFIC_PID=P9&STUDY_ID=S2&SESSION_ID=X2",
+    )
+    .await;
+    assert_eq!(status, 403);
+    // Someone who finished, back with another submission of the same study.
+    let store = tandem_store::Store::open(db.to_str().unwrap())
+        .await
+        .unwrap();
+    let p = store
+        .participant_by_external("one", tandem_store::ExternalKey::Prolific("P9"))
+        .await
+        .unwrap()
+        .expect("P9 is in study one");
+    store.finish_participant(p.id, None).await.unwrap();
+    let response = client()
+        .get(format!(
+            "http://{}/s/one/?PROLIFIC_PID=P9&STUDY_ID=S1&SESSION_ID=OTHER",
+            served.addr
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("You have already taken part")
+    );
+    served.stop().await;
+}

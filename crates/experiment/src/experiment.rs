@@ -23,7 +23,7 @@ pub const DEFAULT_SOURCE: &str = include_str!("../default.toml");
 const DEFAULT_FILE_NAME: &str = "<built-in default.toml>";
 
 /// Fields of the top-level table.
-const ROOT_FIELDS: &[&str] = &["id", "title", "scene", "policy"];
+const ROOT_FIELDS: &[&str] = &["id", "title", "lockout_group", "scene", "policy"];
 
 /// A validated experiment.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +31,9 @@ pub struct Experiment {
     /// Unique among the experiments a database holds: `[a-z0-9][a-z0-9_-]*`.
     pub id: String,
     pub title: String,
+    /// Studies that share a lockout group take each person once: a Prolific
+    /// or MTurk id that has started one of them is refused by the others.
+    pub lockout_group: Option<String>,
     /// In the order participants see them; the last is an end scene.
     pub scenes: Vec<Scene>,
     /// Policies the file defines in `[policy.NAME]` tables, in file order.
@@ -123,6 +126,7 @@ pub fn parse_with(
             .and_then(|id| check_id(&mut problems, &field, &id).map(|()| id)),
     };
     let title = root.req_str(&mut problems, "title");
+    let lockout_group = root.opt_str(&mut problems, "lockout_group");
     let base_dir = Path::new(file_name).parent().unwrap_or(Path::new(""));
     let policies = policy::read_all(&mut problems, &root, base_dir);
     let policy_names: Vec<String> = match &policies {
@@ -141,15 +145,18 @@ pub fn parse_with(
     let scenes = scene::read_all(&mut problems, &root, &policy_names, envs);
     // Some checks (unknown fields, for one) report a problem without failing the
     // value they sit in, so the experiment loads only if nothing was reported.
-    match (id, title, scenes, policies) {
-        (Ok(id), Ok(title), Ok(scenes), Ok(policies)) if problems.is_empty() => Ok(Experiment {
-            id,
-            title,
-            scenes,
-            policies,
-            source: source.to_string(),
-            file_name: file_name.to_string(),
-        }),
+    match (id, title, lockout_group, scenes, policies) {
+        (Ok(id), Ok(title), Ok(lockout_group), Ok(scenes), Ok(policies)) if problems.is_empty() => {
+            Ok(Experiment {
+                id,
+                title,
+                lockout_group: lockout_group.filter(|g| !g.trim().is_empty()),
+                scenes,
+                policies,
+                source: source.to_string(),
+                file_name: file_name.to_string(),
+            })
+        }
         _ => Err(problems.into_error()),
     }
 }

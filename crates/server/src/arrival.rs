@@ -73,6 +73,21 @@ const PAUSED: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
 <title>Study</title><h1>Not taking participants now</h1>\
 <p>This study is not taking new participants at the moment. Please try again later.</p></html>";
 
+/// For someone who has already taken part in this study, arriving again
+/// without being able to resume (403).
+const ALREADY_TOOK_PART: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+<title>Study</title><h1 id=\"already\">You have already taken part</h1>\
+<p>Our records show you have already completed this study. Each person may take \
+part once. Thank you for your interest.</p></html>";
+
+/// For someone who has started another study of this study's lockout group
+/// (403).
+const LOCKED_OUT: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+<title>Study</title><h1 id=\"locked-out\">You cannot take part in this study</h1>\
+<p>Our records show you have already taken part in a related study, and each \
+person may take part in only one of them. Thank you for your interest; please \
+return this study on the recruiting platform.</p></html>";
+
 /// For a new arrival once a researcher has closed the study (410).
 const CLOSED: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
 <title>Study</title><h1>This study has ended</h1>\
@@ -122,6 +137,10 @@ pub async fn participant_page(
     let participant = match identify(&state, &link, &jar).await? {
         Identified::Participant(p) => *p,
         Identified::NeedsKey => return Ok(page(&state, None, &headers, true)),
+        Identified::AlreadyDone => {
+            info!("a participant who finished arrived again without their cookie");
+            return Ok((StatusCode::FORBIDDEN, Html(ALREADY_TOOK_PART)).into_response());
+        }
         Identified::Taken => {
             warn!("a link named a participant it could not prove to be");
             return Ok((StatusCode::CONFLICT, Html(TAKEN)).into_response());
@@ -129,6 +148,13 @@ pub async fn participant_page(
         Identified::Nobody => {
             if state.study_closed.load(std::sync::atomic::Ordering::SeqCst) {
                 return Ok((StatusCode::GONE, Html(CLOSED)).into_response());
+            }
+            if let Some(other) = started_elsewhere(&state, &link).await? {
+                info!(
+                    other,
+                    "refused someone who started another study of the lockout group"
+                );
+                return Ok((StatusCode::FORBIDDEN, Html(LOCKED_OUT)).into_response());
             }
             if state
                 .admissions_paused
@@ -175,6 +201,9 @@ enum Identified {
     /// The link names an MTurk worker who has started, and this browser sent
     /// no cookie: only the key their page keeps can resume them.
     NeedsKey,
+    /// The link names someone who finished the study, and cannot prove to be
+    /// them: a second attempt.
+    AlreadyDone,
     /// Nobody yet: a new participant.
     Nobody,
 }
@@ -203,13 +232,44 @@ async fn identify(
             .participant_by_external(experiment_id, key)
             .await?
         {
-            // MTurk's ids are the link itself: never enough alone.
-            Some(_) if link.prolific_pid.is_none() => Identified::NeedsKey,
             Some(p) if proves_submission(link, &p) => Identified::Participant(Box::new(p)),
+            // MTurk's ids are the link itself: never enough alone, but the
+            // worker's own page (reloaded, even after the end, before its
+            // post went through) resumes with the key it keeps.
+            Some(_) if link.prolific_pid.is_none() => Identified::NeedsKey,
+            Some(p) if p.finished_us.is_some() => Identified::AlreadyDone,
             Some(_) => Identified::Taken,
             None => Identified::Nobody,
         },
     )
+}
+
+/// Another study of this one's lockout group that the link's Prolific or
+/// MTurk id has started, if any.
+async fn started_elsewhere(
+    state: &AppState,
+    link: &RecruitIds,
+) -> Result<Option<String>, AppError> {
+    let Some(group) = &state.experiment.lockout_group else {
+        return Ok(None);
+    };
+    let mut keys = Vec::new();
+    if let Some(pid) = &link.prolific_pid {
+        keys.push(ExternalKey::Prolific(pid));
+    }
+    if let Some(worker) = &link.worker_id {
+        keys.push(ExternalKey::MTurk(worker));
+    }
+    for key in keys {
+        if let Some(other) = state
+            .store
+            .started_in_group(group, &state.experiment.id, key)
+            .await?
+        {
+            return Ok(Some(other));
+        }
+    }
+    Ok(None)
 }
 
 /// The recruiting platform's ids from the study link's query string;

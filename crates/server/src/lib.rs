@@ -158,6 +158,9 @@ pub async fn run_studies(
         }
         let e = &study.experiment;
         store.upsert_experiment(&e.id, &e.title, &e.source).await?;
+        store
+            .set_lockout_group(&e.id, e.lockout_group.as_deref())
+            .await?;
     }
     let interrupted = store.interrupt_unfinished("server_restart").await?;
     if interrupted > 0 {

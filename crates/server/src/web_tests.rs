@@ -54,7 +54,10 @@ async fn the_page_creates_a_participant_and_sets_the_cookie() {
     assert!(body.contains("<html") || body.contains("<!doctype"));
     assert_eq!(headers[header::CACHE_CONTROL], "no-store");
     let cookie = headers[header::SET_COOKIE].to_str().unwrap_or_default();
-    assert!(cookie.starts_with(crate::arrival::PARTICIPANT_COOKIE), "{cookie}");
+    assert!(
+        cookie.starts_with(crate::arrival::PARTICIPANT_COOKIE),
+        "{cookie}"
+    );
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     let token = cookie
         .split(';')

@@ -248,6 +248,47 @@ impl Store {
         .await
     }
 
+    /// Puts `experiment_id` in lockout group `group` (or in none).
+    pub async fn set_lockout_group(
+        &self,
+        experiment_id: &str,
+        group: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE experiments SET lockout_group = ? WHERE id = ?")
+            .bind(group)
+            .bind(experiment_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Another study of lockout group `group` that the person `key` names
+    /// has started, if any: they may not start `experiment_id` too.
+    pub async fn started_in_group(
+        &self,
+        group: &str,
+        experiment_id: &str,
+        key: ExternalKey<'_>,
+    ) -> Result<Option<String>, StoreError> {
+        let (column, id) = match key {
+            ExternalKey::Prolific(pid) => ("prolific_pid", pid),
+            ExternalKey::MTurk(worker) => ("worker_id", worker),
+        };
+        let sql = format!(
+            "SELECT p.experiment_id FROM participants p
+             JOIN experiments e ON e.id = p.experiment_id
+             WHERE p.{column} = ? AND e.lockout_group = ? AND p.experiment_id != ?
+             LIMIT 1"
+        );
+        let other: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(group)
+            .bind(experiment_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(other)
+    }
+
     async fn participant_where<'q>(
         &self,
         filter: &str,
