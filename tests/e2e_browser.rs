@@ -1798,3 +1798,72 @@ title = "Thanks"
 markdown = "Done."
 completion_code = "HIT-D0NE"
 "#;
+
+/// A screening scene in a real browser: the page asks for a key, a key
+/// pressed on the (DevTools) keyboard is a trusted event, the server
+/// measures the round trip and the window passes, and the study goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_passes_screening_with_a_key_press() {
+    const STUDY: &str = r#"
+id = "e2e-screening"
+title = "Screening test"
+
+[[scene]]
+kind = "screening"
+id = "check"
+title = "Checking your setup"
+max_rtt_ms = 500
+pings = 3
+min_width = 300
+min_height = 200
+keyboard = true
+
+[[scene]]
+kind = "info"
+id = "welcome"
+title = "Welcome"
+markdown = "You passed."
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Thanks"
+markdown = "Done."
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_at(STUDY, &dir.path().join("screening.db")).await;
+    let mut chromium = Chromium::launch().await;
+    let page = chromium
+        .browser
+        .new_page(server.url("/?PROLIFIC_PID=e2e-screen"))
+        .await
+        .expect("the page opens");
+    wait_for(
+        &page,
+        "the screening scene to ask for a key",
+        "document.body.dataset.sceneId === 'check' && !!document.getElementById('press-a-key')",
+    )
+    .await;
+    key_event(&page, Key::D, DispatchKeyEventType::KeyDown).await;
+    key_event(&page, Key::D, DispatchKeyEventType::KeyUp).await;
+    wait_for(
+        &page,
+        "the study to go on",
+        "document.body.dataset.sceneId === 'welcome'",
+    )
+    .await;
+    chromium.close().await;
+    server.stop().await;
+    let db = server.db().await;
+    let passed: String =
+        sqlx::query_scalar("SELECT answer FROM responses WHERE question_id = 'passed'")
+            .fetch_one(&db)
+            .await
+            .expect("the screening was recorded");
+    assert_eq!(passed, "true");
+    let key: String = sqlx::query_scalar("SELECT answer FROM responses WHERE question_id = 'key'")
+        .fetch_one(&db)
+        .await
+        .expect("the key press was recorded");
+    assert_eq!(key, "true");
+}

@@ -9,7 +9,7 @@ export function renderScene(container, msg, send) {
   const section = el('section', { class: `scene scene-${scene.kind}` });
   const heading = el('h1', { tabindex: '-1', text: scene.title || '' });
   section.append(heading);
-  const build = { info, game, survey, end }[scene.kind] || unknown;
+  const build = { info, game, survey, end, screening }[scene.kind] || unknown;
   const view = { kind: scene.kind, id: scene.id, index, heading, resume() {}, refused() {}, dispose() {} };
   Object.assign(view, build(section, scene, index, send));
   container.replaceChildren(section);
@@ -36,6 +36,42 @@ function info(section, scene, index, send) {
     if (!box || box.checked) wait.send(send, { type: 'advance', scene: index, checked: !!box?.checked });
   });
   return wait.view;
+}
+
+/** A screening scene: the page reports its window and whether a real key was
+ *  pressed (`isTrusted`: a script's synthetic event does not count); the
+ *  server measures the round trip itself and decides. */
+function screening(section, scene, index, send) {
+  section.append(prose(scene.html));
+  const button = el('button', { id: 'start-check', type: 'button', class: 'primary', text: 'Start the check' });
+  const wait = waiting(section, button);
+  let sent = false;
+  const report = (key) => {
+    if (sent) return;
+    sent = true;
+    wait.send(send, { type: 'screen', scene: index, width: innerWidth, height: innerHeight, key });
+    wait.say('Checking your connection…');
+  };
+  const onKey = (event) => {
+    if (event.isTrusted && !event.repeat) report(true);
+  };
+  if (scene.keyboard) {
+    button.hidden = true;
+    section.append(el('p', { id: 'press-a-key', class: 'hint', text: 'Press any key on your keyboard to start the check.' }));
+    addEventListener('keydown', onKey);
+  } else {
+    button.addEventListener('click', () => report(false));
+  }
+  return {
+    ...wait.view,
+    refused(err) {
+      sent = false;
+      wait.view.refused(err);
+    },
+    dispose() {
+      removeEventListener('keydown', onKey);
+    },
+  };
 }
 
 function game(section, scene) {

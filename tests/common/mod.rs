@@ -250,6 +250,8 @@ pub struct Client {
     pub seq: u64,
     /// The origin of the times it answers clock probes with.
     pub opened: std::time::Instant,
+    /// How long it waits before answering a clock probe: a slow connection.
+    pub clock_delay: Duration,
 }
 
 /// `GET /` with `query`, returning the participant cookie (`name=value`).
@@ -320,6 +322,7 @@ impl Client {
             ws,
             seq: 0,
             opened: std::time::Instant::now(),
+            clock_delay: Duration::ZERO,
         }
     }
 
@@ -330,6 +333,7 @@ impl Client {
             ws,
             seq: 0,
             opened: std::time::Instant::now(),
+            clock_delay: Duration::ZERO,
         }
     }
 
@@ -384,6 +388,7 @@ impl Client {
                             panic!("the server sent a type tandem-wire does not know: {text}")
                         }
                         Ok(ServerMessage::Clock(probe)) => {
+                            tokio::time::sleep(self.clock_delay).await;
                             let t = self.opened.elapsed().as_secs_f64() * 1000.0;
                             self.send(&ClientMessage::Clock { id: probe.id, t }).await;
                             continue;

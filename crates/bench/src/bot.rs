@@ -484,6 +484,16 @@ impl Bot {
                 };
                 self.send(socket, &submit).await?;
             }
+            SceneView::Screening(screening) => {
+                // A bot has a keyboard and a window as large as asked.
+                let screen = ClientMessage::Screen {
+                    scene: index,
+                    width: screening.min_width.unwrap_or(1280).max(1280),
+                    height: screening.min_height.unwrap_or(800).max(800),
+                    key: true,
+                };
+                self.send(socket, &screen).await?;
+            }
             SceneView::Game(game) => self.enter_game(game, now),
             SceneView::End(_) => {
                 self.report.finished = true;

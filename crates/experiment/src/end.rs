@@ -134,7 +134,7 @@ impl RedirectTemplate {
         url
     }
 
-    fn uses(&self, placeholder: Placeholder) -> bool {
+    pub(crate) fn uses(&self, placeholder: Placeholder) -> bool {
         self.parts.contains(&Part::Value(placeholder))
     }
 }
@@ -230,7 +230,10 @@ pub(crate) fn read(
     })
 }
 
-fn read_redirect(problems: &mut Problems, field: &Field) -> Result<RedirectTemplate, Reported> {
+pub(crate) fn read_redirect(
+    problems: &mut Problems,
+    field: &Field,
+) -> Result<RedirectTemplate, Reported> {
     let source = field.text(problems)?;
     let lower = source.to_ascii_lowercase();
     if !(lower.starts_with("https://") || lower.starts_with("http://")) {

@@ -16,9 +16,10 @@ use crate::error::{Problems, Reported};
 use crate::game::GameScene;
 use crate::info::InfoScene;
 use crate::reader::{Field, Span, Table, article, check_id};
+use crate::screening::ScreeningScene;
 use crate::suggest::did_you_mean;
 use crate::survey::SurveyScene;
-use crate::{end, game, info, survey};
+use crate::{end, game, info, screening, survey};
 
 /// One step of an experiment.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +32,8 @@ pub enum Scene {
     Survey(SurveyScene),
     /// The last page: thanks, a completion code, a redirect.
     End(EndScene),
+    /// Checks of the participant's connection, window, keyboard and browser.
+    Screening(ScreeningScene),
 }
 
 /// Which of the four kinds a scene is.
@@ -40,15 +43,17 @@ pub enum SceneKind {
     Game,
     Survey,
     End,
+    Screening,
 }
 
 impl SceneKind {
     /// Every kind, in the order the documentation lists them.
-    pub const ALL: [SceneKind; 4] = [
+    pub const ALL: [SceneKind; 5] = [
         SceneKind::Info,
         SceneKind::Game,
         SceneKind::Survey,
         SceneKind::End,
+        SceneKind::Screening,
     ];
 
     /// The name used for `kind` in the file and on the wire.
@@ -58,6 +63,7 @@ impl SceneKind {
             SceneKind::Game => "game",
             SceneKind::Survey => "survey",
             SceneKind::End => "end",
+            SceneKind::Screening => "screening",
         }
     }
 
@@ -73,6 +79,7 @@ impl SceneKind {
             SceneKind::Game => game::FIELDS,
             SceneKind::Survey => survey::FIELDS,
             SceneKind::End => end::FIELDS,
+            SceneKind::Screening => screening::FIELDS,
         }
     }
 }
@@ -88,6 +95,7 @@ impl Scene {
             Scene::Game(s) => &s.id,
             Scene::Survey(s) => &s.id,
             Scene::End(s) => &s.id,
+            Scene::Screening(s) => &s.id,
         }
     }
 
@@ -98,6 +106,7 @@ impl Scene {
             Scene::Game(s) => &s.title,
             Scene::Survey(s) => &s.title,
             Scene::End(s) => &s.title,
+            Scene::Screening(s) => &s.title,
         }
     }
 
@@ -108,6 +117,7 @@ impl Scene {
             Scene::Game(_) => SceneKind::Game,
             Scene::Survey(_) => SceneKind::Survey,
             Scene::End(_) => SceneKind::End,
+            Scene::Screening(_) => SceneKind::Screening,
         }
     }
 
@@ -122,6 +132,7 @@ impl Scene {
             Scene::Game(s) => SceneView::Game(s.view()),
             Scene::Survey(s) => SceneView::Survey(s.view()),
             Scene::End(s) => SceneView::End(s.view_without_redirect()),
+            Scene::Screening(s) => SceneView::Screening(s.view()),
         }
     }
 
@@ -219,6 +230,9 @@ pub(crate) fn read_all(
                     }
                     SceneKind::Survey => survey::read(problems, table, head).map(Scene::Survey),
                     SceneKind::End => end::read(problems, table, head).map(Scene::End),
+                    SceneKind::Screening => {
+                        screening::read(problems, table, head).map(Scene::Screening)
+                    }
                 }
             }
             Err(reported) => Err(*reported),

@@ -36,6 +36,10 @@ const OUTSTANDING_PROBES: usize = 4;
 const PROBES_AT_OPEN: u32 = 3;
 /// Between probes after that.
 const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+/// Between probes when round trips are being measured (a screening scene).
+const PROBE_RAPIDLY: std::time::Duration = std::time::Duration::from_millis(200);
+/// Round trips kept, the newest.
+const RTTS_KEPT: usize = 16;
 
 /// A token bucket of `per_second`, with a burst of two seconds' worth.
 struct Budget {
@@ -72,6 +76,10 @@ pub(crate) struct PageTiming {
     next_probe: u64,
     /// When the session should send the next probe.
     pub(crate) probe_at: Instant,
+    /// Probes still to send rapidly, for a measurement.
+    rapid: u32,
+    /// The latest round trips, in milliseconds.
+    rtts_ms: VecDeque<f64>,
     /// Reports over budget, not recorded.
     pub(crate) left_out: u64,
 }
@@ -86,6 +94,8 @@ impl PageTiming {
             next_probe: 1,
             // The session sends the first probe as the socket opens.
             probe_at: Instant::now(),
+            rapid: 0,
+            rtts_ms: VecDeque::with_capacity(RTTS_KEPT),
             left_out: 0,
         }
     }
@@ -98,7 +108,10 @@ impl PageTiming {
         }
         let id = self.next_probe;
         self.next_probe += 1;
-        let gap = if id < u64::from(PROBES_AT_OPEN) {
+        let gap = if self.rapid > 0 {
+            self.rapid -= 1;
+            PROBE_RAPIDLY
+        } else if id < u64::from(PROBES_AT_OPEN) {
             std::time::Duration::from_secs(1)
         } else {
             PROBE_EVERY
@@ -110,6 +123,21 @@ impl PageTiming {
             sent_us: now_us(),
         });
         connection.send(ServerMessage::Clock(ClockProbe { id }));
+    }
+
+    /// Starts measuring `count` fresh round trips: probes go out now and every
+    /// 200 ms until that many were sent; [`PageTiming::rtts_ms`] fills as the
+    /// page answers.
+    pub(crate) fn measure_rtts(&mut self, count: u32) {
+        self.rtts_ms.clear();
+        self.rapid = count;
+        self.probe_at = Instant::now();
+    }
+
+    /// The round trips measured since [`PageTiming::measure_rtts`] (or since
+    /// the socket opened), in milliseconds, oldest first.
+    pub(crate) fn rtts_ms(&self) -> Vec<f64> {
+        self.rtts_ms.iter().copied().collect()
     }
 
     /// Records an input the socket accepted, with where its keys went
@@ -175,6 +203,10 @@ impl PageTiming {
             return;
         }
         let rtt_us = i64::try_from(probe.sent.elapsed().as_micros()).unwrap_or(i64::MAX);
+        if self.rtts_ms.len() == RTTS_KEPT {
+            self.rtts_ms.pop_front();
+        }
+        self.rtts_ms.push_back(rtt_us as f64 / 1000.0);
         // The page read the probe halfway through the round trip.
         let server_at_answer = probe.sent_us.saturating_add(rtt_us / 2);
         let page_us = (t * 1000.0) as i64;

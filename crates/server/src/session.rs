@@ -81,6 +81,7 @@ pub async fn run<S, E>(
     flow::on_connect(&state, &connection).await;
     let mut timing = PageTiming::new();
     timing.probe(&connection);
+    let mut screening: Option<PendingScreen> = None;
 
     let mut shutdown = state.shutdown.clone();
     let mut refusals = Refusals::default();
@@ -89,6 +90,11 @@ pub async fn run<S, E>(
     let mut send_finished = false;
     let ending = loop {
         let probe_at = timing.probe_at;
+        // With nothing to measure, a deadline that does not come.
+        let screen_due = screening.as_ref().map_or_else(
+            || Instant::now() + Duration::from_secs(86_400),
+            |p| p.deadline,
+        );
         let message = tokio::select! {
             message = stream.next() => message,
             _ = stopped(&mut shutdown) => {
@@ -105,6 +111,14 @@ pub async fn run<S, E>(
             }
             _ = tokio::time::sleep_until(probe_at) => {
                 timing.probe(&connection);
+                continue;
+            }
+            _ = tokio::time::sleep_until(screen_due) => {
+                // The page did not answer enough probes in time: decide on
+                // what was measured.
+                if let Some(pending) = screening.take() {
+                    pending.decide(&state, &connection, &timing).await;
+                }
                 continue;
             }
             _ = &mut send_task => {
@@ -147,9 +161,17 @@ pub async fn run<S, E>(
             &connection,
             &mut refusals,
             &mut timing,
+            &mut screening,
             text.as_str(),
         )
         .await;
+        if screening
+            .as_ref()
+            .is_some_and(|p| timing.rtts_ms().len() >= p.pings as usize)
+            && let Some(pending) = screening.take()
+        {
+            pending.decide(&state, &connection, &timing).await;
+        }
         if refusals.is_over() {
             break Ending::Close(tandem_wire::CLOSE_POLICY, "too many bad messages");
         }
@@ -269,6 +291,7 @@ async fn handle(
     connection: &Connection,
     refusals: &mut Refusals,
     timing: &mut PageTiming,
+    screening: &mut Option<PendingScreen>,
     text: &str,
 ) {
     match ClientMessage::parse(text) {
@@ -303,6 +326,29 @@ async fn handle(
                 refusals.refuse(connection, refusal.code(), &refusal.to_string());
             }
         }
+        ClientMessage::Screen {
+            scene,
+            width,
+            height,
+            key,
+        } => match flow::screening_pings(state, connection, scene).await {
+            Ok(pings) => {
+                // Measured now, over this socket, by the server: the page
+                // only answers the probes.
+                timing.measure_rtts(pings);
+                *screening = Some(PendingScreen {
+                    report: flow::ScreenReport {
+                        scene,
+                        width,
+                        height,
+                        key,
+                    },
+                    pings,
+                    deadline: Instant::now() + SCREEN_MEASURE_LIMIT,
+                });
+            }
+            Err(refusal) => refusals.refuse(connection, refusal.code(), &refusal.to_string()),
+        },
         ClientMessage::Submit { scene, answers } => {
             match flow::submit_survey(state, connection, scene, &answers).await {
                 Ok(Submitted::Accepted) => {}
@@ -311,6 +357,29 @@ async fn handle(
                 Ok(Submitted::Rejected) => refusals.count_silently(),
                 Err(refusal) => refusals.refuse(connection, refusal.code(), &refusal.to_string()),
             }
+        }
+    }
+}
+
+/// How long a screening waits for the page to answer its round-trip probes.
+const SCREEN_MEASURE_LIMIT: Duration = Duration::from_secs(8);
+
+/// A screening report waiting for its round trips.
+struct PendingScreen {
+    report: flow::ScreenReport,
+    pings: u32,
+    deadline: Instant,
+}
+
+impl PendingScreen {
+    async fn decide(self, state: &AppState, connection: &Connection, timing: &PageTiming) {
+        let rtts = timing.rtts_ms();
+        if let Err(refusal) = flow::screen(state, connection, self.report, rtts).await {
+            debug!(
+                participant = connection.participant_id,
+                %refusal,
+                "a screening report was refused"
+            );
         }
     }
 }

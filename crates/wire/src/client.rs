@@ -63,6 +63,14 @@ pub enum ClientMessage {
     Clock { id: u64, t: f64 },
     /// The page became visible or hidden, or its window gained or lost focus.
     Page { state: PageState, t: Option<f64> },
+    /// The screening scene `scene`'s report: the window's inner size in CSS
+    /// pixels, and whether a (trusted) key press was seen.
+    Screen {
+        scene: usize,
+        width: u32,
+        height: u32,
+        key: bool,
+    },
     /// Anything that is not a valid message: the reason says why. Never sent
     /// by an honest client; it serializes as type `invalid`, which the server
     /// parses back into `Invalid` (with its own reason).
@@ -140,6 +148,13 @@ enum Raw {
         scene: usize,
         answers: Value,
     },
+    Screen {
+        scene: usize,
+        width: u32,
+        height: u32,
+        #[serde(default)]
+        key: bool,
+    },
     Input(Input),
     Ping {
         #[serde(default)]
@@ -191,6 +206,17 @@ impl ClientMessage {
             Ok(Raw::Shown { frames }) => ClientMessage::Shown { frames },
             Ok(Raw::Clock { id, t }) => ClientMessage::Clock { id, t },
             Ok(Raw::Page { state, t }) => ClientMessage::Page { state, t },
+            Ok(Raw::Screen {
+                scene,
+                width,
+                height,
+                key,
+            }) => ClientMessage::Screen {
+                scene,
+                width,
+                height,
+                key,
+            },
             Err(e) => ClientMessage::Invalid {
                 reason: truncate_reason(e.to_string()),
             },
@@ -224,6 +250,12 @@ mod tests {
             ClientMessage::Submit {
                 scene: 3,
                 answers: json!({"difficulty": 4, "hand": "left", "comments": null}),
+            },
+            ClientMessage::Screen {
+                scene: 0,
+                width: 1280,
+                height: 720,
+                key: true,
             },
             ClientMessage::Input(Input {
                 seq: 3,

@@ -18,6 +18,7 @@ pub enum SceneView {
     Game(GameView),
     Survey(SurveyView),
     End(EndView),
+    Screening(ScreeningView),
 }
 
 impl SceneView {
@@ -28,6 +29,7 @@ impl SceneView {
             SceneView::Game(s) => &s.id,
             SceneView::Survey(s) => &s.id,
             SceneView::End(s) => &s.id,
+            SceneView::Screening(s) => &s.id,
         }
     }
 
@@ -38,6 +40,7 @@ impl SceneView {
             SceneView::Game(s) => &s.title,
             SceneView::Survey(s) => &s.title,
             SceneView::End(s) => &s.title,
+            SceneView::Screening(s) => &s.title,
         }
     }
 
@@ -48,6 +51,7 @@ impl SceneView {
             SceneView::Game(_) => "game",
             SceneView::Survey(_) => "survey",
             SceneView::End(_) => "end",
+            SceneView::Screening(_) => "screening",
         }
     }
 }
@@ -153,6 +157,18 @@ pub struct EndView {
     /// finishes, as MTurk's `ExternalQuestion` expects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mturk_submit: Option<MturkSubmit>,
+}
+
+/// A check before the study starts: the page shows `html`, asks for a key
+/// press when `keyboard`, and reports with a `screen` message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScreeningView {
+    pub id: String,
+    pub title: String,
+    pub html: String,
+    pub keyboard: bool,
+    pub min_width: Option<u32>,
+    pub min_height: Option<u32>,
 }
 
 /// Where and what an MTurk assignment's page posts at the end: a form with

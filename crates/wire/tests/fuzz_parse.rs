@@ -33,7 +33,8 @@ fn check_limits(message: &ClientMessage) -> Result<(), TestCaseError> {
         ClientMessage::Advance { .. }
         | ClientMessage::Submit { .. }
         | ClientMessage::Clock { .. }
-        | ClientMessage::Page { .. } => {}
+        | ClientMessage::Page { .. }
+        | ClientMessage::Screen { .. } => {}
     }
     Ok(())
 }

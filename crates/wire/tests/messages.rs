@@ -500,7 +500,7 @@ fn the_wire_doc_lists_what_the_crate_knows() {
     assert_eq!(
         table_types("## Browser to server"),
         [
-            "advance", "submit", "input", "ping", "shown", "clock", "page"
+            "advance", "submit", "screen", "input", "ping", "shown", "clock", "page"
         ]
     );
     let notices: Vec<&str> = NoticeCode::KNOWN.iter().map(NoticeCode::as_str).collect();

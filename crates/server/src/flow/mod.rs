@@ -12,6 +12,7 @@
 //! - this file: showing scenes, info and survey answers, moving on.
 //! - `games`: a participant reaching a game scene: their game, a new game, or
 //!   the lobby; forming the lobby's groups.
+//! - `screening`: a screening scene's decision: on, or screened out.
 //! - `outcomes`: the one task that hears what game tasks and the lobby
 //!   decided (a game ended, a seat forfeited, a group formed) and carries it out.
 //!
@@ -20,6 +21,7 @@
 
 mod games;
 mod outcomes;
+mod screening;
 
 use serde_json::Value;
 use tandem_experiment::{ExternalIds, Scene};
@@ -32,6 +34,7 @@ use crate::state::AppState;
 
 pub use games::run_lobby_ticker;
 pub use outcomes::run as run_outcomes;
+pub use screening::{ScreenReport, screen, screening_pings};
 
 /// Why a message from the browser was refused.
 #[derive(Debug, thiserror::Error)]
@@ -135,11 +138,17 @@ async fn show_scene(state: &AppState, socket: &Connection, p: &Participant) {
     let Some(scene) = scenes.get(index) else {
         return;
     };
-    let message = ServerMessage::Scene(SceneMessage {
-        index,
-        count: scenes.len(),
-        scene: scene.view_for(&external_ids(p)),
-    });
+    // A participant screened out stays at the screening scene, finished.
+    let screened_out = matches!(scene, Scene::Screening(_)) && p.finished_us.is_some();
+    let message = if screened_out {
+        screening::screened_out_message(state, index, p)
+    } else {
+        ServerMessage::Scene(SceneMessage {
+            index,
+            count: scenes.len(),
+            scene: scene.view_for(&external_ids(p)),
+        })
+    };
     let game = matches!(scene, Scene::Game(_));
     if !state.placement.show(socket, index, message, !game) {
         return; // read before a move that has shown the newer scene already
