@@ -7,6 +7,7 @@
 //! `bench` hands its flags to `tandem_bench::run`.
 
 mod admin;
+mod dry_run;
 mod export;
 mod policies;
 mod python_envs;
@@ -109,6 +110,11 @@ enum Command {
     /// Export a recording: Minari datasets (one per game scene and agent) or
     /// Parquet tables, through the Python exporter in `python/tandem/export.py`.
     Export(export::ExportArgs),
+    /// A dry run: bots walk the study from its link to its end against an
+    /// in-process server on a temporary database; reports per scene times,
+    /// completions and lobby waits, and whether every expected row was
+    /// recorded. Exits 1 on any problem.
+    Test(dry_run::TestArgs),
     /// Manage who may use the researcher console.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -219,6 +225,7 @@ fn main() -> ExitCode {
         Command::Verify { db, workers } => verify::run(&db, &workers),
         Command::Export(args) => export::run(&args),
         Command::Admin(command) => admin::run(command),
+        Command::Test(args) => dry_run::run(&args),
     };
     match result {
         Ok(code) => code,

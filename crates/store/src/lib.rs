@@ -55,6 +55,7 @@ mod records;
 mod sqlite;
 mod store;
 mod timing;
+mod walkthrough;
 mod writer;
 
 pub use clock::now_us;
@@ -74,3 +75,4 @@ pub use recorder::{Recorder, RecorderHandle};
 pub use records::{ActionSource, AgentStep, EpisodeAgent, EpisodeEnd, EpisodeStart, StepRecord};
 pub use store::{Durability, Store};
 pub use timing::{ClockSample, DisplayRecord, InputRecord, TimingRecord};
+pub use walkthrough::{Missing, ScenePassage};

@@ -1,0 +1,171 @@
+//! What `tandem test` checks after its bots walked a study: who reached and
+//! left each scene and when, the lobby waits per scene, and for every
+//! participant whether each scene, answer and game step they produced is on
+//! disk. Read once, at the end of a run, from a temporary database.
+
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+/// One participant's passage through one scene.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenePassage {
+    pub participant_id: i64,
+    pub scene_index: u32,
+    pub entered_us: i64,
+    /// When they entered the next scene (or finished there); `None` while
+    /// still in it.
+    pub left_us: Option<i64>,
+}
+
+/// Something a walk left unrecorded or unfinished.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Missing {
+    pub participant_id: i64,
+    pub what: String,
+}
+
+impl Store {
+    /// Every participant of `experiment_id`'s passages through scenes, in
+    /// order of entry.
+    pub async fn scene_passages(
+        &self,
+        experiment_id: &str,
+    ) -> Result<Vec<ScenePassage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.participant_id, e.scene_index, e.at_us,
+                    (SELECT MIN(n.at_us) FROM scene_events n
+                      WHERE n.participant_id = e.participant_id AND n.event = 'entered'
+                        AND n.scene_index > e.scene_index) AS next_us,
+                    p.finished_us
+             FROM scene_events e JOIN participants p ON p.id = e.participant_id
+             WHERE p.experiment_id = ? AND e.event = 'entered'
+             ORDER BY e.participant_id, e.id",
+        )
+        .bind(experiment_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let next: Option<i64> = r.try_get("next_us")?;
+                let finished: Option<i64> = r.try_get("finished_us")?;
+                Ok(ScenePassage {
+                    participant_id: r.try_get("participant_id")?,
+                    scene_index: u32::try_from(r.try_get::<i64, _>("scene_index")?).unwrap_or(0),
+                    entered_us: r.try_get("at_us")?,
+                    left_us: next.or(finished),
+                })
+            })
+            .collect()
+    }
+
+    /// Lobby waits of `experiment_id` that ended, per scene: `(scene index,
+    /// waited µs)`.
+    pub async fn lobby_wait_times(
+        &self,
+        experiment_id: &str,
+    ) -> Result<Vec<(u32, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT scene_index, left_us - joined_us AS waited FROM lobby_waits
+             WHERE experiment_id = ? AND left_us IS NOT NULL",
+        )
+        .bind(experiment_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    u32::try_from(r.try_get::<i64, _>("scene_index")?).unwrap_or(0),
+                    r.try_get("waited")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// What a full walk of `experiment_id` should have left and did not:
+    /// participants not finished; answers missing for `required` questions
+    /// (`(scene index, question id)`); game scenes (`game_scenes`) a
+    /// participant passed without a seat in a game with an episode; ended
+    /// episodes whose step rows are fewer than their step count.
+    pub async fn walk_gaps(
+        &self,
+        experiment_id: &str,
+        required: &[(u32, String)],
+        game_scenes: &[u32],
+    ) -> Result<Vec<Missing>, StoreError> {
+        let mut missing = Vec::new();
+        let unfinished = sqlx::query(
+            "SELECT id, scene_index FROM participants WHERE experiment_id = ? AND finished_us IS NULL",
+        )
+        .bind(experiment_id)
+        .fetch_all(self.pool())
+        .await?;
+        for r in &unfinished {
+            let scene: i64 = r.try_get("scene_index")?;
+            missing.push(Missing {
+                participant_id: r.try_get("id")?,
+                what: format!("did not finish (stopped at scene {scene})"),
+            });
+        }
+        for (scene, question) in required {
+            let rows = sqlx::query(
+                "SELECT p.id FROM participants p
+                 WHERE p.experiment_id = ? AND p.scene_index > ?
+                   AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.participant_id = p.id
+                                   AND r.scene_index = ? AND r.question_id = ?)",
+            )
+            .bind(experiment_id)
+            .bind(i64::from(*scene))
+            .bind(i64::from(*scene))
+            .bind(question)
+            .fetch_all(self.pool())
+            .await?;
+            for r in &rows {
+                missing.push(Missing {
+                    participant_id: r.try_get("id")?,
+                    what: format!("no answer to {question:?} at scene {scene}"),
+                });
+            }
+        }
+        for scene in game_scenes {
+            let rows = sqlx::query(
+                "SELECT p.id FROM participants p
+                 WHERE p.experiment_id = ? AND p.scene_index > ?
+                   AND NOT EXISTS (
+                     SELECT 1 FROM game_seats s JOIN games g ON g.id = s.game_id
+                     JOIN episodes e ON e.game_id = g.id
+                     WHERE s.participant_id = p.id AND g.scene_index = ?)",
+            )
+            .bind(experiment_id)
+            .bind(i64::from(*scene))
+            .bind(i64::from(*scene))
+            .fetch_all(self.pool())
+            .await?;
+            for r in &rows {
+                missing.push(Missing {
+                    participant_id: r.try_get("id")?,
+                    what: format!("passed game scene {scene} without a recorded episode"),
+                });
+            }
+        }
+        let short = sqlx::query(
+            "SELECT e.id, e.steps, (SELECT COUNT(DISTINCT t) FROM steps s WHERE s.episode_id = e.id) AS rows
+             FROM episodes e JOIN games g ON g.id = e.game_id
+             WHERE g.experiment_id = ? AND e.steps IS NOT NULL",
+        )
+        .bind(experiment_id)
+        .fetch_all(self.pool())
+        .await?;
+        for r in &short {
+            let (steps, rows): (i64, i64) = (r.try_get("steps")?, r.try_get("rows")?);
+            if rows < steps {
+                let episode: i64 = r.try_get("id")?;
+                missing.push(Missing {
+                    participant_id: 0,
+                    what: format!("episode {episode} has {rows} of its {steps} steps on disk"),
+                });
+            }
+        }
+        Ok(missing)
+    }
+}
