@@ -20,6 +20,9 @@ pub enum Format {
     Minari,
     /// One Parquet file per table: steps, episodes, participants, responses, events, …
     Parquet,
+    /// Each study's bonuses as Prolific's bulk bonus takes them (`id,amount`),
+    /// from its `[bonus]` rule: `OUT/bonus-STUDY.csv`.
+    Bonus,
 }
 
 /// `tandem export`'s flags.
@@ -57,6 +60,11 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: there is no recording at {}", args.db.display());
         return Ok(ExitCode::from(2));
     }
+    if let Format::Bonus = args.format {
+        return tokio::runtime::Runtime::new()
+            .context("could not start the async runtime")?
+            .block_on(bonuses(args));
+    }
     let cache = tandem_workers::default_cache();
     let config = tandem_workers::WorkerConfig::install(&cache)
         .with_context(|| format!("could not write the Python package to {}", cache.display()))?;
@@ -64,6 +72,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let format = match args.format {
         Format::Minari => "minari",
         Format::Parquet => "parquet",
+        Format::Bonus => unreachable!("bonuses are written above"),
     };
     let mut command = Command::new(&python);
     command
@@ -92,4 +101,70 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => ExitCode::from(1),
     })
+}
+
+/// Writes `OUT/bonus-STUDY.csv` for every study in the recording with a
+/// `[bonus]` rule: one `id,amount` line per participant who completed it and
+/// earned more than nothing, `id` their Prolific or MTurk id. Participants
+/// without one, and those screened out or not finished, are counted and left
+/// out.
+async fn bonuses(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let db = args.db.display().to_string();
+    let store = tandem_store::Store::open_to_read(&db)
+        .await
+        .with_context(|| format!("could not read the recording {db}"))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("could not create {}", args.out.display()))?;
+    let mut wrote = 0;
+    for id in store.experiment_ids().await? {
+        let Some(experiment) = store.experiment(&id).await? else {
+            continue;
+        };
+        let (rule, last_scene) = match tandem_experiment::bonus_of(&experiment.config) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                println!("{id}: no [bonus] rule; nothing written");
+                continue;
+            }
+            Err(e) => {
+                eprintln!("{id}: the recorded experiment's [bonus] cannot be read:\n{e}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        let scores = store
+            .participant_scores(&id, rule.scenes.as_deref(), last_scene)
+            .await?;
+        let mut csv = String::from("id,amount\n");
+        let (mut paid, mut total, mut without_id, mut not_completed) = (0, 0.0, 0, 0);
+        for s in &scores {
+            if !s.completed {
+                not_completed += 1;
+                continue;
+            }
+            let Some(person) = s.prolific_pid.as_ref().or(s.worker_id.as_ref()) else {
+                without_id += 1;
+                continue;
+            };
+            let amount = rule.amount(s.score);
+            if amount > 0.0 {
+                csv.push_str(&format!("{person},{amount:.2}\n"));
+                paid += 1;
+                total += amount;
+            }
+        }
+        let path = args.out.join(format!("bonus-{id}.csv"));
+        std::fs::write(&path, csv)
+            .with_context(|| format!("could not write {}", path.display()))?;
+        wrote += 1;
+        println!(
+            "{id}: {paid} bonuses, {total:.2} in all → {} ({not_completed} did not complete, \
+             {without_id} without a Prolific or MTurk id)",
+            path.display()
+        );
+    }
+    store.close().await;
+    if wrote == 0 {
+        println!("no study in {db} has a [bonus] rule");
+    }
+    Ok(ExitCode::SUCCESS)
 }

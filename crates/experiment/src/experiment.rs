@@ -23,7 +23,7 @@ pub const DEFAULT_SOURCE: &str = include_str!("../default.toml");
 const DEFAULT_FILE_NAME: &str = "<built-in default.toml>";
 
 /// Fields of the top-level table.
-const ROOT_FIELDS: &[&str] = &["id", "title", "lockout_group", "scene", "policy"];
+const ROOT_FIELDS: &[&str] = &["id", "title", "lockout_group", "bonus", "scene", "policy"];
 
 /// A validated experiment.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +34,8 @@ pub struct Experiment {
     /// Studies that share a lockout group take each person once: a Prolific
     /// or MTurk id that has started one of them is refused by the others.
     pub lockout_group: Option<String>,
+    /// What each participant who finished earns from their game scores.
+    pub bonus: Option<crate::bonus::BonusRule>,
     /// In the order participants see them; the last is an end scene.
     pub scenes: Vec<Scene>,
     /// Policies the file defines in `[policy.NAME]` tables, in file order.
@@ -143,13 +145,20 @@ pub fn parse_with(
             .unwrap_or_default(),
     };
     let scenes = scene::read_all(&mut problems, &root, &policy_names, envs);
+    let bonus = match &scenes {
+        Ok(scenes) => crate::bonus::read(&mut problems, &root, Some(scenes)),
+        Err(reported) => Err(*reported),
+    };
     // Some checks (unknown fields, for one) report a problem without failing the
     // value they sit in, so the experiment loads only if nothing was reported.
-    match (id, title, lockout_group, scenes, policies) {
-        (Ok(id), Ok(title), Ok(lockout_group), Ok(scenes), Ok(policies)) if problems.is_empty() => {
+    match (id, title, lockout_group, scenes, policies, bonus) {
+        (Ok(id), Ok(title), Ok(lockout_group), Ok(scenes), Ok(policies), Ok(bonus))
+            if problems.is_empty() =>
+        {
             Ok(Experiment {
                 id,
                 title,
+                bonus,
                 lockout_group: lockout_group.filter(|g| !g.trim().is_empty()),
                 scenes,
                 policies,

@@ -23,6 +23,7 @@
 //! The file format is documented by example in `examples/*.toml` at the
 //! repository root; `default.toml` beside this crate is the built-in experiment.
 
+mod bonus;
 mod end;
 mod error;
 mod experiment;
@@ -40,6 +41,7 @@ mod seat;
 mod suggest;
 mod survey;
 
+pub use bonus::{BonusRule, bonus_of};
 pub use end::{EndScene, ExternalIds, Placeholder, RedirectTemplate};
 pub use error::{ConfigError, Problem};
 pub use experiment::{

@@ -75,4 +75,4 @@ pub use recorder::{Recorder, RecorderHandle};
 pub use records::{ActionSource, AgentStep, EpisodeAgent, EpisodeEnd, EpisodeStart, StepRecord};
 pub use store::{Durability, Store};
 pub use timing::{ClockSample, DisplayRecord, InputRecord, TimingRecord};
-pub use walkthrough::{Missing, ScenePassage};
+pub use walkthrough::{Missing, ParticipantScore, ScenePassage};

@@ -169,3 +169,65 @@ impl Store {
         Ok(missing)
     }
 }
+
+/// One participant's score, for a bonus.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParticipantScore {
+    pub participant_id: i64,
+    pub prolific_pid: Option<String>,
+    pub worker_id: Option<String>,
+    /// Reached the experiment's last scene (its end), not screened out.
+    pub completed: bool,
+    /// The sum of their own returns over complete episodes they played
+    /// themselves, in the game scenes asked for.
+    pub score: f64,
+}
+
+impl Store {
+    /// Every participant of `experiment_id` with their score over the game
+    /// scenes `scene_ids` (every game scene when `None`); `last_scene` is the
+    /// index of the end scene.
+    pub async fn participant_scores(
+        &self,
+        experiment_id: &str,
+        scene_ids: Option<&[String]>,
+        last_scene: u32,
+    ) -> Result<Vec<ParticipantScore>, StoreError> {
+        let scenes_json = scene_ids.map(|ids| serde_json::json!(ids).to_string());
+        let rows = sqlx::query(
+            "SELECT p.id, p.prolific_pid, p.worker_id, p.scene_index, p.finished_us,
+               COALESCE((
+                 SELECT SUM(ea.episode_return) FROM episode_agents ea
+                 JOIN episodes e ON e.id = ea.episode_id AND e.outcome = 'complete'
+                 JOIN games g ON g.id = e.game_id
+                 WHERE ea.actor = 'participant:' || p.id AND g.experiment_id = p.experiment_id
+                   AND (?2 IS NULL OR g.scene_id IN (SELECT value FROM json_each(?2)))
+               ), 0.0) AS score
+             FROM participants p WHERE p.experiment_id = ?1 ORDER BY p.id",
+        )
+        .bind(experiment_id)
+        .bind(scenes_json)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let scene: i64 = r.try_get("scene_index")?;
+                let finished: Option<i64> = r.try_get("finished_us")?;
+                Ok(ParticipantScore {
+                    participant_id: r.try_get("id")?,
+                    prolific_pid: r.try_get("prolific_pid")?,
+                    worker_id: r.try_get("worker_id")?,
+                    completed: finished.is_some() && scene == i64::from(last_scene),
+                    score: r.try_get("score")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The ids of every experiment the database holds.
+    pub async fn experiment_ids(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM experiments ORDER BY id")
+            .fetch_all(self.pool())
+            .await?)
+    }
+}

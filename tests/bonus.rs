@@ -1,0 +1,90 @@
+//! `tandem export --format bonus`: a study's `[bonus]` rule applied to what
+//! was recorded, written as Prolific's bulk bonus takes it (`id,amount`):
+//! each completer's own returns, the base, the cap, rounded to the cent;
+//! nobody who did not complete, and nobody without a platform id.
+
+mod common;
+
+use common::{Client, TestServer};
+
+const STUDY: &str = r#"
+id = "paid"
+title = "Paid study"
+
+[bonus]
+per_point = 0.1
+base = 0.5
+max = 5
+
+[[scene]]
+kind = "game"
+id = "pole"
+title = "Pole"
+env = "CartPole-v1"
+fps = 60
+episodes = 1
+max_steps = 20
+default_action = 0
+[scene.keys]
+ArrowLeft = 0
+ArrowRight = 1
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Thanks"
+markdown = "Done."
+completion_code = "PAID"
+"#;
+
+async fn play_to_the_end(client: &mut Client) {
+    loop {
+        let scene = client.expect_scene().await;
+        if scene["scene"]["kind"] == "end" {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bonuses_follow_the_rule_and_only_completers_are_paid() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("paid.db");
+    let mut server = TestServer::start_at(STUDY, &db_path).await;
+    let mut b1 = Client::arrive(&server, "?PROLIFIC_PID=B1&STUDY_ID=S&SESSION_ID=X").await;
+    play_to_the_end(&mut b1).await;
+    let mut anonymous = Client::arrive(&server, "").await;
+    play_to_the_end(&mut anonymous).await;
+    // Arrives, never plays to the end.
+    let _gone = common::visit(&server, "?PROLIFIC_PID=B2&STUDY_ID=S&SESSION_ID=Y", None).await;
+    server.stop().await;
+
+    let db = server.db().await;
+    let steps: f64 = sqlx::query_scalar(
+        "SELECT ea.episode_return FROM episode_agents ea JOIN participants p
+         ON ea.actor = 'participant:' || p.id WHERE p.prolific_pid = 'B1'",
+    )
+    .fetch_one(&db)
+    .await
+    .expect("B1's return");
+    let out = dir.path().join("out");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["export", "--format", "bonus"])
+        .arg(&db_path)
+        .arg(&out)
+        .output()
+        .expect("tandem runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let csv = std::fs::read_to_string(out.join("bonus-paid.csv")).expect("the bonus file");
+    let expected = (0.5 + 0.1 * steps).min(5.0);
+    assert_eq!(csv, format!("id,amount\nB1,{expected:.2}\n"), "{stdout}");
+    assert!(
+        stdout.contains("1 did not complete, 1 without a Prolific or MTurk id"),
+        "{stdout}"
+    );
+}
