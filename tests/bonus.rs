@@ -1,7 +1,8 @@
 //! `tandem export --format bonus`: a study's `[bonus]` rule applied to what
 //! was recorded, written as Prolific's bulk bonus takes it (`id,amount`):
 //! each completer's own returns, the base, the cap, rounded to the cent;
-//! nobody who did not complete, and nobody without a platform id.
+//! nobody who did not complete, and nobody without a platform id. And the
+//! per-scene game figures the dashboard shows, from the same recording.
 
 mod common;
 
@@ -87,4 +88,80 @@ async fn bonuses_follow_the_rule_and_only_completers_are_paid() {
         stdout.contains("1 did not complete, 1 without a Prolific or MTurk id"),
         "{stdout}"
     );
+}
+
+const SCORED: &str = r#"
+id = "scored"
+title = "Scored study"
+
+[[scene]]
+kind = "game"
+id = "pole"
+title = "Pole"
+env = "CartPole-v1"
+fps = 60
+episodes = 1
+max_steps = 20
+default_action = 0
+[scene.keys]
+ArrowLeft = 0
+ArrowRight = 1
+
+[[scene]]
+kind = "score"
+id = "how"
+title = "How you did"
+game = "pole"
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Thanks"
+markdown = "Done."
+"#;
+
+/// A score scene shows each participant their own score against everyone's
+/// so far, from what was recorded, and `advance` leaves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_score_scene_places_the_participant_among_everyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_at(SCORED, &dir.path().join("scored.db")).await;
+    let mut first = Client::arrive(&server, "?PROLIFIC_PID=F").await;
+    let shown = loop {
+        let scene = first.expect_scene().await;
+        if scene["scene"]["kind"] == "score" {
+            break scene;
+        }
+    };
+    assert_eq!(shown["scene"]["players"], 1, "{shown}");
+    assert!(
+        shown["scene"]["score"].as_f64().is_some_and(|s| s > 0.0),
+        "{shown}"
+    );
+    assert!(
+        shown["scene"]["better_than"].is_null(),
+        "nobody else yet: {shown}"
+    );
+    // The recorder writes within its flush interval; the second participant
+    // plays meanwhile, and sees both scores.
+    let mut second = Client::arrive(&server, "?PROLIFIC_PID=S").await;
+    let shown = loop {
+        let scene = second.expect_scene().await;
+        if scene["scene"]["kind"] == "score" {
+            break scene;
+        }
+    };
+    assert_eq!(shown["scene"]["players"], 2, "{shown}");
+    let counts = shown["scene"]["histogram"]["counts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        counts.iter().filter_map(|c| c.as_u64()).sum::<u64>(),
+        2,
+        "{shown}"
+    );
+    second.advance(1, false).await;
+    assert_eq!(second.expect_scene().await["scene"]["kind"], "end");
+    server.stop().await;
 }

@@ -93,6 +93,13 @@ function games(list) {
   ]));
 }
 
+function gameStats(list) {
+  if (!list.length) return el('p', { class: 'muted' }, 'No game played yet.');
+  const n = (v, digits = 1) => (v == null ? '–' : Number(v).toFixed(digits));
+  return table(['Scene', 'Games', 'Complete episodes', 'Mean return', 'Mean steps', 'Mean play per participant (s)'],
+    list.map((g) => [g.scene_id, String(g.games), String(g.episodes), n(g.mean_return, 2), n(g.mean_steps), n(g.mean_play_s)]));
+}
+
 function episodes(list) {
   if (!list.length) return el('p', { class: 'muted' }, 'No episode recorded yet.');
   return table(['Episode', 'Game', 'Environment', 'Started', 'Steps', 'Return', 'Outcome', ''], list.map((e) => [
@@ -117,6 +124,7 @@ function draw(o) {
   replace('timeline', timeline(o.completions, o.dropouts, o.now_us));
   replace('lobbies', lobbies(o.lobbies));
   replace('games', games(o.games));
+  replace('game-stats', gameStats(o.game_stats || []));
   replace('episodes', episodes(o.episodes));
   replace('events', events(o.events));
   status.dataset.state = 'live';

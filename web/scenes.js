@@ -9,7 +9,7 @@ export function renderScene(container, msg, send) {
   const section = el('section', { class: `scene scene-${scene.kind}` });
   const heading = el('h1', { tabindex: '-1', text: scene.title || '' });
   section.append(heading);
-  const build = { info, game, survey, end, screening }[scene.kind] || unknown;
+  const build = { info, game, survey, end, screening, score }[scene.kind] || unknown;
   const view = { kind: scene.kind, id: scene.id, index, heading, resume() {}, refused() {}, dispose() {} };
   Object.assign(view, build(section, scene, index, send));
   container.replaceChildren(section);
@@ -72,6 +72,54 @@ function screening(section, scene, index, send) {
       removeEventListener('keydown', onKey);
     },
   };
+}
+
+/** A score scene: the participant's score against everyone's so far, as a
+ *  bar chart with their bar marked, then a button on. */
+function score(section, scene, index, send) {
+  section.append(prose(scene.html));
+  const fmt = (v) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(1));
+  if (scene.score == null) {
+    section.append(el('p', { id: 'your-score', text: 'You did not finish an episode in this game, so there is no score to show.' }));
+  } else {
+    section.append(el('p', { id: 'your-score', class: 'score' }, 'Your score: ', el('strong', { text: fmt(scene.score) })));
+    if (scene.better_than != null) {
+      const pct = Math.round(scene.better_than * 100);
+      section.append(el('p', { id: 'your-rank', text: `Higher than ${pct}% of the ${scene.players - 1} other participants so far.` }));
+    }
+  }
+  const h = scene.histogram;
+  if (h && h.counts.length) {
+    const SVG = 'http://www.w3.org/2000/svg';
+    const [W, H] = [400, 140];
+    const max = Math.max(...h.counts, 1);
+    const width = (h.hi - h.lo) / h.counts.length || 1;
+    const mine = scene.score == null ? -1 : Math.min(h.counts.length - 1, Math.floor((scene.score - h.lo) / width));
+    const chart = document.createElementNS(SVG, 'svg');
+    chart.setAttribute('viewBox', `0 0 ${W} ${H}`);
+    chart.setAttribute('role', 'img');
+    chart.setAttribute('aria-label', 'Scores of everyone so far');
+    chart.setAttribute('class', 'score-chart');
+    const barW = W / h.counts.length;
+    h.counts.forEach((count, i) => {
+      const bar = document.createElementNS(SVG, 'rect');
+      const bh = ((H - 20) * count) / max;
+      Object.entries({ x: i * barW + 2, y: H - 20 - bh, width: barW - 4, height: bh,
+        fill: i === mine ? '#b45309' : '#2451c7' }).forEach(([k, v]) => bar.setAttribute(k, v));
+      chart.append(bar);
+    });
+    for (const [x, label, anchor] of [[0, fmt(h.lo), 'start'], [W, fmt(h.hi), 'end']]) {
+      const t = document.createElementNS(SVG, 'text');
+      Object.entries({ x, y: H - 4, 'text-anchor': anchor, 'font-size': 12 }).forEach(([k, v]) => t.setAttribute(k, v));
+      t.textContent = label;
+      chart.append(t);
+    }
+    section.append(chart);
+  }
+  const button = el('button', { id: 'advance', type: 'button', class: 'primary', text: scene.button || 'Continue' });
+  const wait = waiting(section, button);
+  button.addEventListener('click', () => wait.send(send, { type: 'advance', scene: index, checked: false }));
+  return wait.view;
 }
 
 function game(section, scene) {

@@ -470,7 +470,7 @@ impl Bot {
     ) -> Result<Next, String> {
         self.leave_game(now);
         match scene {
-            SceneView::Info(_) => {
+            SceneView::Info(_) | SceneView::Score(_) => {
                 let advance = ClientMessage::Advance {
                     scene: index,
                     checked: true,

@@ -16,10 +16,11 @@ use crate::error::{Problems, Reported};
 use crate::game::GameScene;
 use crate::info::InfoScene;
 use crate::reader::{Field, Span, Table, article, check_id};
+use crate::score::ScoreScene;
 use crate::screening::ScreeningScene;
 use crate::suggest::did_you_mean;
 use crate::survey::SurveyScene;
-use crate::{end, game, info, screening, survey};
+use crate::{end, game, info, score, screening, survey};
 
 /// One step of an experiment.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +35,8 @@ pub enum Scene {
     End(EndScene),
     /// Checks of the participant's connection, window, keyboard and browser.
     Screening(ScreeningScene),
+    /// Their score in an earlier game against everyone's.
+    Score(ScoreScene),
 }
 
 /// Which of the four kinds a scene is.
@@ -44,16 +47,18 @@ pub enum SceneKind {
     Survey,
     End,
     Screening,
+    Score,
 }
 
 impl SceneKind {
     /// Every kind, in the order the documentation lists them.
-    pub const ALL: [SceneKind; 5] = [
+    pub const ALL: [SceneKind; 6] = [
         SceneKind::Info,
         SceneKind::Game,
         SceneKind::Survey,
         SceneKind::End,
         SceneKind::Screening,
+        SceneKind::Score,
     ];
 
     /// The name used for `kind` in the file and on the wire.
@@ -64,6 +69,7 @@ impl SceneKind {
             SceneKind::Survey => "survey",
             SceneKind::End => "end",
             SceneKind::Screening => "screening",
+            SceneKind::Score => "score",
         }
     }
 
@@ -80,6 +86,7 @@ impl SceneKind {
             SceneKind::Survey => survey::FIELDS,
             SceneKind::End => end::FIELDS,
             SceneKind::Screening => screening::FIELDS,
+            SceneKind::Score => score::FIELDS,
         }
     }
 }
@@ -96,6 +103,7 @@ impl Scene {
             Scene::Survey(s) => &s.id,
             Scene::End(s) => &s.id,
             Scene::Screening(s) => &s.id,
+            Scene::Score(s) => &s.id,
         }
     }
 
@@ -107,6 +115,7 @@ impl Scene {
             Scene::Survey(s) => &s.title,
             Scene::End(s) => &s.title,
             Scene::Screening(s) => &s.title,
+            Scene::Score(s) => &s.title,
         }
     }
 
@@ -118,6 +127,7 @@ impl Scene {
             Scene::Survey(_) => SceneKind::Survey,
             Scene::End(_) => SceneKind::End,
             Scene::Screening(_) => SceneKind::Screening,
+            Scene::Score(_) => SceneKind::Score,
         }
     }
 
@@ -133,6 +143,8 @@ impl Scene {
             Scene::Survey(s) => SceneView::Survey(s.view()),
             Scene::End(s) => SceneView::End(s.view_without_redirect()),
             Scene::Screening(s) => SceneView::Screening(s.view()),
+            // The server fills in the participant's score when it shows it.
+            Scene::Score(s) => SceneView::Score(s.view(None, &[])),
         }
     }
 
@@ -216,6 +228,7 @@ pub(crate) fn read_all(
 
     let mut scenes = Ok(Vec::with_capacity(tables.len()));
     let mut seen_ids: HashMap<String, (usize, Span)> = HashMap::new();
+    let mut earlier_games: Vec<String> = Vec::new();
     let mut kinds: Vec<Option<(SceneKind, Field)>> = Vec::with_capacity(tables.len());
     for (index, table) in tables.iter().enumerate() {
         let kind = read_kind(problems, table);
@@ -233,10 +246,16 @@ pub(crate) fn read_all(
                     SceneKind::Screening => {
                         screening::read(problems, table, head).map(Scene::Screening)
                     }
+                    SceneKind::Score => {
+                        score::read(problems, table, head, &earlier_games).map(Scene::Score)
+                    }
                 }
             }
             Err(reported) => Err(*reported),
         };
+        if let Ok(Scene::Game(game)) = &scene {
+            earlier_games.push(game.id.clone());
+        }
         kinds.push(kind.ok().and_then(|k| Some((k, table.field("kind")?))));
         match (&mut scenes, scene) {
             (Ok(scenes), Ok(scene)) => scenes.push(scene),

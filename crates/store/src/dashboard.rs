@@ -140,3 +140,56 @@ impl Store {
         rows.iter().map(episode_from_row).collect()
     }
 }
+
+/// One game scene's figures so far, for the dashboard.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GameSceneStats {
+    pub scene_index: u32,
+    pub games: i64,
+    pub complete_episodes: i64,
+    pub mean_return: Option<f64>,
+    pub mean_steps: Option<f64>,
+    /// Seconds of episodes per participant who played one themselves.
+    pub mean_play_s: Option<f64>,
+}
+
+impl Store {
+    /// Per game scene of `experiment_id`: games, complete episodes, their
+    /// mean return and length, and the mean time participants played.
+    pub async fn game_scene_stats(
+        &self,
+        experiment_id: &str,
+    ) -> Result<Vec<GameSceneStats>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT g.scene_index,
+                    COUNT(DISTINCT g.id) AS games,
+                    COUNT(e.id) AS complete,
+                    AVG(e.total_return) AS mean_return,
+                    AVG(e.steps) AS mean_steps,
+                    (SELECT AVG(played) FROM (
+                       SELECT SUM(COALESCE(e2.ended_us, e2.started_us) - e2.started_us) / 1e6 AS played
+                       FROM episodes e2 JOIN games g2 ON g2.id = e2.game_id
+                       JOIN episode_agents a ON a.episode_id = e2.id AND a.actor LIKE 'participant:%'
+                       WHERE g2.experiment_id = ?1 AND g2.scene_index = g.scene_index
+                       GROUP BY a.actor)) AS mean_play_s
+             FROM games g LEFT JOIN episodes e ON e.game_id = g.id AND e.outcome = 'complete'
+             WHERE g.experiment_id = ?1
+             GROUP BY g.scene_index ORDER BY g.scene_index",
+        )
+        .bind(experiment_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(GameSceneStats {
+                    scene_index: u32::try_from(r.try_get::<i64, _>("scene_index")?).unwrap_or(0),
+                    games: r.try_get("games")?,
+                    complete_episodes: r.try_get("complete")?,
+                    mean_return: r.try_get("mean_return")?,
+                    mean_steps: r.try_get("mean_steps")?,
+                    mean_play_s: r.try_get("mean_play_s")?,
+                })
+            })
+            .collect()
+    }
+}

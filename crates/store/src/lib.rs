@@ -60,7 +60,7 @@ mod writer;
 
 pub use clock::now_us;
 pub use console::{AuditEntry, ConsoleSession, ConsoleUser};
-pub use dashboard::SceneCount;
+pub use dashboard::{GameSceneStats, SceneCount};
 pub use episode_indices::{EPISODE_INDEX_BLOCK, EpisodeIndices};
 pub use error::{DatabaseError, StoreError};
 pub use events::Event;

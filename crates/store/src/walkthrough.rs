@@ -231,3 +231,31 @@ impl Store {
             .await?)
     }
 }
+
+impl Store {
+    /// Everyone's score in game scene `scene_id` of `experiment_id`: the sum
+    /// of their own returns over complete episodes they played themselves,
+    /// for each participant with at least one.
+    pub async fn scene_scores(
+        &self,
+        experiment_id: &str,
+        scene_id: &str,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT CAST(substr(ea.actor, 13) AS INTEGER) AS participant_id,
+                    SUM(ea.episode_return) AS score
+             FROM episode_agents ea
+             JOIN episodes e ON e.id = ea.episode_id AND e.outcome = 'complete'
+             JOIN games g ON g.id = e.game_id
+             WHERE g.experiment_id = ? AND g.scene_id = ? AND ea.actor LIKE 'participant:%'
+             GROUP BY ea.actor",
+        )
+        .bind(experiment_id)
+        .bind(scene_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("participant_id")?, r.try_get("score")?)))
+            .collect()
+    }
+}

@@ -43,7 +43,7 @@ pub use frame::{
 };
 pub use scene::{
     Canvas, EndView, GameView, InfoView, MturkSubmit, QuestionKind, QuestionView, RenderMode,
-    SceneView, ScreeningView, SurveyView,
+    SceneView, ScoreHistogram, ScoreView, ScreeningView, SurveyView,
 };
 pub use seat::{FeedbackKey, InputKind, OtherSeat, SeatView};
 pub use server::{

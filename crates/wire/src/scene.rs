@@ -19,6 +19,7 @@ pub enum SceneView {
     Survey(SurveyView),
     End(EndView),
     Screening(ScreeningView),
+    Score(ScoreView),
 }
 
 impl SceneView {
@@ -30,6 +31,7 @@ impl SceneView {
             SceneView::Survey(s) => &s.id,
             SceneView::End(s) => &s.id,
             SceneView::Screening(s) => &s.id,
+            SceneView::Score(s) => &s.id,
         }
     }
 
@@ -41,6 +43,7 @@ impl SceneView {
             SceneView::Survey(s) => &s.title,
             SceneView::End(s) => &s.title,
             SceneView::Screening(s) => &s.title,
+            SceneView::Score(s) => &s.title,
         }
     }
 
@@ -52,6 +55,7 @@ impl SceneView {
             SceneView::Survey(_) => "survey",
             SceneView::End(_) => "end",
             SceneView::Screening(_) => "screening",
+            SceneView::Score(_) => "score",
         }
     }
 }
@@ -169,6 +173,32 @@ pub struct ScreeningView {
     pub keyboard: bool,
     pub min_width: Option<u32>,
     pub min_height: Option<u32>,
+}
+
+/// A participant's score in an earlier game against everyone's so far; the
+/// page leaves with `advance`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScoreView {
+    pub id: String,
+    pub title: String,
+    pub html: String,
+    pub button: String,
+    /// Their score; null if they played no complete episode.
+    pub score: Option<f64>,
+    /// Participants with a score so far, them included.
+    pub players: u32,
+    /// The share of the others whose score is lower (0 to 1); null when
+    /// there are no others or no score.
+    pub better_than: Option<f64>,
+    pub histogram: Option<ScoreHistogram>,
+}
+
+/// Everyone's scores in equal bars from `lo` to `hi`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScoreHistogram {
+    pub lo: f64,
+    pub hi: f64,
+    pub counts: Vec<u32>,
 }
 
 /// Where and what an MTurk assignment's page posts at the end: a form with

@@ -123,6 +123,7 @@ pub(super) async fn home(
          <section><h2>Completions and drop-outs</h2><div id=\"timeline\"></div></section>\
          <section><h2>Lobbies</h2><div id=\"lobbies\"></div></section>\
          <section><h2>Running games</h2><div id=\"games\"></div></section>\
+         <section><h2>Game scenes so far</h2><div id=\"game-stats\"></div></section>\
          <section><h2>Recent episodes</h2><div id=\"episodes\"></div></section>\
          <section><h2>Recent events</h2><div id=\"events\"></div></section>\
          </div>",
@@ -271,6 +272,21 @@ pub(super) async fn overview(state: &AppState) -> Result<Value, tandem_store::St
         }
     }
     let lobbies = lobbies(state, &snapshot.participants);
+    let game_stats: Vec<Value> = state
+        .store
+        .game_scene_stats(&experiment.id)
+        .await?
+        .into_iter()
+        .map(|g| {
+            let id = experiment
+                .scenes
+                .get(g.scene_index as usize)
+                .map_or("", |s| s.id());
+            json!({"scene": g.scene_index, "scene_id": id, "games": g.games,
+                   "episodes": g.complete_episodes, "mean_return": g.mean_return,
+                   "mean_steps": g.mean_steps, "mean_play_s": g.mean_play_s})
+        })
+        .collect();
     let games: Vec<Value> = snapshot.games.iter().map(|g| game_view(state, g)).collect();
     let events: Vec<Value> = state
         .store
@@ -316,6 +332,7 @@ pub(super) async fn overview(state: &AppState) -> Result<Value, tandem_store::St
         "completions": completions,
         "dropouts": dropouts,
         "lobbies": lobbies,
+        "game_stats": game_stats,
         "games": games,
         "events": events,
         "episodes": episodes,

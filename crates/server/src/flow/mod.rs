@@ -26,8 +26,8 @@ mod screening;
 use serde_json::Value;
 use tandem_experiment::{ExternalIds, Scene};
 use tandem_store::Participant;
-use tandem_wire::{ErrorCode, Invalid, SceneMessage, ServerMessage};
-use tracing::{error, info};
+use tandem_wire::{ErrorCode, Invalid, SceneMessage, SceneView, ServerMessage};
+use tracing::{error, info, warn};
 
 use crate::connection::{Connection, Outgoing};
 use crate::state::AppState;
@@ -142,6 +142,12 @@ async fn show_scene(state: &AppState, socket: &Connection, p: &Participant) {
     let screened_out = matches!(scene, Scene::Screening(_)) && p.finished_us.is_some();
     let message = if screened_out {
         screening::screened_out_message(state, index, p)
+    } else if let Scene::Score(score) = scene {
+        ServerMessage::Scene(SceneMessage {
+            index,
+            count: scenes.len(),
+            scene: SceneView::Score(score_view(state, score, p.id).await),
+        })
     } else {
         ServerMessage::Scene(SceneMessage {
             index,
@@ -158,6 +164,37 @@ async fn show_scene(state: &AppState, socket: &Connection, p: &Participant) {
     }
 }
 
+/// A score scene for participant `participant_id`: their score in its game
+/// against everyone's so far (an empty distribution if it cannot be read).
+async fn score_view(
+    state: &AppState,
+    scene: &tandem_experiment::ScoreScene,
+    participant_id: i64,
+) -> tandem_wire::ScoreView {
+    // The game's last episode end may still be queued in the recorder: the
+    // participant's own score must be in what is read.
+    if let Err(e) = state.recorder.flush().await {
+        warn!(cause = %e, "could not flush the recorder before showing a score");
+    }
+    let scores = match state
+        .store
+        .scene_scores(&state.experiment.id, &scene.game)
+        .await
+    {
+        Ok(scores) => scores,
+        Err(e) => {
+            error!(cause = %e, "could not read the scores for a score scene");
+            Vec::new()
+        }
+    };
+    let own = scores
+        .iter()
+        .find(|(p, _)| *p == participant_id)
+        .map(|(_, s)| *s);
+    let all: Vec<f64> = scores.iter().map(|(_, s)| *s).collect();
+    scene.view(own, &all)
+}
+
 /// Checks that `sent` is the participant's current scene.
 async fn current(
     state: &AppState,
@@ -172,7 +209,7 @@ async fn current(
     Ok(p)
 }
 
-/// `advance` from an info scene.
+/// `advance` from an info or a score scene.
 pub async fn advance_info(
     state: &AppState,
     socket: &Connection,
@@ -180,11 +217,12 @@ pub async fn advance_info(
     checked: bool,
 ) -> Result<(), Refusal> {
     current(state, socket.participant_id, scene).await?;
-    let Some(Scene::Info(info)) = state.experiment.scenes.get(scene) else {
-        return Err(Refusal::WrongKind(scene));
-    };
-    if info.checkbox.is_some() && !checked {
-        return Err(Refusal::ConsentRequired);
+    match state.experiment.scenes.get(scene) {
+        Some(Scene::Info(info)) if info.checkbox.is_some() && !checked => {
+            return Err(Refusal::ConsentRequired);
+        }
+        Some(Scene::Info(_) | Scene::Score(_)) => {}
+        _ => return Err(Refusal::WrongKind(scene)),
     }
     move_on(state, socket.participant_id, scene).await
 }
