@@ -53,8 +53,12 @@ pub fn run(args: &TestArgs) -> anyhow::Result<ExitCode> {
     else {
         return Ok(ExitCode::from(2));
     };
-    let dir = std::env::temp_dir().join(format!("tandem-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+    // A fresh folder of our own: `create_dir` fails rather than reuse one.
+    let suffix: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let dir = std::env::temp_dir().join(format!("tandem-test-{}-{suffix:x}", std::process::id()));
+    std::fs::create_dir(&dir).with_context(|| format!("could not create {}", dir.display()))?;
     let options = tandem_server::Options {
         envs,
         policies,
@@ -134,6 +138,13 @@ async fn dry_run(
             walked.bots
         ));
     }
+    if walked.screened_out > 0 {
+        problems.push(format!(
+            "{} bots were screened out (a bot has a keyboard, a 1280×800 window, Chrome, \
+             and this machine's round trip)",
+            walked.screened_out
+        ));
+    }
     if walked.waiting_at_end > 0 {
         problems.push(format!(
             "{} bots were still waiting in a lobby",
@@ -170,7 +181,11 @@ async fn dry_run(
         .filter(|(_, s)| matches!(s, Scene::Game(_)))
         .map(|(i, _)| i as u32)
         .collect();
-    for gap in store.walk_gaps(&experiment.id, &required, &games).await? {
+    let last_scene = u32::try_from(experiment.scenes.len().saturating_sub(1)).unwrap_or(0);
+    for gap in store
+        .walk_gaps(&experiment.id, &required, &games, last_scene)
+        .await?
+    {
         problems.push(if gap.participant_id > 0 {
             format!("participant {}: {}", gap.participant_id, gap.what)
         } else {

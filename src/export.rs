@@ -141,7 +141,17 @@ async fn bonuses(args: &ExportArgs) -> anyhow::Result<ExitCode> {
                 not_completed += 1;
                 continue;
             }
-            let Some(person) = s.prolific_pid.as_ref().or(s.worker_id.as_ref()) else {
+            // Recorded ids are checked at arrival; checked again here, since
+            // one line per id is what Prolific's upload reads.
+            let Some(person) = s
+                .prolific_pid
+                .as_ref()
+                .or(s.worker_id.as_ref())
+                .filter(|id| {
+                    id.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+            else {
                 without_id += 1;
                 continue;
             };

@@ -97,3 +97,39 @@ markdown = "Done."
         "{text}"
     );
 }
+
+/// Bots shown a screened-out page did not walk the study: the dry run says
+/// so and fails, rather than counting the early end page as an end.
+#[test]
+fn bots_screened_out_fail_the_dry_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("picky.toml");
+    std::fs::write(
+        &file,
+        r#"
+id = "picky"
+title = "Picky"
+
+[[scene]]
+kind = "screening"
+id = "check"
+title = "Check"
+browsers = ["firefox"]
+screened_out_code = "NOPE"
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Thanks"
+markdown = "Done."
+"#,
+    )
+    .unwrap();
+    let (code, text) = dry_run(&file, "2", "30");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("2 bots were screened out"), "{text}");
+    assert!(
+        text.contains("finished early, at scene 0 (screened out)"),
+        "{text}"
+    );
+}

@@ -1,5 +1,6 @@
 //! MTurk, over real HTTP and sockets: a HIT preview creates nobody; an MTurk
 //! participant's page carries a key that opens their socket without a cookie
+//! (offered in the handshake's subprotocols, never in a URL)
 //! (what a cross-site frame sends); the link itself (worker, assignment and
 //! HIT ids) is no credential, so a stolen link resumes nobody; keys open only
 //! MTurk participants; and the end scene tells the page where to post the
@@ -52,11 +53,16 @@ fn meta(body: &str, name: &str) -> Option<String> {
     body[start..].split('"').next().map(str::to_string)
 }
 
-/// Opens `/ws?key=KEY` with no cookie; the first scene message, or how it closed.
+/// Opens the socket with no cookie, offering `KEY` in the handshake's
+/// subprotocols as the page does; a client for it, or how it closed.
 async fn with_key(server: &TestServer, key: &str) -> Result<Client, String> {
-    let request = format!("ws://{}/ws?key={key}", server.addr)
+    let mut request = format!("ws://{}/ws", server.addr)
         .into_client_request()
         .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("tandem.v1, tandem.key.{key}").parse().unwrap(),
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("opens");
@@ -153,6 +159,44 @@ async fn mturk_keys_previews_and_stolen_links() {
     assert_eq!(
         with_key(&server, &token).await.err().as_deref(),
         Some("closed 4001")
+    );
+    server.stop().await;
+}
+
+/// Over HTTPS an MTurk participant's cookie is also usable in MTurk's frame:
+/// SameSite=None, Secure and Partitioned (CHIPS), so reopening the HIT in a
+/// new frame resumes them; anyone else's stays Lax.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mturk_cookie_over_https_is_partitioned() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_at(STUDY, &dir.path().join("chips.db")).await;
+    let client = reqwest::Client::new();
+    let set_cookie = |path: &'static str| {
+        let client = client.clone();
+        let url = server.url(path);
+        async move {
+            let response = client
+                .get(url)
+                .header("x-forwarded-proto", "https")
+                .send()
+                .await
+                .expect("answers");
+            response
+                .headers()
+                .get("set-cookie")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    let mturk = set_cookie("/?workerId=W5&assignmentId=A5&hitId=H5").await;
+    for attribute in ["SameSite=None", "Secure", "Partitioned", "HttpOnly"] {
+        assert!(mturk.contains(attribute), "{mturk}");
+    }
+    let prolific = set_cookie("/?PROLIFIC_PID=P5&STUDY_ID=S&SESSION_ID=X").await;
+    assert!(
+        prolific.contains("SameSite=Lax") && !prolific.contains("Partitioned"),
+        "{prolific}"
     );
     server.stop().await;
 }

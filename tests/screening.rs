@@ -80,6 +80,22 @@ async fn screening_measures_decides_and_records() {
         "https://app.prolific.com/submissions/complete?cc=SCREENED-0UT"
     );
 
+    // Answers slower than the probes are sent still count (none is
+    // forgotten), and another report while measuring does not restart it.
+    let mut slower = Client::arrive(&server, "?PROLIFIC_PID=slower").await;
+    slower.expect_scene().await;
+    slower.clock_delay = Duration::from_millis(900);
+    slower
+        .send(&tandem_wire::ClientMessage::Screen {
+            scene: 0,
+            width: 1280,
+            height: 800,
+            key: true,
+        })
+        .await;
+    let out = report(&mut slower, 1280, 800, true).await;
+    assert_eq!(out["scene"]["id"], "check-screened-out", "{out}");
+
     // A small window without a key press.
     let mut small = Client::arrive(&server, "?PROLIFIC_PID=small").await;
     small.expect_scene().await;
@@ -98,7 +114,7 @@ async fn screening_measures_decides_and_records() {
     let db = server.db().await;
     assert_eq!(
         count(&db, "SELECT COUNT(*) FROM participants WHERE completion_code = 'SCREENED-0UT' AND finished_us IS NOT NULL").await,
-        2
+        3
     );
     assert_eq!(
         count(&db, "SELECT COUNT(*) FROM participants WHERE prolific_pid = 'quick' AND finished_us IS NULL AND scene_index = 1").await,
@@ -116,6 +132,17 @@ async fn screening_measures_decides_and_records() {
     .expect("the slow participant's measurements");
     let median: f64 = median.parse().expect("a number");
     assert!(median >= 300.0, "the server measured {median} ms");
+    let slower_median: String = sqlx::query_scalar(
+        "SELECT answer FROM responses r JOIN participants p ON p.id = r.participant_id
+         WHERE p.prolific_pid = 'slower' AND question_id = 'rtt_median_ms'",
+    )
+    .fetch_one(&db)
+    .await
+    .expect("the slower participant's median");
+    assert!(
+        slower_median.parse::<f64>().expect("a number") >= 900.0,
+        "{slower_median}"
+    );
     assert_eq!(passed, "false");
     assert!(failures.contains("round trip"), "{failures}");
     let quick_median: String = sqlx::query_scalar(
@@ -147,6 +174,6 @@ async fn screening_measures_decides_and_records() {
             "SELECT COUNT(*) FROM events WHERE kind = 'screened_out'"
         )
         .await,
-        2
+        3
     );
 }

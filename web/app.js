@@ -4,7 +4,7 @@
 // the canvas's data-frames and data-tick in the renderer. Timing reports (frames
 // shown, clock answers, page visibility) go from here too.
 
-import { Socket, participantKey, socketUrl } from './socket.js';
+import { Socket, participantKey, socketProtocols, socketUrl } from './socket.js';
 import { renderScene } from './scenes.js';
 import { Renderer } from './renderer.js';
 import { Keyboard } from './input.js';
@@ -25,7 +25,7 @@ const renderer = new Renderer((meta) => {
   if (keyboard.latency != null) renderer.canvas.dataset.latencyMs = keyboard.latency.toFixed(1);
 });
 const key = participantKey(document, location, history);
-const socket = new Socket(socketUrl(location, key), showConnection);
+const socket = new Socket(socketUrl(location), showConnection, socketProtocols(key));
 const keyboard = new Keyboard((message) => socket.send(message), () => renderer.frame, () => renderer.shownTick);
 const SHOWN_EVERY_MS = 500;
 let view = null;

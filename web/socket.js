@@ -9,14 +9,20 @@ const FIRST_DELAY_MS = 250;
 const MAX_DELAY_MS = 10000;
 
 /** The study's socket, `ws` beside the page (`/ws`, or `/s/ID/ws` on a server
- *  with several studies), ws: or wss: to match the page; with `key` when the
- *  page has one (an MTurk frame, where no cookie is sent). */
-export function socketUrl(location, key) {
+ *  with several studies), ws: or wss: to match the page. */
+export function socketUrl(location) {
   const url = new URL('ws', location.href);
   url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  url.search = key ? `?key=${encodeURIComponent(key)}` : '';
+  url.search = '';
   url.hash = '';
   return url.href;
+}
+
+/** The subprotocols the socket offers: with a key (an MTurk frame, where no
+ *  cookie is sent), the key rides in the handshake's header, never in a URL
+ *  that proxies log. */
+export function socketProtocols(key) {
+  return key && /^[A-Za-z0-9]+$/.test(key) ? ['tandem.v1', `tandem.key.${key}`] : [];
 }
 
 /** This participant's key, when the page has one: given in a <meta> by the
@@ -24,7 +30,10 @@ export function socketUrl(location, key) {
  *  a reload of the frame keeps. Only MTurk participants' pages have one. */
 export function participantKey(document, location, history) {
   const given = document.querySelector('meta[name="tandem-key"]')?.content;
-  const kept = new URLSearchParams(location.hash.slice(1)).get('k');
+  // A kept key counts only on a page that needs one: a link crafted with
+  // someone else's key in its fragment must not make another page theirs.
+  const needs = !!document.querySelector('meta[name="tandem-needs-key"]');
+  const kept = needs ? new URLSearchParams(location.hash.slice(1)).get('k') : null;
   const key = given || kept || null;
   if (key && key !== kept) {
     history.replaceState(history.state, '', `${location.pathname}${location.search}#k=${key}`);
@@ -35,8 +44,9 @@ export function participantKey(document, location, history) {
 export class Socket {
   /** `onState` gets "connecting" (first try), "open", "reconnecting", and the
    *  final "replaced" or "unknown". */
-  constructor(url, onState) {
+  constructor(url, onState, protocols = []) {
     this.url = url;
+    this.protocols = protocols;
     this.onState = onState;
     this.handlers = new Map();
     this.ws = null;
@@ -55,7 +65,7 @@ export class Socket {
   connect() {
     if (this.final) return;
     this.onState(this.everOpened ? 'reconnecting' : 'connecting');
-    const ws = new WebSocket(this.url);
+    const ws = new WebSocket(this.url, this.protocols);
     ws.binaryType = 'arraybuffer';
     ws.onopen = () => {
       this.everOpened = true;

@@ -118,6 +118,8 @@ pub struct BotReport {
     pub reached_game: bool,
     /// Reached the end scene.
     pub finished: bool,
+    /// Was shown a screened-out page instead.
+    pub screened_out: bool,
     pub trouble: Option<Trouble>,
     /// `error` and `invalid` messages from the server.
     pub server_errors: u64,
@@ -413,9 +415,11 @@ impl Bot {
                 self.on_frame(now, &facts);
                 Ok(Next::Continue)
             }
-            ServerMessage::Scene(SceneMessage { index, scene, .. }) => {
-                self.on_scene(socket, index, &scene, now).await
-            }
+            ServerMessage::Scene(SceneMessage {
+                index,
+                count,
+                scene,
+            }) => self.on_scene(socket, index, count, &scene, now).await,
             ServerMessage::Lobby(_) => {
                 self.report.lobby_messages += 1;
                 Ok(Next::Continue)
@@ -465,6 +469,7 @@ impl Bot {
         &mut self,
         socket: &mut Socket,
         index: usize,
+        count: usize,
         scene: &SceneView,
         now: Instant,
     ) -> Result<Next, String> {
@@ -496,7 +501,9 @@ impl Bot {
             }
             SceneView::Game(game) => self.enter_game(game, now),
             SceneView::End(_) => {
-                self.report.finished = true;
+                // The study's own end, not a screened-out page shown early.
+                self.report.finished = index + 1 == count;
+                self.report.screened_out = !self.report.finished;
                 return Ok(Next::Close);
             }
         }

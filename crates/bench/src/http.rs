@@ -44,6 +44,11 @@ impl Response {
     }
 }
 
+/// What the bots say they are: a current Chrome (so a study's screening by
+/// browser treats them as the participants they stand for), and the bench.
+pub const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+     Chrome/131.0.0.0 Safari/537.36 tandem-bench";
+
 /// `GET path` from the server at `addr`, sending `host` as the Host header.
 pub async fn get(
     addr: SocketAddr,
@@ -79,7 +84,7 @@ async fn get_inner(
         .await
         .with_context(|| format!("connect to {addr}"))?;
     let mut request =
-        format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: tandem-bench\r\n");
+        format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }

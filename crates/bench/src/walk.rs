@@ -26,6 +26,8 @@ pub struct Walked {
     pub server_errors: u64,
     /// Bots still in a lobby when the walk stopped.
     pub waiting_at_end: usize,
+    /// Bots shown a screened-out page.
+    pub screened_out: usize,
 }
 
 /// Walks `bots` bots through the study at `addr` until all end or `limit`
@@ -76,6 +78,7 @@ pub async fn walk(
                 walked.finished += usize::from(report.finished);
                 walked.server_errors += report.server_errors;
                 walked.waiting_at_end += usize::from(report.waiting_at_end);
+                walked.screened_out += usize::from(report.screened_out);
                 match report.trouble {
                     Some(Trouble::Connect(e)) => {
                         walked.troubles.push(format!("could not connect: {e}"))

@@ -1,9 +1,9 @@
 //! The bonus rule: what each participant who finished earns on top of the
 //! base pay, from their score in the study's games.
 //!
-//! A participant's score is the sum of their own returns over the complete
-//! episodes they played themselves (not those an AI played in their seat),
-//! in the game scenes the rule names (all by default). The bonus is
+//! A participant's score is the sum of the rewards of the steps they chose
+//! themselves (not those a fallback AI chose in their seat) in complete
+//! episodes of the game scenes the rule names (all by default). The bonus is
 //! `base + per_point × score`, clamped to `[min, max]` and rounded to the
 //! cent. It is a table of numbers, not an expression: nothing in the file is
 //! evaluated. `tandem export --format bonus` writes it in the form Prolific's

@@ -1,8 +1,8 @@
 //! Score scenes: after a game, the participant's result against everyone's so
 //! far, then a button on.
 //!
-//! The score is the participant's own returns summed over the complete
-//! episodes they played themselves in the named game scene (the rule bonuses
+//! The score is the sum of the rewards of the steps the participant chose
+//! themselves in the named game scene's complete episodes (the rule bonuses
 //! use); the server computes it and the distribution when it shows the
 //! scene, so the page only draws.
 

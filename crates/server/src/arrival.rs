@@ -15,7 +15,7 @@
 //! sent (SameSite) or not kept (third-party cookies blocked). An MTurk
 //! participant's page therefore also carries their key in a `<meta>` tag; the
 //! page keeps it in its own URL's fragment (never sent to a server, kept across
-//! reloads of the frame) and opens its socket with it. A reload without a
+//! reloads of the frame) and offers it in its socket's handshake. A reload without a
 //! cookie gets the page without a key, which works only with the fragment:
 //! the link MTurk gives (worker, assignment and HIT ids) is not a credential,
 //! so a stolen link lets nobody act as the worker. A HIT preview
@@ -272,15 +272,38 @@ async fn started_elsewhere(
     Ok(None)
 }
 
-/// The recruiting platform's ids from the study link's query string;
-/// `turkSubmitTo` only when it is one of `submit_origins`.
+/// Whether `id` looks like a platform's id: letters, digits, `-` and `_`.
+/// Anything else (a comma, a newline) would let an id inject lines into the
+/// files researchers upload (bonuses), so it is not kept.
+fn plausible_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The recruiting platform's ids from the study link's query string (only
+/// plausible ones); `turkSubmitTo` only when it is one of `submit_origins`.
 fn recruit_ids(query: &HashMap<String, String>, submit_origins: &[String]) -> RecruitIds {
     let get = |key: &str| {
+        let value = query.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())?;
+        if plausible_id(value) {
+            Some(value.to_string())
+        } else {
+            warn!(
+                field = key,
+                "a link's id has characters no platform uses; it is ignored"
+            );
+            None
+        }
+    };
+    let raw = |key: &str| {
         query
             .get(key)
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
-            .map(|v| v.chars().take(MAX_ID_LEN).collect::<String>())
+            .map(|v| v.chars().take(2 * MAX_ID_LEN).collect::<String>())
     };
     RecruitIds {
         prolific_pid: get("PROLIFIC_PID"),
@@ -289,7 +312,7 @@ fn recruit_ids(query: &HashMap<String, String>, submit_origins: &[String]) -> Re
         worker_id: get("workerId"),
         assignment_id: get("assignmentId"),
         hit_id: get("hitId"),
-        turk_submit_to: get("turkSubmitTo").and_then(|to| {
+        turk_submit_to: raw("turkSubmitTo").and_then(|to| {
             let to = to.trim_end_matches('/');
             let allowed = submit_origins.iter().any(|o| o == to);
             if !allowed {
@@ -383,10 +406,20 @@ fn page(
         let cookie = Cookie::build((state.cookie_name.clone(), p.token.clone()))
             .path(state.base_path.clone())
             .http_only(true)
-            .secure(https)
-            .same_site(SameSite::Lax)
-            .max_age(cookie::time::Duration::days(60))
-            .build();
+            .max_age(cookie::time::Duration::days(60));
+        // In MTurk's cross-site frame a Lax cookie is never sent. Over HTTPS
+        // an MTurk participant's cookie is also sent there, partitioned
+        // (CHIPS): kept for MTurk's site only, it resumes the worker when the
+        // HIT is reopened in a new frame, which has no key in its fragment.
+        let cookie = if https && p.recruit.worker_id.is_some() {
+            cookie
+                .secure(true)
+                .same_site(SameSite::None)
+                .partitioned(true)
+        } else {
+            cookie.secure(https).same_site(SameSite::Lax)
+        }
+        .build();
         if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }

@@ -80,6 +80,9 @@ pub(crate) struct PageTiming {
     rapid: u32,
     /// The latest round trips, in milliseconds.
     rtts_ms: VecDeque<f64>,
+    /// The first probe of the measurement under way: answers to older
+    /// probes do not count in it.
+    measuring_from: Option<u64>,
     /// Reports over budget, not recorded.
     pub(crate) left_out: u64,
 }
@@ -96,6 +99,7 @@ impl PageTiming {
             probe_at: Instant::now(),
             rapid: 0,
             rtts_ms: VecDeque::with_capacity(RTTS_KEPT),
+            measuring_from: None,
             left_out: 0,
         }
     }
@@ -103,7 +107,15 @@ impl PageTiming {
     /// Sends a clock probe, remembering when, and schedules the next: three a
     /// second apart as the socket opens, then one every 15 s.
     pub(crate) fn probe(&mut self, connection: &Connection) {
-        if self.probes.len() == OUTSTANDING_PROBES {
+        // During a measurement slow answers must not be forgotten (that
+        // would leave only the fast ones): room for every measurement probe.
+        let room = OUTSTANDING_PROBES
+            + if self.measuring_from.is_some() {
+                RTTS_KEPT
+            } else {
+                0
+            };
+        while self.probes.len() >= room {
             self.probes.pop_front();
         }
         let id = self.next_probe;
@@ -130,7 +142,8 @@ impl PageTiming {
     /// page answers.
     pub(crate) fn measure_rtts(&mut self, count: u32) {
         self.rtts_ms.clear();
-        self.rapid = count;
+        self.rapid = count.min(RTTS_KEPT as u32);
+        self.measuring_from = Some(self.next_probe);
         self.probe_at = Instant::now();
     }
 
@@ -203,10 +216,12 @@ impl PageTiming {
             return;
         }
         let rtt_us = i64::try_from(probe.sent.elapsed().as_micros()).unwrap_or(i64::MAX);
-        if self.rtts_ms.len() == RTTS_KEPT {
-            self.rtts_ms.pop_front();
+        if self.measuring_from.is_none_or(|first| id >= first) {
+            if self.rtts_ms.len() == RTTS_KEPT {
+                self.rtts_ms.pop_front();
+            }
+            self.rtts_ms.push_back(rtt_us as f64 / 1000.0);
         }
-        self.rtts_ms.push_back(rtt_us as f64 / 1000.0);
         // The page read the probe halfway through the round trip.
         let server_at_answer = probe.sent_us.saturating_add(rtt_us / 2);
         let page_us = (t * 1000.0) as i64;

@@ -326,6 +326,9 @@ async fn handle(
                 refusals.refuse(connection, refusal.code(), &refusal.to_string());
             }
         }
+        // One measurement at a time: more reports while one is under way
+        // would only restart it.
+        ClientMessage::Screen { .. } if screening.is_some() => refusals.count_silently(),
         ClientMessage::Screen {
             scene,
             width,
@@ -344,6 +347,7 @@ async fn handle(
                         key,
                     },
                     pings,
+                    started: Instant::now(),
                     deadline: Instant::now() + SCREEN_MEASURE_LIMIT,
                 });
             }
@@ -368,12 +372,19 @@ const SCREEN_MEASURE_LIMIT: Duration = Duration::from_secs(8);
 struct PendingScreen {
     report: flow::ScreenReport,
     pings: u32,
+    started: Instant,
     deadline: Instant,
 }
 
 impl PendingScreen {
     async fn decide(self, state: &AppState, connection: &Connection, timing: &PageTiming) {
-        let rtts = timing.rtts_ms();
+        let mut rtts = timing.rtts_ms();
+        // A probe never answered took at least as long as the measurement:
+        // it counts as that slow, not as missing.
+        let waited_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        while rtts.len() < self.pings as usize {
+            rtts.push(waited_ms);
+        }
         if let Err(refusal) = flow::screen(state, connection, self.report, rtts).await {
             debug!(
                 participant = connection.participant_id,

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum_extra::extract::cookie::CookieJar;
@@ -81,43 +82,61 @@ async fn to_study_folder(State(state): State<AppState>, RawQuery(query): RawQuer
     Redirect::permanent(&to).into_response()
 }
 
+/// The participant of this study whose token is `token`; with `mturk_only`,
+/// only an MTurk participant.
+async fn lookup(
+    state: &AppState,
+    token: &str,
+    mturk_only: bool,
+) -> Option<tandem_store::Participant> {
+    match state.store.participant_by_token(token).await {
+        Ok(p) => p.filter(|p| {
+            p.experiment_id == state.experiment.id && (!mturk_only || p.recruit.worker_id.is_some())
+        }),
+        Err(e) => {
+            error!(cause = %e, "could not look up a participant for a socket");
+            None
+        }
+    }
+}
+
 /// The longest key a socket request may carry (tokens are 32 hex digits).
 const MAX_KEY_LEN: usize = 64;
 
-#[derive(serde::Deserialize)]
-struct SocketQuery {
-    /// An MTurk participant's key, from a page that had no cookie to send.
-    key: Option<String>,
+/// The subprotocol a page offers with its key, and the prefix of the one
+/// that carries the key (see `web/socket.js`).
+const PROTOCOL: &str = "tandem.v1";
+const KEY_PROTOCOL: &str = "tandem.key.";
+
+/// An MTurk participant's key from the handshake's subprotocols, offered by a
+/// page that had no cookie to send.
+fn key_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(KEY_PROTOCOL).map(str::to_string))
 }
 
 async fn participant_socket(
     State(state): State<AppState>,
-    Query(query): Query<SocketQuery>,
+    headers: HeaderMap,
     jar: CookieJar,
     ws: WebSocketUpgrade,
 ) -> Response {
-    // A key opens only an MTurk participant's socket: nobody else's page
-    // is ever given one.
-    let by_key = query
-        .key
-        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN);
-    let (token, key_only) = match (&by_key, jar.get(&state.cookie_name)) {
-        (Some(key), _) => (Some(key.clone()), true),
-        (None, Some(cookie)) => (Some(cookie.value().to_string()), false),
-        (None, None) => (None, false),
-    };
-    let participant = match token {
-        Some(token) => match state.store.participant_by_token(&token).await {
-            Ok(p) => p.filter(|p| {
-                p.experiment_id == state.experiment.id
-                    && (!key_only || p.recruit.worker_id.is_some())
-            }),
-            Err(e) => {
-                error!(cause = %e, "could not look up a participant for a socket");
-                None
-            }
-        },
+    // A valid cookie decides; a key (from a page that had no cookie to send)
+    // opens only an MTurk participant's socket: nobody else's page is given one.
+    let by_cookie = match jar.get(&state.cookie_name) {
+        Some(cookie) => lookup(&state, cookie.value(), false).await,
         None => None,
+    };
+    let participant = match (by_cookie, key_of(&headers)) {
+        (Some(p), _) => Some(p),
+        (None, Some(key)) if !key.is_empty() && key.len() <= MAX_KEY_LEN => {
+            lookup(&state, &key, true).await
+        }
+        (None, _) => None,
     };
     // Taken before the upgrade, so a socket over the cap costs no session; it
     // is still upgraded, to be closed with a code the page can act on (a
@@ -125,7 +144,10 @@ async fn participant_socket(
     let permit = Arc::clone(&state.sockets).try_acquire_owned().ok();
     // tungstenite's default 128 KiB read buffer, zeroed on first use, was most of
     // a session's memory; client messages are small (BENCHMARKS.md, 168 → 39 KB).
-    ws.read_buffer_size(4 * 1024)
+    // A page that offered subprotocols gets `tandem.v1` back, as browsers
+    // require; one that offered none gets none.
+    ws.protocols([PROTOCOL])
+        .read_buffer_size(4 * 1024)
         .max_message_size(tandem_wire::MAX_CLIENT_MESSAGE)
         .max_frame_size(tandem_wire::MAX_CLIENT_MESSAGE)
         .on_upgrade(move |mut socket| async move {

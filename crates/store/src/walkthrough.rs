@@ -83,7 +83,8 @@ impl Store {
     }
 
     /// What a full walk of `experiment_id` should have left and did not:
-    /// participants not finished; answers missing for `required` questions
+    /// participants not finished, or finished before the last scene
+    /// (`last_scene`: screened out); answers missing for `required` questions
     /// (`(scene index, question id)`); game scenes (`game_scenes`) a
     /// participant passed without a seat in a game with an episode; ended
     /// episodes whose step rows are fewer than their step count.
@@ -92,6 +93,7 @@ impl Store {
         experiment_id: &str,
         required: &[(u32, String)],
         game_scenes: &[u32],
+        last_scene: u32,
     ) -> Result<Vec<Missing>, StoreError> {
         let mut missing = Vec::new();
         let unfinished = sqlx::query(
@@ -105,6 +107,21 @@ impl Store {
             missing.push(Missing {
                 participant_id: r.try_get("id")?,
                 what: format!("did not finish (stopped at scene {scene})"),
+            });
+        }
+        let screened = sqlx::query(
+            "SELECT p.id, p.scene_index FROM participants p
+             WHERE p.experiment_id = ? AND p.finished_us IS NOT NULL AND p.scene_index < ?",
+        )
+        .bind(experiment_id)
+        .bind(i64::from(last_scene))
+        .fetch_all(self.pool())
+        .await?;
+        for r in &screened {
+            let scene: i64 = r.try_get("scene_index")?;
+            missing.push(Missing {
+                participant_id: r.try_get("id")?,
+                what: format!("finished early, at scene {scene} (screened out)"),
             });
         }
         for (scene, question) in required {
@@ -178,8 +195,8 @@ pub struct ParticipantScore {
     pub worker_id: Option<String>,
     /// Reached the experiment's last scene (its end), not screened out.
     pub completed: bool,
-    /// The sum of their own returns over complete episodes they played
-    /// themselves, in the game scenes asked for.
+    /// The sum of the rewards of the steps they chose themselves (not an
+    /// AI's in their seat), in complete episodes of the game scenes asked for.
     pub score: f64,
 }
 
@@ -197,10 +214,10 @@ impl Store {
         let rows = sqlx::query(
             "SELECT p.id, p.prolific_pid, p.worker_id, p.scene_index, p.finished_us,
                COALESCE((
-                 SELECT SUM(ea.episode_return) FROM episode_agents ea
-                 JOIN episodes e ON e.id = ea.episode_id AND e.outcome = 'complete'
+                 SELECT SUM(st.reward) FROM steps st
+                 JOIN episodes e ON e.id = st.episode_id AND e.outcome = 'complete'
                  JOIN games g ON g.id = e.game_id
-                 WHERE ea.actor = 'participant:' || p.id AND g.experiment_id = p.experiment_id
+                 WHERE st.actor = 'participant:' || p.id AND g.experiment_id = p.experiment_id
                    AND (?2 IS NULL OR g.scene_id IN (SELECT value FROM json_each(?2)))
                ), 0.0) AS score
              FROM participants p WHERE p.experiment_id = ?1 ORDER BY p.id",
@@ -234,21 +251,21 @@ impl Store {
 
 impl Store {
     /// Everyone's score in game scene `scene_id` of `experiment_id`: the sum
-    /// of their own returns over complete episodes they played themselves,
-    /// for each participant with at least one.
+    /// of the rewards of the steps they chose themselves (not a fallback's in
+    /// their seat) in complete episodes, for each participant with one.
     pub async fn scene_scores(
         &self,
         experiment_id: &str,
         scene_id: &str,
     ) -> Result<Vec<(i64, f64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT CAST(substr(ea.actor, 13) AS INTEGER) AS participant_id,
-                    SUM(ea.episode_return) AS score
-             FROM episode_agents ea
-             JOIN episodes e ON e.id = ea.episode_id AND e.outcome = 'complete'
+            "SELECT CAST(substr(st.actor, 13) AS INTEGER) AS participant_id,
+                    SUM(st.reward) AS score
+             FROM steps st
+             JOIN episodes e ON e.id = st.episode_id AND e.outcome = 'complete'
              JOIN games g ON g.id = e.game_id
-             WHERE g.experiment_id = ? AND g.scene_id = ? AND ea.actor LIKE 'participant:%'
-             GROUP BY ea.actor",
+             WHERE g.experiment_id = ? AND g.scene_id = ? AND st.actor LIKE 'participant:%'
+             GROUP BY st.actor",
         )
         .bind(experiment_id)
         .bind(scene_id)
