@@ -677,3 +677,52 @@ async fn shutdown_closes_lobby_waits() {
         1
     );
 }
+
+/// A lobby that times out with no partner, in a scene with a timed-out
+/// ending, ends the study for the participant there with its own code and
+/// redirect (Prolific's "timed out"), also after a reconnect; no game starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lobby_timeout_can_end_the_study_with_its_own_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = kitchen(
+        "human_timeout_s = 1\ntimed_out_code = \"T1MED-0UT\"\n\
+         timed_out_redirect = \"https://app.prolific.com/submissions/complete?cc={completion_code}\"",
+        "",
+    );
+    let mut server = TestServer::start_at(&exp, &dir.path().join("timeout.db")).await;
+    let mut alone = Client::arrive(&server, "?PROLIFIC_PID=alone").await;
+    let first = alone.expect_scene().await;
+    assert_eq!(first["scene"]["kind"], "game");
+    let out = alone.expect_scene().await;
+    assert_eq!(out["scene"]["kind"], "end", "{out}");
+    assert_eq!(out["scene"]["id"], "kitchen-timed-out");
+    assert_eq!(out["scene"]["completion_code"], "T1MED-0UT");
+    assert_eq!(
+        out["scene"]["redirect_url"],
+        "https://app.prolific.com/submissions/complete?cc=T1MED-0UT"
+    );
+    let cookie = alone.cookie.clone();
+    drop(alone);
+    let mut back = Client::connect(&server, &cookie).await;
+    let again = back.expect_scene().await;
+    assert_eq!(again["scene"]["id"], "kitchen-timed-out", "{again}");
+    server.stop().await;
+    let db = server.db().await;
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM participants WHERE completion_code = 'T1MED-0UT' AND finished_us IS NOT NULL").await,
+        1
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM games").await,
+        0,
+        "no game started"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM lobby_waits WHERE outcome = 'no_partner'"
+        )
+        .await,
+        1
+    );
+}

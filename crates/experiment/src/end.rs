@@ -333,3 +333,70 @@ mod tests {
         assert_eq!(out, "a%20b%26c%3Dd%2F%C3%A9~");
     }
 }
+
+/// An end before the end: the page a participant sees when the study stops
+/// for them early (screened out, or timed out in a lobby), with its own text,
+/// code and redirect, as Prolific's separate completion codes expect.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EarlyEnd {
+    pub html: String,
+    pub code: Option<String>,
+    pub redirect: Option<RedirectTemplate>,
+}
+
+impl EarlyEnd {
+    /// The end page for participant `ids`, with the id `scene_id-suffix`.
+    pub fn view(&self, scene_id: &str, suffix: &str, ids: &ExternalIds) -> EndView {
+        EndView {
+            id: format!("{scene_id}-{suffix}"),
+            title: "Thank you".to_string(),
+            html: self.html.clone(),
+            completion_code: self.code.clone(),
+            redirect_url: self
+                .redirect
+                .as_ref()
+                .map(|r| r.fill(self.code.as_deref(), ids)),
+            mturk_submit: None,
+        }
+    }
+}
+
+/// Reads `{prefix}_markdown`, `{prefix}_code` and `{prefix}_redirect`; `None`
+/// when none is given, unless `always` (then `default_text` stands in).
+pub(crate) fn read_early_end(
+    problems: &mut Problems,
+    table: &Table,
+    prefix: &str,
+    default_text: &str,
+    always: bool,
+) -> Result<Option<EarlyEnd>, Reported> {
+    let markdown_key = format!("{prefix}_markdown");
+    let code_key = format!("{prefix}_code");
+    let redirect_key = format!("{prefix}_redirect");
+    let text = table.opt_str(problems, &markdown_key);
+    let code = table.opt_str(problems, &code_key);
+    let redirect = match table.field(&redirect_key) {
+        None => Ok(None),
+        Some(field) => read_redirect(problems, &field).and_then(|template| {
+            if template.uses(Placeholder::CompletionCode) && !matches!(code, Ok(Some(_))) {
+                Err(field.report(
+                    problems,
+                    format!(
+                        "{redirect_key} uses {{completion_code}}, but the scene has no {code_key}"
+                    ),
+                ))
+            } else {
+                Ok(Some(template))
+            }
+        }),
+    };
+    let (text, code, redirect) = (text?, code?, redirect?);
+    if !always && text.is_none() && code.is_none() && redirect.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(EarlyEnd {
+        html: markdown::to_html(text.as_deref().unwrap_or(default_text)),
+        code,
+        redirect,
+    }))
+}

@@ -45,6 +45,9 @@ pub(crate) const FIELDS: &[&str] = &[
     "humans",
     "human_timeout_s",
     "reconnect_grace_s",
+    "timed_out_markdown",
+    "timed_out_code",
+    "timed_out_redirect",
 ];
 
 /// How frames travel to the browser.
@@ -114,6 +117,10 @@ pub struct GameScene {
     /// the game pauses); after it, the fallback keeps the seat (or, without
     /// one, the game ends for everyone with an explanation).
     pub reconnect_grace_s: u32,
+    /// What a participant whose lobby timed out with no partner sees, when the
+    /// scene says (Prolific's "timed out" code): the study ends for them
+    /// there. `None`: they skip the game and the study goes on.
+    pub timed_out: Option<crate::end::EarlyEnd>,
 }
 
 impl GameScene {
@@ -328,7 +335,15 @@ pub(crate) fn read(
     // mean a range was widened without widening the type.
     let to_u32 = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
     let human_timeout_s = to_u32(human_timeout_s?);
+    let timed_out = crate::end::read_early_end(
+        problems,
+        table,
+        "timed_out",
+        "No other participant arrived in time, so the study ends here. Thank you for waiting.",
+        false,
+    )?;
     Ok(GameScene {
+        timed_out,
         id: head.id,
         title: head.title,
         fps: to_u32(fps?).unwrap_or(env.fps),

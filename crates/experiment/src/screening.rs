@@ -11,7 +11,7 @@
 
 use tandem_wire::{EndView, ScreeningView};
 
-use crate::end::{self, ExternalIds, Placeholder, RedirectTemplate};
+use crate::end::{self, EarlyEnd, ExternalIds};
 use crate::error::{Problems, Reported};
 use crate::markdown;
 use crate::reader::Table;
@@ -59,9 +59,7 @@ pub struct ScreeningScene {
     /// The browsers that pass (see [`BROWSERS`]); any when `None`.
     pub browsers: Option<Vec<String>>,
     /// The page for those who do not pass.
-    pub screened_out_html: String,
-    pub screened_out_code: Option<String>,
-    pub screened_out_redirect: Option<RedirectTemplate>,
+    pub screened_out: EarlyEnd,
 }
 
 /// What was measured for one participant.
@@ -145,17 +143,7 @@ impl ScreeningScene {
     /// The page a participant who did not pass sees: an end page with the
     /// scene's screened-out text, code and redirect.
     pub fn screened_out_view(&self, ids: &ExternalIds) -> EndView {
-        EndView {
-            id: format!("{}-screened-out", self.id),
-            title: "Thank you".to_string(),
-            html: self.screened_out_html.clone(),
-            completion_code: self.screened_out_code.clone(),
-            redirect_url: self
-                .screened_out_redirect
-                .as_ref()
-                .map(|r| r.fill(self.screened_out_code.as_deref(), ids)),
-            mturk_submit: None,
-        }
+        self.screened_out.view(&self.id, "screened-out", ids)
     }
 }
 
@@ -189,27 +177,12 @@ pub(crate) fn read(
     let min_height = table.opt_int(problems, "min_height", 1..=10_000);
     let keyboard = table.opt_bool(problems, "keyboard");
     let browsers = read_browsers(problems, table);
-    let screened_out = table.opt_str(problems, "screened_out_markdown");
-    let code = table.opt_str(problems, "screened_out_code");
-    let redirect = match table.field("screened_out_redirect") {
-        None => Ok(None),
-        Some(field) => end::read_redirect(problems, &field).and_then(|template| {
-            if template.uses(Placeholder::CompletionCode) && !matches!(code, Ok(Some(_))) {
-                Err(field.report(
-                    problems,
-                    "screened_out_redirect uses {completion_code}, but the scene has no \
-                     screened_out_code",
-                ))
-            } else {
-                Ok(Some(template))
-            }
-        }),
-    };
+    let screened_out =
+        end::read_early_end(problems, table, "screened_out", DEFAULT_SCREENED_OUT, true);
     let head = head?;
     let markdown = markdown?.unwrap_or_else(|| {
         "We check your connection, window and keyboard before you start.".to_string()
     });
-    let screened_out = screened_out?.unwrap_or_else(|| DEFAULT_SCREENED_OUT.to_string());
     let as_u32 = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
     Ok(ScreeningScene {
         id: head.id,
@@ -221,9 +194,11 @@ pub(crate) fn read(
         min_height: as_u32(min_height?),
         keyboard: keyboard?.unwrap_or(false),
         browsers: browsers?,
-        screened_out_html: markdown::to_html(&screened_out),
-        screened_out_code: code?,
-        screened_out_redirect: redirect?,
+        screened_out: screened_out?.unwrap_or_else(|| EarlyEnd {
+            html: markdown::to_html(DEFAULT_SCREENED_OUT),
+            code: None,
+            redirect: None,
+        }),
     })
 }
 

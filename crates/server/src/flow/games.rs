@@ -202,7 +202,7 @@ pub(super) async fn carry_out(state: &AppState, scene_index: usize, decision: De
         Decision::Form { group, reason } => form(state, scene_index, scene, group, reason).await,
         Decision::NoPartner(gone) => {
             for w in gone {
-                no_partner(state, scene_index, w).await;
+                no_partner(state, scene_index, scene, w).await;
             }
         }
     }
@@ -268,19 +268,37 @@ async fn form(
     }
 }
 
-/// Moves on a participant who waited past the timeout with no game to join.
-async fn no_partner(state: &AppState, scene_index: usize, w: Waiter) {
+/// A participant who waited past the timeout with no game to join: they skip
+/// the game and go on, or, when the scene has a timed-out ending, the study
+/// ends for them there with its own code.
+async fn no_partner(state: &AppState, scene_index: usize, scene: &GameScene, w: Waiter) {
     timeout_event(state, &w, scene_index, "no_partner").await;
     info!(participant = w.participant_id, "no partner found in time");
+    if let Err(e) = state.store.close_lobby_wait(w.wait_id, "no_partner").await {
+        warn!(cause = %e, "could not record a lobby timeout");
+    }
+    if let Some(ending) = &scene.timed_out {
+        let finished = state
+            .store
+            .finish_participant(w.participant_id, ending.code.as_deref())
+            .await;
+        if let Err(e) = finished {
+            warn!(cause = %e, "could not record a lobby timeout's ending");
+        }
+        // Free at their scene, finished: their page shows the timed-out end.
+        if let Some(socket) = state.placement.moved(w.participant_id, None)
+            && let Ok(p) = super::load(state, w.participant_id).await
+        {
+            socket.send(super::timed_out_message(state, scene_index, &p));
+        }
+        return;
+    }
     if let Some(socket) = state.placement.socket(w.participant_id) {
         socket.send(ServerMessage::notice(
             NoticeCode::NoPartner,
             "No other participant arrived in time, so this game is skipped. \
              Thank you for waiting; the study continues.",
         ));
-    }
-    if let Err(e) = state.store.close_lobby_wait(w.wait_id, "no_partner").await {
-        warn!(cause = %e, "could not record a lobby timeout");
     }
     let _ = super::move_on(state, w.participant_id, scene_index).await;
 }

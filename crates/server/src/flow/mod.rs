@@ -138,10 +138,13 @@ async fn show_scene(state: &AppState, socket: &Connection, p: &Participant) {
     let Some(scene) = scenes.get(index) else {
         return;
     };
-    // A participant screened out stays at the screening scene, finished.
-    let screened_out = matches!(scene, Scene::Screening(_)) && p.finished_us.is_some();
-    let message = if screened_out {
+    // A participant screened out, or timed out in a game's lobby, stays at
+    // that scene, finished, and sees its early end page.
+    let ended_early = p.finished_us.is_some() && !matches!(scene, Scene::End(_));
+    let message = if ended_early && matches!(scene, Scene::Screening(_)) {
         screening::screened_out_message(state, index, p)
+    } else if ended_early && matches!(scene, Scene::Game(_)) {
+        timed_out_message(state, index, p)
     } else if let Scene::Score(score) = scene {
         ServerMessage::Scene(SceneMessage {
             index,
@@ -159,9 +162,28 @@ async fn show_scene(state: &AppState, socket: &Connection, p: &Participant) {
     if !state.placement.show(socket, index, message, !game) {
         return; // read before a move that has shown the newer scene already
     }
-    if let Scene::Game(game) = scene {
+    if let Scene::Game(game) = scene
+        && !ended_early
+    {
         games::join(state, socket, p.id, index, game).await;
     }
+}
+
+/// The timed-out end page of game scene `index` for `p` (whose lobby timed
+/// out with no partner).
+fn timed_out_message(state: &AppState, index: usize, p: &Participant) -> ServerMessage {
+    let view = match state.experiment.scenes.get(index) {
+        Some(Scene::Game(game)) => match &game.timed_out {
+            Some(ending) => ending.view(&game.id, "timed-out", &external_ids(p)),
+            None => return ServerMessage::error(ErrorCode::WrongKind, "not a timed-out game"),
+        },
+        _ => return ServerMessage::error(ErrorCode::WrongKind, "not a game scene"),
+    };
+    ServerMessage::Scene(SceneMessage {
+        index,
+        count: state.experiment.scenes.len(),
+        scene: SceneView::End(view),
+    })
 }
 
 /// A score scene for participant `participant_id`: their score in its game

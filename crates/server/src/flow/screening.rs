@@ -101,7 +101,7 @@ pub async fn screen(
         .map_err(storage)?;
     state
         .store
-        .finish_participant(p.id, scene.screened_out_code.as_deref())
+        .finish_participant(p.id, scene.screened_out.code.as_deref())
         .await
         .map_err(storage)?;
     state.recorder.record_event(
