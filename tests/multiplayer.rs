@@ -726,3 +726,95 @@ async fn a_lobby_timeout_can_end_the_study_with_its_own_code() {
         1
     );
 }
+
+/// `group = "same"`: the pairs that cooked together in the first kitchen
+/// cook together again in the second, whatever order they arrive in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_that_last_are_seated_together_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = r#"
+id = "teams"
+title = "Teams"
+
+[[scene]]
+kind = "game"
+id = "first"
+title = "First kitchen"
+env = "Kitchen-v0"
+fps = 30
+time_limit_s = 2
+default_action = 0
+human_timeout_s = 60
+[scene.keys]
+Space = 5
+[[scene.seat]]
+agent = "chef_0"
+human = true
+[[scene.seat]]
+agent = "chef_1"
+human = true
+
+[[scene]]
+kind = "game"
+id = "second"
+title = "Second kitchen"
+env = "Kitchen-v0"
+fps = 30
+time_limit_s = 2
+default_action = 0
+human_timeout_s = 60
+group = "same"
+[scene.keys]
+Space = 5
+[[scene.seat]]
+agent = "chef_0"
+human = true
+[[scene.seat]]
+agent = "chef_1"
+human = true
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Thanks"
+markdown = "Done."
+"#;
+    let mut server = TestServer::start_at(study, &dir.path().join("teams.db")).await;
+    let mut players = Vec::new();
+    for name in ["A", "B", "C", "D"] {
+        let mut client = Client::arrive(&server, &format!("?PROLIFIC_PID={name}")).await;
+        players.push(tokio::spawn(async move {
+            loop {
+                if client.expect_scene().await["scene"]["kind"] == "end" {
+                    return;
+                }
+            }
+        }));
+    }
+    for player in players {
+        player.await.expect("every player reaches the end");
+    }
+    server.stop().await;
+    let db = server.db().await;
+    let pairs: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT g.scene_index, group_concat(p.prolific_pid, '') FROM
+           (SELECT s.game_id, s.participant_id FROM game_seats s ORDER BY s.participant_id) s
+         JOIN games g ON g.id = s.game_id JOIN participants p ON p.id = s.participant_id
+         GROUP BY g.id ORDER BY g.scene_index, 2",
+    )
+    .fetch_all(&db)
+    .await
+    .expect("the games");
+    let first: Vec<&str> = pairs
+        .iter()
+        .filter(|(s, _)| *s == 0)
+        .map(|(_, p)| p.as_str())
+        .collect();
+    let second: Vec<&str> = pairs
+        .iter()
+        .filter(|(s, _)| *s == 1)
+        .map(|(_, p)| p.as_str())
+        .collect();
+    assert_eq!(first.len(), 2, "{pairs:?}");
+    assert_eq!(first, second, "the same pairs again: {pairs:?}");
+}

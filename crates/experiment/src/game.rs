@@ -48,6 +48,7 @@ pub(crate) const FIELDS: &[&str] = &[
     "timed_out_markdown",
     "timed_out_code",
     "timed_out_redirect",
+    "group",
 ];
 
 /// How frames travel to the browser.
@@ -121,6 +122,10 @@ pub struct GameScene {
     /// scene says (Prolific's "timed out" code): the study ends for them
     /// there. `None`: they skip the game and the study goes on.
     pub timed_out: Option<crate::end::EarlyEnd>,
+    /// `group = "same"`: participants who played an earlier multiplayer game
+    /// together are seated together again, waiting for a member who is
+    /// behind under `human_timeout_s` and the seats' fallbacks.
+    pub group_same: bool,
 }
 
 impl GameScene {
@@ -223,6 +228,7 @@ pub(crate) fn read(
     head: Result<Head, Reported>,
     policy_names: &[String],
     envs: &Catalog,
+    after_multiplayer: bool,
 ) -> Result<GameScene, Reported> {
     let env = read_env(problems, table, envs);
     let fps = table.opt_int(problems, "fps", 1..=240);
@@ -235,6 +241,22 @@ pub(crate) fn read(
     let humans = table.opt_int(problems, "humans", 1..=64);
     let human_timeout_s = table.opt_int(problems, "human_timeout_s", 1..=86_400);
     let reconnect_grace_s = table.opt_int(problems, "reconnect_grace_s", 0..=86_400);
+    let group = match table.field("group") {
+        None => Ok(false),
+        Some(field) => field.text(problems).and_then(|g| match g.as_str() {
+            "new" => Ok(false),
+            "same" if after_multiplayer => Ok(true),
+            "same" => Err(field.report(
+                problems,
+                "group = \"same\" keeps the groups of an earlier multiplayer game scene, \
+                 and there is none before this one",
+            )),
+            other => Err(field.report(
+                problems,
+                format!("group is \"same\" or \"new\", not {other:?}"),
+            )),
+        }),
+    };
 
     let ends = match (&episodes, &time_limit_s) {
         (Ok(None), Ok(None)) => Err(problems.report(
@@ -342,7 +364,16 @@ pub(crate) fn read(
         "No other participant arrived in time, so the study ends here. Thank you for waiting.",
         false,
     )?;
+    let group_same = group?;
+    if group_same && humans < 2 {
+        return Err(problems.report(
+            table.span(),
+            table.child_path("group"),
+            "group = \"same\" needs a multiplayer scene (humans of 2 or more)",
+        ));
+    }
     Ok(GameScene {
+        group_same,
         timed_out,
         id: head.id,
         title: head.title,
@@ -487,5 +518,47 @@ mod tests {
         for k in 0..100 {
             assert!(episode_seed(u64::MAX, 7, k) <= i64::MAX as u64);
         }
+    }
+
+    fn kitchen(id: &str, extra: &str) -> String {
+        format!(
+            "[[scene]]\nkind = \"game\"\nid = \"{id}\"\ntitle = \"K\"\nenv = \"Kitchen-v0\"\n\
+             time_limit_s = 5\ndefault_action = 0\n{extra}\n[scene.keys]\nSpace = 5\n\
+             [[scene.seat]]\nagent = \"chef_0\"\nhuman = true\n\
+             [[scene.seat]]\nagent = \"chef_1\"\nhuman = true\n"
+        )
+    }
+
+    /// `group = "same"` needs an earlier multiplayer game scene to keep the
+    /// groups of; `same` and `new` are the only values.
+    #[test]
+    fn groups_that_last_need_an_earlier_group() {
+        let head = "id = \"g\"\ntitle = \"G\"\n";
+        let end = "[[scene]]\nkind = \"end\"\nid = \"end\"\ntitle = \"E\"\nmarkdown = \"D.\"\n";
+        let ok = format!(
+            "{head}{}{}{end}",
+            kitchen("a", ""),
+            kitchen("b", "group = \"same\"")
+        );
+        let experiment = crate::parse(&ok, "g.toml").unwrap_or_else(|e| panic!("{e}"));
+        let groups: Vec<bool> = experiment
+            .scenes
+            .iter()
+            .filter_map(|s| s.as_game().map(|g| g.group_same))
+            .collect();
+        assert_eq!(groups, [false, true]);
+        let first = format!("{head}{}{end}", kitchen("a", "group = \"same\""));
+        let e = crate::parse(&first, "g.toml").expect_err("no earlier group");
+        assert!(
+            e.to_string().contains("there is none before this one"),
+            "{e}"
+        );
+        let odd = format!(
+            "{head}{}{}{end}",
+            kitchen("a", ""),
+            kitchen("b", "group = \"old\"")
+        );
+        let e = crate::parse(&odd, "g.toml").expect_err("not a value");
+        assert!(e.to_string().contains("\"same\" or \"new\""), "{e}");
     }
 }

@@ -229,6 +229,7 @@ pub(crate) fn read_all(
     let mut scenes = Ok(Vec::with_capacity(tables.len()));
     let mut seen_ids: HashMap<String, (usize, Span)> = HashMap::new();
     let mut earlier_games: Vec<String> = Vec::new();
+    let mut after_multiplayer = false;
     let mut kinds: Vec<Option<(SceneKind, Field)>> = Vec::with_capacity(tables.len());
     for (index, table) in tables.iter().enumerate() {
         let kind = read_kind(problems, table);
@@ -239,7 +240,8 @@ pub(crate) fn read_all(
                 match kind {
                     SceneKind::Info => info::read(problems, table, head).map(Scene::Info),
                     SceneKind::Game => {
-                        game::read(problems, table, head, policy_names, envs).map(Scene::Game)
+                        game::read(problems, table, head, policy_names, envs, after_multiplayer)
+                            .map(Scene::Game)
                     }
                     SceneKind::Survey => survey::read(problems, table, head).map(Scene::Survey),
                     SceneKind::End => end::read(problems, table, head).map(Scene::End),
@@ -255,6 +257,7 @@ pub(crate) fn read_all(
         };
         if let Ok(Scene::Game(game)) = &scene {
             earlier_games.push(game.id.clone());
+            after_multiplayer |= game.is_multiplayer();
         }
         kinds.push(kind.ok().and_then(|k| Some((k, table.field("kind")?))));
         match (&mut scenes, scene) {

@@ -8,6 +8,9 @@
 //! seat has no fallback, the ones who waited too long are told no partner was
 //! found and move on.
 //!
+//! In a `group = "same"` scene, participants who played an earlier game
+//! together wait for each other instead (see [`decide`]).
+//!
 //! Only the rules live here, as plain functions over a queue and a clock, so
 //! they are tested on paused time without sockets or a database. The queues
 //! themselves belong to `placement` (a participant is in at most one queue or
@@ -35,6 +38,16 @@ pub struct Waiter {
     pub joined: Instant,
     /// When they joined, in the database's clock (microseconds since the epoch).
     pub joined_us: i64,
+    /// In a `group = "same"` scene, the group they played with before.
+    pub team: Option<Team>,
+}
+
+/// The group a participant played an earlier multiplayer game with: the
+/// game's id, and how many people played it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Team {
+    pub id: i64,
+    pub size: usize,
 }
 
 /// What a queue does now.
@@ -52,6 +65,85 @@ pub enum Decision {
 /// The first decision the queue allows at `now`, taking its members out of
 /// the queue; `None` when everyone keeps waiting.
 pub fn decide(queue: &mut Vec<Waiter>, scene: &GameScene, now: Instant) -> Option<Decision> {
+    if scene.group_same {
+        decide_teams(queue, scene, now)
+    } else {
+        decide_strangers(queue, scene, now)
+    }
+}
+
+/// A `group = "same"` scene: a team whose members are all here forms at
+/// once; participants without a team meet as strangers do; a team with
+/// someone behind waits until its first member has waited the timeout, then
+/// starts with fallbacks in the missing seats, or, where a missing seat has
+/// no fallback, is told no partner came.
+fn decide_teams(queue: &mut Vec<Waiter>, scene: &GameScene, now: Instant) -> Option<Decision> {
+    let humans = scene.humans as usize;
+    let mut teams: Vec<Team> = Vec::new();
+    for w in queue.iter() {
+        if let Some(team) = w.team
+            && !teams.iter().any(|t| t.id == team.id)
+        {
+            teams.push(team);
+        }
+    }
+    let in_team = |id: i64| move |w: &Waiter| w.team.is_some_and(|t| t.id == id);
+    for team in &teams {
+        let here = queue.iter().filter(|w| in_team(team.id)(w)).count();
+        if here >= team.size.min(humans) {
+            return Some(Decision::Form {
+                group: take(queue, in_team(team.id), humans),
+                reason: MatchReason::Full,
+            });
+        }
+    }
+    let mut strangers = take(queue, |w: &Waiter| w.team.is_none(), usize::MAX);
+    let decided = decide_strangers(&mut strangers, scene, now);
+    queue.extend(strangers);
+    queue.sort_by_key(|w| w.joined);
+    if decided.is_some() {
+        return decided;
+    }
+    let timeout = Duration::from_secs(u64::from(scene.human_timeout_s?));
+    let overdue = queue
+        .iter()
+        .find(|w| w.team.is_some() && now.saturating_duration_since(w.joined) >= timeout)?
+        .team?;
+    let members = take(queue, in_team(overdue.id), humans);
+    if members.len() >= seats_only_people_fill(scene).max(1) {
+        Some(Decision::Form {
+            group: members,
+            reason: MatchReason::HumanTimeout,
+        })
+    } else {
+        Some(Decision::NoPartner(members))
+    }
+}
+
+/// Takes out of `queue`, in order, up to `limit` waiters that `keep` picks.
+fn take(queue: &mut Vec<Waiter>, keep: impl Fn(&Waiter) -> bool, limit: usize) -> Vec<Waiter> {
+    let mut taken = Vec::new();
+    queue.retain(|w| {
+        if taken.len() < limit && keep(w) {
+            taken.push(w.clone());
+            false
+        } else {
+            true
+        }
+    });
+    taken
+}
+
+/// Human seats without a fallback: only a person can fill them.
+fn seats_only_people_fill(scene: &GameScene) -> usize {
+    scene
+        .human_seats()
+        .filter(|s| s.fallback().is_none())
+        .count()
+}
+
+/// Strangers: first come, first served (see the module docs).
+fn decide_strangers(queue: &mut Vec<Waiter>, scene: &GameScene, now: Instant) -> Option<Decision> {
     let humans = scene.humans as usize;
     if humans > 0 && queue.len() >= humans {
         return Some(Decision::Form {
@@ -64,11 +156,7 @@ pub fn decide(queue: &mut Vec<Waiter>, scene: &GameScene, now: Instant) -> Optio
     if now.saturating_duration_since(oldest.joined) < timeout {
         return None;
     }
-    // Seats only a person can fill: human seats without a fallback.
-    let needed = scene
-        .human_seats()
-        .filter(|s| s.fallback().is_none())
-        .count();
+    let needed = seats_only_people_fill(scene);
     if queue.len() >= needed.max(1) {
         let group = queue.drain(..queue.len().min(humans.max(1))).collect();
         Some(Decision::Form {
@@ -118,7 +206,65 @@ mod tests {
             wait_id: 100 + id,
             joined: Instant::now(),
             joined_us: 0,
+            team: None,
         }
+    }
+
+    fn member(id: i64, team: i64) -> Waiter {
+        Waiter {
+            team: Some(Team { id: team, size: 2 }),
+            ..waiter(id)
+        }
+    }
+
+    /// In a `group = "same"` scene a team forms when its members are all
+    /// here, whoever arrived between them; a stranger waits for a stranger.
+    #[tokio::test(start_paused = true)]
+    async fn teams_wait_for_each_other() {
+        let mut scene = kitchen("human_timeout_s = 60", "");
+        scene.group_same = true;
+        let mut queue = vec![member(1, 7), waiter(9), member(3, 8)];
+        assert_eq!(decide(&mut queue, &scene, Instant::now()), None);
+        queue.push(member(2, 7));
+        let decision = decide(&mut queue, &scene, Instant::now());
+        assert!(
+            matches!(&decision, Some(Decision::Form { group, reason: MatchReason::Full }) if ids(group) == vec![1, 2]),
+            "{decision:?}"
+        );
+        queue.push(waiter(10));
+        let decision = decide(&mut queue, &scene, Instant::now());
+        assert!(
+            matches!(&decision, Some(Decision::Form { group, .. }) if ids(group) == vec![9, 10]),
+            "strangers meet strangers: {decision:?}"
+        );
+        assert_eq!(ids(&queue), vec![3]);
+    }
+
+    /// A team member who never comes: after the timeout the one waiting
+    /// plays with the fallback, or without one is told no partner came.
+    #[tokio::test(start_paused = true)]
+    async fn a_team_member_behind_is_waited_for_until_the_timeout() {
+        let mut scene = kitchen("human_timeout_s = 30", "fallback = \"scripted\"");
+        scene.group_same = true;
+        let mut queue = vec![member(1, 7)];
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert_eq!(decide(&mut queue, &scene, Instant::now()), None);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let decision = decide(&mut queue, &scene, Instant::now());
+        assert!(
+            matches!(&decision, Some(Decision::Form { group, reason: MatchReason::HumanTimeout }) if ids(group) == vec![1]),
+            "{decision:?}"
+        );
+
+        let mut strict = kitchen("human_timeout_s = 30", "");
+        strict.group_same = true;
+        let mut queue = vec![member(4, 8)];
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let decision = decide(&mut queue, &strict, Instant::now());
+        assert!(
+            matches!(&decision, Some(Decision::NoPartner(gone)) if ids(gone) == vec![4]),
+            "{decision:?}"
+        );
     }
 
     fn ids(waiters: &[Waiter]) -> Vec<i64> {

@@ -200,3 +200,36 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// The group `participant_id` played their latest multiplayer game with,
+    /// in a scene of `experiment_id` before `before_scene`: that game's id
+    /// and how many people held its seats. `None` when they played none.
+    pub async fn last_team(
+        &self,
+        experiment_id: &str,
+        participant_id: i64,
+        before_scene: u32,
+    ) -> Result<Option<(i64, usize)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT g.id,
+                    (SELECT COUNT(*) FROM game_seats o
+                     WHERE o.game_id = g.id AND o.participant_id IS NOT NULL) AS size
+             FROM game_seats s JOIN games g ON g.id = s.game_id
+             WHERE s.participant_id = ? AND g.experiment_id = ? AND g.scene_index < ?
+               AND (SELECT COUNT(*) FROM game_seats o
+                    WHERE o.game_id = g.id AND o.participant_id IS NOT NULL) > 1
+             ORDER BY g.id DESC LIMIT 1",
+        )
+        .bind(participant_id)
+        .bind(experiment_id)
+        .bind(i64::from(before_scene))
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            let size: i64 = r.try_get("size")?;
+            Ok((r.try_get("id")?, usize::try_from(size).unwrap_or(0)))
+        })
+        .transpose()
+    }
+}

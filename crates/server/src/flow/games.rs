@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 use crate::connection::Connection;
 use crate::deferred::Deferred;
 use crate::game::{self, GameError, Setup};
-use crate::lobby::{Decision, STATUS_INTERVAL, Waiter};
+use crate::lobby::{Decision, STATUS_INTERVAL, Team, Waiter};
 use crate::placement::{Join, Seating};
 use crate::state::AppState;
 use crate::sync::stopped;
@@ -139,11 +139,28 @@ async fn queue(state: &AppState, participant_id: i64, scene_index: usize, scene:
             return;
         }
     };
+    let team = if scene.group_same {
+        match state
+            .store
+            .last_team(&state.experiment.id, participant_id, scene_index as u32)
+            .await
+        {
+            Ok(team) => team.map(|(id, size)| Team { id, size }),
+            Err(e) => {
+                // Without it they meet strangers: a study still goes on.
+                warn!(participant = participant_id, cause = %e, "could not read a participant's group");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let waiter = Waiter {
         participant_id,
         wait_id,
         joined,
         joined_us,
+        team,
     };
     if !state.placement.enqueue(scene_index, scene, waiter) {
         // Their socket closed while the wait was being written.

@@ -85,6 +85,7 @@ fn waiter(participant: i64) -> Waiter {
         wait_id: 100 + participant,
         joined: Instant::now(),
         joined_us: 1_000 * participant,
+        team: None,
     }
 }
 
