@@ -144,38 +144,17 @@ impl TestServer {
         db_path: &Path,
         options: tandem_server::Options,
     ) -> TestServer {
-        count_server_panics();
-        let experiment = tandem_experiment::parse_with(experiment, "test.toml", &options.envs)
-            .expect("test experiment parses");
-        let store = tandem_store::Store::open(db_path.to_str().expect("utf-8 path"))
-            .await
-            .expect("database opens");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(tandem_server::run_with(
-            listener,
-            experiment,
-            store,
-            options,
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        TestServer {
-            addr,
-            db_path: db_path.to_path_buf(),
-            stop: Some(stop),
-            handle: Some(handle),
-        }
+        let study = tandem_server::Study {
+            experiment: tandem_experiment::parse_with(experiment, "test.toml", &options.envs)
+                .expect("test experiment parses"),
+            policies: options.policies.clone(),
+        };
+        TestServer::serve(vec![study], db_path, options).await
     }
 
     /// A server running several studies (each at `/s/ID/`); `experiments`
     /// are TOML texts.
     pub async fn start_studies(experiments: &[&str], db_path: &Path) -> TestServer {
-        count_server_panics();
         let envs = tandem_envs::Catalog::builtin();
         let studies = experiments
             .iter()
@@ -185,6 +164,16 @@ impl TestServer {
                 policies: tandem_policy::Registry::builtin(),
             })
             .collect();
+        TestServer::serve(studies, db_path, tandem_server::Options::default()).await
+    }
+
+    /// Serves `studies` on 127.0.0.1, recording to `db_path`.
+    async fn serve(
+        studies: Vec<tandem_server::Study>,
+        db_path: &Path,
+        options: tandem_server::Options,
+    ) -> TestServer {
+        count_server_panics();
         let store = tandem_store::Store::open(db_path.to_str().expect("utf-8 path"))
             .await
             .expect("database opens");
@@ -197,7 +186,7 @@ impl TestServer {
             listener,
             studies,
             store,
-            tandem_server::Options::default(),
+            options,
             async {
                 let _ = stopped.await;
             },
