@@ -165,3 +165,60 @@ async fn a_score_scene_places_the_participant_among_everyone() {
     assert_eq!(second.expect_scene().await["scene"]["kind"], "end");
     server.stop().await;
 }
+
+const ACTIVE: &str = r#"
+id = "active"
+title = "Active study"
+
+[[scene]]
+kind = "game"
+id = "drive"
+title = "Drive"
+env = "MountainCar-v0"
+fps = 30
+time_limit_s = 2
+default_action = 1
+min_active_s = 1
+not_passed_code = "N0T-PASSED"
+[scene.keys]
+ArrowLeft = 0
+ArrowRight = 2
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Thanks"
+markdown = "Done."
+completion_code = "D0NE"
+"#;
+
+/// A game scene's minimum of active play: who holds keys passes on; who
+/// never touches the keyboard sees the scene's not-passed page and code,
+/// also after a reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minimum_of_active_play_to_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_at(ACTIVE, &dir.path().join("active.db")).await;
+    let mut active = Client::arrive(&server, "?PROLIFIC_PID=busy").await;
+    let mut idle = Client::arrive(&server, "?PROLIFIC_PID=idle").await;
+    assert_eq!(active.expect_scene().await["scene"]["kind"], "game");
+    assert_eq!(idle.expect_scene().await["scene"]["kind"], "game");
+    active.expect("frame").await;
+    active.hold(&["ArrowRight"]).await;
+    let passed = active.expect_scene().await;
+    assert_eq!(passed["scene"]["id"], "end", "{passed}");
+    assert_eq!(passed["scene"]["completion_code"], "D0NE");
+    let failed = idle.expect_scene().await;
+    assert_eq!(failed["scene"]["id"], "drive-not-passed", "{failed}");
+    assert_eq!(failed["scene"]["completion_code"], "N0T-PASSED");
+    let cookie = idle.cookie.clone();
+    drop(idle);
+    let mut back = Client::connect(&server, &cookie).await;
+    assert_eq!(back.expect_scene().await["scene"]["id"], "drive-not-passed");
+    server.stop().await;
+    let db = server.db().await;
+    assert_eq!(
+        common::count(&db, "SELECT COUNT(*) FROM events WHERE kind = 'not_passed'").await,
+        1
+    );
+}

@@ -49,6 +49,10 @@ pub(crate) const FIELDS: &[&str] = &[
     "timed_out_code",
     "timed_out_redirect",
     "group",
+    "min_active_s",
+    "not_passed_markdown",
+    "not_passed_code",
+    "not_passed_redirect",
 ];
 
 /// How frames travel to the browser.
@@ -121,11 +125,16 @@ pub struct GameScene {
     /// What a participant whose lobby timed out with no partner sees, when the
     /// scene says (Prolific's "timed out" code): the study ends for them
     /// there. `None`: they skip the game and the study goes on.
-    pub timed_out: Option<crate::end::EarlyEnd>,
+    pub timed_out: Option<Box<crate::end::EarlyEnd>>,
     /// `group = "same"`: participants who played an earlier multiplayer game
     /// together are seated together again, waiting for a member who is
     /// behind under `human_timeout_s` and the seats' fallbacks.
     pub group_same: bool,
+    /// Seconds a participant must have played actively (steps chosen with
+    /// their own keys) to pass the scene; who does not sees `not_passed`
+    /// and the study ends for them there.
+    pub min_active_s: Option<u32>,
+    pub not_passed: Option<Box<crate::end::EarlyEnd>>,
 }
 
 impl GameScene {
@@ -365,6 +374,22 @@ pub(crate) fn read(
         false,
     )?;
     let group_same = group?;
+    let min_active_s = table.opt_int(problems, "min_active_s", 1..=86_400)?;
+    let not_passed = crate::end::read_early_end(
+        problems,
+        table,
+        "not_passed",
+        "Thank you for playing. You did not play long enough to complete this part of the \
+         study, so it ends here.",
+        min_active_s.is_some(),
+    )?;
+    if not_passed.is_some() && min_active_s.is_none() {
+        return Err(problems.report(
+            table.span(),
+            table.child_path("min_active_s"),
+            "not_passed_* fields need min_active_s: the active seconds that pass",
+        ));
+    }
     if group_same && humans < 2 {
         return Err(problems.report(
             table.span(),
@@ -373,8 +398,10 @@ pub(crate) fn read(
         ));
     }
     Ok(GameScene {
+        timed_out: timed_out.map(Box::new),
+        min_active_s: to_u32(min_active_s),
+        not_passed: not_passed.map(Box::new),
         group_same,
-        timed_out,
         id: head.id,
         title: head.title,
         fps: to_u32(fps?).unwrap_or(env.fps),
@@ -560,5 +587,22 @@ mod tests {
         );
         let e = crate::parse(&odd, "g.toml").expect_err("not a value");
         assert!(e.to_string().contains("\"same\" or \"new\""), "{e}");
+    }
+
+    /// A not-passed ending needs the minimum it is for.
+    #[test]
+    fn not_passed_needs_a_minimum() {
+        let head = "id = \"g\"\ntitle = \"G\"\n";
+        let end = "[[scene]]\nkind = \"end\"\nid = \"end\"\ntitle = \"E\"\nmarkdown = \"D.\"\n";
+        let without = format!("{head}{}{end}", kitchen("a", "not_passed_code = \"X\""));
+        let e = crate::parse(&without, "g.toml").expect_err("no minimum");
+        assert!(e.to_string().contains("need min_active_s"), "{e}");
+        let with = format!("{head}{}{end}", kitchen("a", "min_active_s = 30"));
+        let experiment = crate::parse(&with, "g.toml").unwrap_or_else(|e| panic!("{e}"));
+        let game = experiment.scenes[0]
+            .as_game()
+            .unwrap_or_else(|| panic!("a game"));
+        assert_eq!(game.min_active_s, Some(30));
+        assert!(game.not_passed.is_some(), "a default not-passed page");
     }
 }

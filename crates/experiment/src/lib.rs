@@ -43,7 +43,7 @@ mod suggest;
 mod survey;
 
 pub use bonus::{BonusRule, bonus_of};
-pub use end::{EndScene, ExternalIds, Placeholder, RedirectTemplate};
+pub use end::{EarlyEnd, EndScene, ExternalIds, Placeholder, RedirectTemplate};
 pub use error::{ConfigError, Problem};
 pub use experiment::{
     DEFAULT_SOURCE, Experiment, default_experiment, load, load_with, parse, parse_with,

@@ -233,3 +233,45 @@ impl Store {
         .transpose()
     }
 }
+
+impl Store {
+    /// Steps `participant_id` chose with their own keys in games of scene
+    /// `scene_index` of `experiment_id`: their active play, in steps.
+    pub async fn active_steps(
+        &self,
+        experiment_id: &str,
+        participant_id: i64,
+        scene_index: u32,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM steps s
+             JOIN episodes e ON e.id = s.episode_id JOIN games g ON g.id = e.game_id
+             WHERE s.actor = 'participant:' || ? AND s.source = 'keys'
+               AND g.experiment_id = ? AND g.scene_index = ?",
+        )
+        .bind(participant_id)
+        .bind(experiment_id)
+        .bind(i64::from(scene_index))
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// Whether `participant_id` held a seat in a game of scene `scene_index`.
+    pub async fn seated_in_scene(
+        &self,
+        experiment_id: &str,
+        participant_id: i64,
+        scene_index: u32,
+    ) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM game_seats s JOIN games g ON g.id = s.game_id
+             WHERE s.participant_id = ? AND g.experiment_id = ? AND g.scene_index = ?",
+        )
+        .bind(participant_id)
+        .bind(experiment_id)
+        .bind(i64::from(scene_index))
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n > 0)
+    }
+}

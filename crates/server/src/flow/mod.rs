@@ -144,7 +144,7 @@ async fn show_scene(state: &AppState, socket: &Connection, p: &Participant) {
     let message = if ended_early && matches!(scene, Scene::Screening(_)) {
         screening::screened_out_message(state, index, p)
     } else if ended_early && matches!(scene, Scene::Game(_)) {
-        timed_out_message(state, index, p)
+        game_end_message(state, index, p).await
     } else if let Scene::Score(score) = scene {
         ServerMessage::Scene(SceneMessage {
             index,
@@ -172,10 +172,46 @@ async fn show_scene(state: &AppState, socket: &Connection, p: &Participant) {
 /// The timed-out end page of game scene `index` for `p` (whose lobby timed
 /// out with no partner).
 fn timed_out_message(state: &AppState, index: usize, p: &Participant) -> ServerMessage {
+    early_end_message(state, index, p, |game| {
+        game.timed_out.as_deref().map(|e| (e, "timed-out"))
+    })
+}
+
+/// The not-passed end page of game scene `index` for `p` (who played less
+/// actively than the scene asks).
+fn not_passed_message(state: &AppState, index: usize, p: &Participant) -> ServerMessage {
+    early_end_message(state, index, p, |game| {
+        game.not_passed.as_deref().map(|e| (e, "not-passed"))
+    })
+}
+
+/// Which early end a participant finished at game scene `index` saw: they
+/// held a seat there (not passed) or never did (timed out in the lobby).
+async fn game_end_message(state: &AppState, index: usize, p: &Participant) -> ServerMessage {
+    let seated = state
+        .store
+        .seated_in_scene(&state.experiment.id, p.id, index as u32)
+        .await
+        .unwrap_or(false);
+    if seated {
+        not_passed_message(state, index, p)
+    } else {
+        timed_out_message(state, index, p)
+    }
+}
+
+fn early_end_message(
+    state: &AppState,
+    index: usize,
+    p: &Participant,
+    ending: impl Fn(
+        &tandem_experiment::GameScene,
+    ) -> Option<(&tandem_experiment::EarlyEnd, &'static str)>,
+) -> ServerMessage {
     let view = match state.experiment.scenes.get(index) {
-        Some(Scene::Game(game)) => match &game.timed_out {
-            Some(ending) => ending.view(&game.id, "timed-out", &external_ids(p)),
-            None => return ServerMessage::error(ErrorCode::WrongKind, "not a timed-out game"),
+        Some(Scene::Game(game)) => match ending(game) {
+            Some((end, suffix)) => end.view(&game.id, suffix, &external_ids(p)),
+            None => return ServerMessage::error(ErrorCode::WrongKind, "no such ending"),
         },
         _ => return ServerMessage::error(ErrorCode::WrongKind, "not a game scene"),
     };
@@ -184,6 +220,63 @@ fn timed_out_message(state: &AppState, index: usize, p: &Participant) -> ServerM
         count: state.experiment.scenes.len(),
         scene: SceneView::End(view),
     })
+}
+
+/// A participant's game at scene `from` is over for them: they move on, or,
+/// when the scene asks for a minimum of active play they did not give, the
+/// study ends for them there with its not-passed page and code.
+pub async fn leave_game(state: &AppState, participant_id: i64, from: usize) {
+    let Some(Scene::Game(game)) = state.experiment.scenes.get(from) else {
+        let _ = move_on(state, participant_id, from).await;
+        return;
+    };
+    let (Some(min_active_s), Some(ending)) = (game.min_active_s, &game.not_passed) else {
+        let _ = move_on(state, participant_id, from).await;
+        return;
+    };
+    // Their last steps may still be queued in the recorder.
+    if let Err(e) = state.recorder.flush().await {
+        warn!(cause = %e, "could not flush the recorder before checking active play");
+    }
+    let active = state
+        .store
+        .active_steps(&state.experiment.id, participant_id, from as u32)
+        .await;
+    let active_s = match active {
+        Ok(steps) => steps as f64 / f64::from(game.fps.max(1)),
+        Err(e) => {
+            // Unknown is not failed: nobody loses their pay to a read error.
+            error!(participant = participant_id, cause = %e, "could not count active play");
+            let _ = move_on(state, participant_id, from).await;
+            return;
+        }
+    };
+    if active_s >= f64::from(min_active_s) {
+        let _ = move_on(state, participant_id, from).await;
+        return;
+    }
+    info!(
+        participant = participant_id,
+        active_s, "did not play actively enough to pass"
+    );
+    state.recorder.record_event(
+        Some(participant_id),
+        None,
+        "not_passed",
+        serde_json::json!({"scene": game.id, "active_s": active_s, "required_s": min_active_s}),
+    );
+    if let Err(e) = state
+        .store
+        .finish_participant(participant_id, ending.code.as_deref())
+        .await
+    {
+        error!(participant = participant_id, cause = %e, "could not record not passing");
+    }
+    if let Some(socket) = state.placement.moved(participant_id, None)
+        && let Ok(p) = load(state, participant_id).await
+    {
+        socket.send(not_passed_message(state, from, &p));
+    }
 }
 
 /// A score scene for participant `participant_id`: their score in its game

@@ -85,7 +85,7 @@ async fn game_report(state: AppState, report: GameReport) {
                 {
                     socket.send(ServerMessage::clone(notice));
                 }
-                let _ = super::move_on(&state, moving.participant_id, scene_index).await;
+                super::leave_game(&state, moving.participant_id, scene_index).await;
             }
             if let Err(e) = state.store.end_game(game_id, &reason).await {
                 error!(game = game_id, cause = %e, "could not mark game ended");
@@ -98,7 +98,7 @@ async fn game_report(state: AppState, report: GameReport) {
             participant_id,
         } => {
             if state.placement.forfeited(game_id, participant_id) {
-                let _ = super::move_on(&state, participant_id, scene_index).await;
+                super::leave_game(&state, participant_id, scene_index).await;
             }
         }
         GameReport::Idle {
