@@ -147,10 +147,7 @@ async fn bonuses(args: &ExportArgs) -> anyhow::Result<ExitCode> {
                 .prolific_pid
                 .as_ref()
                 .or(s.worker_id.as_ref())
-                .filter(|id| {
-                    id.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                })
+                .filter(|id| tandem_server::plausible_id(id))
             else {
                 without_id += 1;
                 continue;

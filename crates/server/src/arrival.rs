@@ -98,10 +98,7 @@ const MTURK_PREVIEW: &str = "ASSIGNMENT_ID_NOT_AVAILABLE";
 
 /// The page an MTurk worker previewing the HIT sees (200): nobody is created.
 fn preview_page(title: &str) -> Response {
-    let title = title
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
+    let title = crate::console::escape(title);
     let html = format!(
         "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
          <title>{title}</title><h1 id=\"preview\">{title}</h1>\
@@ -275,7 +272,7 @@ async fn started_elsewhere(
 /// Whether `id` looks like a platform's id: letters, digits, `-` and `_`.
 /// Anything else (a comma, a newline) would let an id inject lines into the
 /// files researchers upload (bonuses), so it is not kept.
-fn plausible_id(id: &str) -> bool {
+pub fn plausible_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_ID_LEN
         && id

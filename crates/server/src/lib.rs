@@ -74,6 +74,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use admission::AdmissionLimits;
+pub use arrival::plausible_id;
 pub use frames::{Encoded, FrameContent, FrameEncoder, PIXEL_FRAME_V1, PublishedFrame, encode_png};
 pub use headers::frame_ancestor;
 pub use options::{

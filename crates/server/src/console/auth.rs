@@ -114,6 +114,20 @@ fn no_users() -> Response {
 }
 
 /// The session the request's cookie opens, if any.
+/// The stored hash of the login a request's cookie carries (empty without
+/// one): what a long-lived feed or socket re-checks with [`still_signed_in`].
+pub(super) fn login_hash(jar: &CookieJar) -> String {
+    jar.get(CONSOLE_COOKIE)
+        .map(|c| token_hash(c.value()))
+        .unwrap_or_default()
+}
+
+/// Whether the login whose hash is `hash` still holds (not expired, not
+/// logged out).
+pub(super) async fn still_signed_in(store: &Store, hash: &str) -> bool {
+    matches!(store.console_session(hash).await, Ok(Some(_)))
+}
+
 pub(super) async fn session_of(store: &Store, jar: &CookieJar) -> Option<ConsoleSession> {
     let token = jar.get(CONSOLE_COOKIE)?.value().to_string();
     match store.console_session(&token_hash(&token)).await {

@@ -27,7 +27,7 @@ use tandem_experiment::{Scene, SeatRole};
 use tandem_store::{ConsoleSession, Outcome, now_us};
 use tracing::warn;
 
-use super::auth::{CONSOLE_COOKIE, token_hash};
+use super::auth::{login_hash, still_signed_in};
 use super::{escape, page_with};
 use crate::placement::{GamePlace, SpotView};
 use crate::state::AppState;
@@ -172,11 +172,7 @@ pub(super) async fn live(
     let Some(state) = studies.chosen(which.study.as_deref()).cloned() else {
         return (StatusCode::NOT_FOUND, "no such study").into_response();
     };
-    let hash = jar
-        .get(CONSOLE_COOKIE)
-        .map(|c| token_hash(c.value()))
-        .unwrap_or_default();
-    Sse::new(feed(state, hash))
+    Sse::new(feed(state, login_hash(&jar)))
         .keep_alive(KeepAlive::default())
         .into_response()
 }
@@ -194,7 +190,9 @@ fn feed(state: AppState, token_hash: String) -> impl Stream<Item = Result<Event,
                 _ = clock.tick() => {}
                 _ = stopped(&mut shutdown) => return None,
             }
-            if sent.is_multiple_of(SESSION_CHECK_EVERY) && !still_signed_in(&state, &hash).await {
+            if sent.is_multiple_of(SESSION_CHECK_EVERY)
+                && !still_signed_in(&state.store, &hash).await
+            {
                 return None;
             }
             let event = match overview(&state).await {
@@ -212,10 +210,6 @@ fn feed(state: AppState, token_hash: String) -> impl Stream<Item = Result<Event,
             ))
         },
     )
-}
-
-async fn still_signed_in(state: &AppState, token_hash: &str) -> bool {
-    matches!(state.store.console_session(token_hash).await, Ok(Some(_)))
 }
 
 /// Everything the dashboard shows, as one JSON value.

@@ -223,7 +223,8 @@ fn refused(status: StatusCode, message: &str) -> Response {
     page(status, "Refused", &format!("<p>{}</p>", escape(message)))
 }
 
-fn escape(text: &str) -> String {
+/// `text` made safe inside HTML text and attribute values.
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -21,7 +21,7 @@ use serde_json::json;
 use tandem_experiment::Scene;
 use tandem_store::ConsoleSession;
 
-use super::auth::{CONSOLE_COOKIE, token_hash};
+use super::auth::{login_hash, still_signed_in};
 use super::dashboard::game_view;
 use super::{escape, page, page_with};
 use crate::frames::{Encoded, FrameEncoder};
@@ -104,10 +104,7 @@ pub(super) async fn frames(
     let Some(state) = studies.running(game_id).cloned() else {
         return (StatusCode::NOT_FOUND, "that game is not running").into_response();
     };
-    let hash = jar
-        .get(CONSOLE_COOKIE)
-        .map(|c| token_hash(c.value()))
-        .unwrap_or_default();
+    let hash = login_hash(&jar);
     ws.max_message_size(MAX_WATCHER_MESSAGE)
         .max_frame_size(MAX_WATCHER_MESSAGE)
         .read_buffer_size(4 * 1024)
@@ -150,7 +147,7 @@ async fn stream(mut socket: WebSocket, state: AppState, game_id: i64, token_hash
             _ = clock.tick() => {
                 ticks = ticks.wrapping_add(1);
                 if ticks.is_multiple_of(SESSION_CHECK_EVERY)
-                    && !matches!(state.store.console_session(&token_hash).await, Ok(Some(_)))
+                    && !still_signed_in(&state.store, &token_hash).await
                 {
                     close(&mut socket, "signed out").await;
                     return;

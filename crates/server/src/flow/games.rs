@@ -306,7 +306,12 @@ async fn no_partner(state: &AppState, scene_index: usize, scene: &GameScene, w: 
         if let Some(socket) = state.placement.moved(w.participant_id, None)
             && let Ok(p) = super::load(state, w.participant_id).await
         {
-            socket.send(super::timed_out_message(state, scene_index, &p));
+            socket.send(super::early_end_message(
+                state,
+                scene_index,
+                &p,
+                super::EarlyEnding::TimedOut,
+            ));
         }
         return;
     }

@@ -142,7 +142,7 @@ async fn show_scene(state: &AppState, socket: &Connection, p: &Participant) {
     // that scene, finished, and sees its early end page.
     let ended_early = p.finished_us.is_some() && !matches!(scene, Scene::End(_));
     let message = if ended_early && matches!(scene, Scene::Screening(_)) {
-        screening::screened_out_message(state, index, p)
+        early_end_message(state, index, p, EarlyEnding::ScreenedOut)
     } else if ended_early && matches!(scene, Scene::Game(_)) {
         game_end_message(state, index, p).await
     } else if let Scene::Score(score) = scene {
@@ -169,20 +169,46 @@ async fn show_scene(state: &AppState, socket: &Connection, p: &Participant) {
     }
 }
 
-/// The timed-out end page of game scene `index` for `p` (whose lobby timed
-/// out with no partner).
-fn timed_out_message(state: &AppState, index: usize, p: &Participant) -> ServerMessage {
-    early_end_message(state, index, p, |game| {
-        game.timed_out.as_deref().map(|e| (e, "timed-out"))
-    })
+/// The early ends a participant can meet before the last scene.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum EarlyEnding {
+    /// Failed a screening scene.
+    ScreenedOut,
+    /// Their game scene's lobby timed out with no partner.
+    TimedOut,
+    /// Played less actively than their game scene asks.
+    NotPassed,
 }
 
-/// The not-passed end page of game scene `index` for `p` (who played less
-/// actively than the scene asks).
-fn not_passed_message(state: &AppState, index: usize, p: &Participant) -> ServerMessage {
-    early_end_message(state, index, p, |game| {
-        game.not_passed.as_deref().map(|e| (e, "not-passed"))
-    })
+/// The page of early end `ending` at scene `index` for `p`: an end page with
+/// the scene's own text, code and redirect.
+pub(super) fn early_end_message(
+    state: &AppState,
+    index: usize,
+    p: &Participant,
+    ending: EarlyEnding,
+) -> ServerMessage {
+    let ids = external_ids(p);
+    let view = match (state.experiment.scenes.get(index), ending) {
+        (Some(Scene::Screening(s)), EarlyEnding::ScreenedOut) => Some(s.screened_out_view(&ids)),
+        (Some(Scene::Game(g)), EarlyEnding::TimedOut) => g
+            .timed_out
+            .as_deref()
+            .map(|e| e.view(&g.id, "timed-out", &ids)),
+        (Some(Scene::Game(g)), EarlyEnding::NotPassed) => g
+            .not_passed
+            .as_deref()
+            .map(|e| e.view(&g.id, "not-passed", &ids)),
+        _ => None,
+    };
+    match view {
+        Some(view) => ServerMessage::Scene(SceneMessage {
+            index,
+            count: state.experiment.scenes.len(),
+            scene: SceneView::End(view),
+        }),
+        None => ServerMessage::error(ErrorCode::WrongKind, "this scene has no such ending"),
+    }
 }
 
 /// Which early end a participant finished at game scene `index` saw: they
@@ -193,33 +219,12 @@ async fn game_end_message(state: &AppState, index: usize, p: &Participant) -> Se
         .seated_in_scene(&state.experiment.id, p.id, index as u32)
         .await
         .unwrap_or(false);
-    if seated {
-        not_passed_message(state, index, p)
+    let ending = if seated {
+        EarlyEnding::NotPassed
     } else {
-        timed_out_message(state, index, p)
-    }
-}
-
-fn early_end_message(
-    state: &AppState,
-    index: usize,
-    p: &Participant,
-    ending: impl Fn(
-        &tandem_experiment::GameScene,
-    ) -> Option<(&tandem_experiment::EarlyEnd, &'static str)>,
-) -> ServerMessage {
-    let view = match state.experiment.scenes.get(index) {
-        Some(Scene::Game(game)) => match ending(game) {
-            Some((end, suffix)) => end.view(&game.id, suffix, &external_ids(p)),
-            None => return ServerMessage::error(ErrorCode::WrongKind, "no such ending"),
-        },
-        _ => return ServerMessage::error(ErrorCode::WrongKind, "not a game scene"),
+        EarlyEnding::TimedOut
     };
-    ServerMessage::Scene(SceneMessage {
-        index,
-        count: state.experiment.scenes.len(),
-        scene: SceneView::End(view),
-    })
+    early_end_message(state, index, p, ending)
 }
 
 /// A participant's game at scene `from` is over for them: they move on, or,
@@ -275,7 +280,7 @@ pub async fn leave_game(state: &AppState, participant_id: i64, from: usize) {
     if let Some(socket) = state.placement.moved(participant_id, None)
         && let Ok(p) = load(state, participant_id).await
     {
-        socket.send(not_passed_message(state, from, &p));
+        socket.send(early_end_message(state, from, &p, EarlyEnding::NotPassed));
     }
 }
 

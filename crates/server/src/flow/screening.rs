@@ -6,10 +6,9 @@
 
 use serde_json::json;
 use tandem_experiment::{Measured, Scene, browser_of};
-use tandem_wire::{SceneMessage, SceneView, ServerMessage};
 use tracing::{error, info};
 
-use super::{Refusal, arrived, current, external_ids};
+use super::{EarlyEnding, Refusal, arrived, current, early_end_message};
 use crate::connection::Connection;
 use crate::state::AppState;
 
@@ -111,23 +110,11 @@ pub async fn screen(
         json!({"scene": scene.id, "failures": failures}),
     );
     info!(participant = p.id, reasons = failures.len(), "screened out");
-    socket.send(screened_out_message(state, index, &p));
-    Ok(())
-}
-
-/// The page a screened-out participant sees at screening scene `index`.
-pub(super) fn screened_out_message(
-    state: &AppState,
-    index: usize,
-    p: &tandem_store::Participant,
-) -> ServerMessage {
-    let view = match state.experiment.scenes.get(index) {
-        Some(Scene::Screening(scene)) => scene.screened_out_view(&external_ids(p)),
-        _ => return ServerMessage::error(tandem_wire::ErrorCode::WrongKind, "not a screening"),
-    };
-    ServerMessage::Scene(SceneMessage {
+    socket.send(early_end_message(
+        state,
         index,
-        count: state.experiment.scenes.len(),
-        scene: SceneView::End(view),
-    })
+        &p,
+        EarlyEnding::ScreenedOut,
+    ));
+    Ok(())
 }
