@@ -9,6 +9,7 @@
 //! evaluated. `tandem export --format bonus` writes it in the form Prolific's
 //! bulk bonus takes (`id,amount`).
 
+use crate::design::Design;
 use crate::error::{Problems, Reported};
 use crate::reader::Table;
 use crate::scene::Scene;
@@ -36,6 +37,25 @@ impl BonusRule {
             self.min
         };
         (clamped * 100.0).round() / 100.0
+    }
+}
+
+impl BonusRule {
+    /// The rule with every scene derived from a scene it names (a condition's
+    /// version, a block's repetition) named too: a study's conditions pay
+    /// by one rule.
+    pub(crate) fn with_derived_scenes(mut self, scenes: &[Scene], design: &Design) -> BonusRule {
+        if let Some(names) = &mut self.scenes {
+            for (index, scene) in scenes.iter().enumerate() {
+                let origin = design.origins.get(index).and_then(|&o| scenes.get(o));
+                if origin.is_some_and(|o| names.iter().any(|n| n == o.id()))
+                    && !names.iter().any(|n| n == scene.id())
+                {
+                    names.push(scene.id().to_string());
+                }
+            }
+        }
+        self
     }
 }
 

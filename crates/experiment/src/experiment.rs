@@ -10,6 +10,7 @@ use serde_json::Value;
 use tandem_envs::Catalog;
 use tandem_wire::ExperimentInfo;
 
+use crate::design::{self, Design};
 use crate::error::{ConfigError, Problems};
 use crate::policy::{self, PolicyDef};
 use crate::reader::{Table, check_id};
@@ -23,7 +24,16 @@ pub const DEFAULT_SOURCE: &str = include_str!("../default.toml");
 const DEFAULT_FILE_NAME: &str = "<built-in default.toml>";
 
 /// Fields of the top-level table.
-const ROOT_FIELDS: &[&str] = &["id", "title", "lockout_group", "bonus", "scene", "policy"];
+const ROOT_FIELDS: &[&str] = &[
+    "id",
+    "title",
+    "lockout_group",
+    "bonus",
+    "scene",
+    "policy",
+    "condition",
+    "block",
+];
 
 /// A validated experiment.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,8 +46,14 @@ pub struct Experiment {
     pub lockout_group: Option<String>,
     /// What each participant who finished earns from their game scores.
     pub bonus: Option<crate::bonus::BonusRule>,
-    /// In the order participants see them; the last is an end scene.
+    /// Every scene a participant may be shown: the file's, in file order, then
+    /// those its design derives (a condition's version of a scene, a block's
+    /// repetitions). Without a design, the file's scenes in the order every
+    /// participant sees them, the last an end scene.
     pub scenes: Vec<Scene>,
+    /// Conditions and blocks: which scenes each participant sees, in which
+    /// order (their plan).
+    pub design: Design,
     /// Policies the file defines in `[policy.NAME]` tables, in file order.
     pub policies: Vec<PolicyDef>,
     /// The file text, kept so the exact configuration is recorded with the data.
@@ -58,6 +74,42 @@ impl Experiment {
     /// The index of the scene with this id.
     pub fn scene_index(&self, id: &str) -> Option<usize> {
         self.scenes.iter().position(|s| s.id() == id)
+    }
+
+    /// The plan stored for a participant (scene ids, in order) as catalogue
+    /// indices; ids the file no longer has are left out. Without a stored
+    /// plan (participants from before designs existed), the file's scenes in
+    /// order.
+    pub fn plan_of(&self, stored: Option<&[String]>) -> Vec<usize> {
+        let plan: Vec<usize> = stored
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|id| self.scene_index(id))
+            .collect();
+        if plan.is_empty() {
+            (0..self.design.file_scene_count()).collect()
+        } else {
+            plan
+        }
+    }
+
+    /// A plan's scene ids, as stored with the participant.
+    pub fn plan_ids(&self, plan: &[usize]) -> Vec<String> {
+        plan.iter()
+            .filter_map(|&i| self.scenes.get(i).map(|s| s.id().to_string()))
+            .collect()
+    }
+
+    /// The scene a score scene at `step` of `plan` shows: the latest scene
+    /// before it that is (or derives from) the file scene its `game` names.
+    pub fn score_game(&self, plan: &[usize], step: usize) -> Option<&str> {
+        let Some(Scene::Score(score)) = plan.get(step).and_then(|&i| self.scenes.get(i)) else {
+            return None;
+        };
+        plan[..step].iter().rev().find_map(|&i| {
+            let origin = *self.design.origins.get(i)?;
+            (self.scenes.get(origin)?.id() == score.game).then(|| self.scenes[i].id())
+        })
     }
 
     /// Every game seat that names a policy: `(scene index, seat, policy)`, for
@@ -144,15 +196,22 @@ pub fn parse_with(
             })
             .unwrap_or_default(),
     };
-    let scenes = scene::read_all(&mut problems, &root, &policy_names, envs);
+    let context = scene::Context {
+        policy_names: &policy_names,
+        envs,
+    };
+    let file_order_is_a_plan = design::file_order_is_a_plan(document.as_table());
+    let scenes = scene::read_all(&mut problems, &root, &context, file_order_is_a_plan)
+        .and_then(|scenes| design::read(&mut problems, &root, document.as_table(), scenes, &context));
     let bonus = match &scenes {
-        Ok(scenes) => crate::bonus::read(&mut problems, &root, Some(scenes)),
+        Ok((scenes, design)) => crate::bonus::read(&mut problems, &root, Some(scenes))
+            .map(|rule| rule.map(|rule| rule.with_derived_scenes(scenes, design))),
         Err(reported) => Err(*reported),
     };
     // Some checks (unknown fields, for one) report a problem without failing the
     // value they sit in, so the experiment loads only if nothing was reported.
     match (id, title, lockout_group, scenes, policies, bonus) {
-        (Ok(id), Ok(title), Ok(lockout_group), Ok(scenes), Ok(policies), Ok(bonus))
+        (Ok(id), Ok(title), Ok(lockout_group), Ok((scenes, design)), Ok(policies), Ok(bonus))
             if problems.is_empty() =>
         {
             Ok(Experiment {
@@ -161,6 +220,7 @@ pub fn parse_with(
                 bonus,
                 lockout_group: lockout_group.filter(|g| !g.trim().is_empty()),
                 scenes,
+                design,
                 policies,
                 source: source.to_string(),
                 file_name: file_name.to_string(),

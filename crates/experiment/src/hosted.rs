@@ -24,21 +24,47 @@ pub fn hosted_envs(text: &str) -> Vec<HostedEnv> {
         return Vec::new();
     };
     let mut found: Vec<HostedEnv> = Vec::new();
-    for scene in scenes.iter() {
-        let Some(env) = scene.get("env").and_then(|e| e.as_str()) else {
-            continue;
+    let mut add = |env: Option<&toml_edit::Item>, kwargs: Option<&toml_edit::Item>| {
+        let Some(env) = env.and_then(|e| e.as_str()) else {
+            return;
         };
-        let kwargs = match scene.get("env_kwargs") {
+        let kwargs = match kwargs {
             None => Map::new(),
             Some(item) => match item.as_table_like().map(table_to_json) {
                 Some(Some(map)) => map,
-                _ => continue,
+                _ => return,
             },
         };
         if let Some(Ok(hosted)) = HostedEnv::parse(env, kwargs)
             && !found.iter().any(|f| f.id == hosted.id)
         {
             found.push(hosted);
+        }
+    };
+    for scene in scenes.iter() {
+        add(scene.get("env"), scene.get("env_kwargs"));
+    }
+    // A condition may give a scene another environment or other arguments.
+    let conditions = document.get("condition").and_then(|c| c.as_array_of_tables());
+    for condition in conditions.iter().flat_map(|c| c.iter()) {
+        let Some(overrides) = condition.get("override").and_then(|o| o.as_table_like()) else {
+            continue;
+        };
+        for (scene_id, fields) in overrides.iter() {
+            let (Some(fields), Some(scene)) = (
+                fields.as_table_like(),
+                scenes
+                    .iter()
+                    .find(|s| s.get("id").and_then(|i| i.as_str()) == Some(scene_id)),
+            ) else {
+                continue;
+            };
+            if fields.contains_key("env") || fields.contains_key("env_kwargs") {
+                add(
+                    fields.get("env").or(scene.get("env")),
+                    fields.get("env_kwargs").or(scene.get("env_kwargs")),
+                );
+            }
         }
     }
     found

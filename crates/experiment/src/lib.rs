@@ -5,6 +5,7 @@
 //! Layout:
 //! - `experiment`: [`Experiment`], [`parse`], [`load`] and the built-in default.
 //! - `scene`: the [`Scene`] enum and the checks on the sequence of scenes.
+//! - `design`: conditions and blocks, and each participant's plan of scenes.
 //! - `info`, `game`, `survey`, `end`: one module per scene kind, each holding its
 //!   type, how it is read from the file, and its view for the participant page
 //!   (a `tandem_wire` type; the older `*_json` methods serialize the same view).
@@ -24,6 +25,7 @@
 //! repository root; `default.toml` beside this crate is the built-in experiment.
 
 mod bonus;
+mod design;
 mod end;
 mod error;
 mod experiment;
@@ -43,6 +45,7 @@ mod suggest;
 mod survey;
 
 pub use bonus::{BonusRule, bonus_of};
+pub use design::{Assignment, Block, BlockOrder, Condition, Design, williams_row};
 pub use end::{EarlyEnd, EndScene, ExternalIds, Placeholder, RedirectTemplate};
 pub use error::{ConfigError, Problem};
 pub use experiment::{

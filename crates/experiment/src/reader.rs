@@ -54,6 +54,18 @@ impl<'d> Table<'d> {
         }
     }
 
+    /// A table built rather than read (a scene with a condition's fields put
+    /// in): its items keep the spans they were read with, and problems about
+    /// missing fields point at `span`.
+    pub(crate) fn built(table: &'d toml_edit::Table, path: String, span: Span) -> Self {
+        Table { table, path, span }
+    }
+
+    /// The path problems in this table are reported under.
+    pub(crate) fn path(&self) -> &str {
+        &self.path
+    }
+
     pub(crate) fn span(&self) -> &Span {
         &self.span
     }

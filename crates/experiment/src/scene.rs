@@ -107,6 +107,20 @@ impl Scene {
         }
     }
 
+    /// The same scene under another id: a repetition of it in a block.
+    pub(crate) fn with_id(&self, id: String) -> Scene {
+        let mut scene = self.clone();
+        match &mut scene {
+            Scene::Info(s) => s.id = id,
+            Scene::Game(s) => s.id = id,
+            Scene::Survey(s) => s.id = id,
+            Scene::End(s) => s.id = id,
+            Scene::Screening(s) => s.id = id,
+            Scene::Score(s) => s.id = id,
+        }
+        scene
+    }
+
     /// The scene's title.
     pub fn title(&self) -> &str {
         match self {
@@ -209,12 +223,49 @@ pub(crate) struct Head {
     pub(crate) title: String,
 }
 
-/// Reads the `scene` array of the document root.
+/// What a scene may refer to that was read before it: the ids of earlier game
+/// scenes (for a score scene) and whether one of them was multiplayer (for
+/// `group = "same"`).
+#[derive(Default)]
+pub(crate) struct Before {
+    pub(crate) games: Vec<String>,
+    pub(crate) multiplayer: bool,
+}
+
+impl Before {
+    /// What the file's scenes before position `index` leave behind.
+    pub(crate) fn scenes(scenes: &[Scene], index: usize) -> Before {
+        let mut before = Before::default();
+        for scene in scenes.iter().take(index) {
+            before.push(scene);
+        }
+        before
+    }
+
+    fn push(&mut self, scene: &Scene) {
+        if let Scene::Game(game) = scene {
+            self.games.push(game.id.clone());
+            self.multiplayer |= game.is_multiplayer();
+        }
+    }
+}
+
+/// What reading a scene needs besides its table: the names of the file's
+/// policies and the environments that exist.
+pub(crate) struct Context<'a> {
+    pub(crate) policy_names: &'a [String],
+    pub(crate) envs: &'a tandem_envs::Catalog,
+}
+
+/// Reads the `scene` array of the document root. `file_order_is_a_plan`: some
+/// participant sees the scenes in the order written, so it must end with the
+/// one end scene (when every condition chooses its own scenes, each
+/// condition's choice is checked instead).
 pub(crate) fn read_all(
     problems: &mut Problems,
     root: &Table,
-    policy_names: &[String],
-    envs: &tandem_envs::Catalog,
+    context: &Context,
+    file_order_is_a_plan: bool,
 ) -> Result<Vec<Scene>, Reported> {
     const NEED: &str = "an experiment needs at least one [[scene]], and its last scene \
                         must have kind = \"end\"";
@@ -228,36 +279,17 @@ pub(crate) fn read_all(
 
     let mut scenes = Ok(Vec::with_capacity(tables.len()));
     let mut seen_ids: HashMap<String, (usize, Span)> = HashMap::new();
-    let mut earlier_games: Vec<String> = Vec::new();
-    let mut after_multiplayer = false;
+    let mut before = Before::default();
     let mut kinds: Vec<Option<(SceneKind, Field)>> = Vec::with_capacity(tables.len());
     for (index, table) in tables.iter().enumerate() {
         let kind = read_kind(problems, table);
         let head = read_head(problems, table, index, &mut seen_ids);
         let scene = match &kind {
-            Ok(kind) => {
-                deny_unknown(problems, table, *kind);
-                match kind {
-                    SceneKind::Info => info::read(problems, table, head).map(Scene::Info),
-                    SceneKind::Game => {
-                        game::read(problems, table, head, policy_names, envs, after_multiplayer)
-                            .map(Scene::Game)
-                    }
-                    SceneKind::Survey => survey::read(problems, table, head).map(Scene::Survey),
-                    SceneKind::End => end::read(problems, table, head).map(Scene::End),
-                    SceneKind::Screening => {
-                        screening::read(problems, table, head).map(Scene::Screening)
-                    }
-                    SceneKind::Score => {
-                        score::read(problems, table, head, &earlier_games).map(Scene::Score)
-                    }
-                }
-            }
+            Ok(kind) => read_body(problems, table, *kind, head, context, &before),
             Err(reported) => Err(*reported),
         };
-        if let Ok(Scene::Game(game)) = &scene {
-            earlier_games.push(game.id.clone());
-            after_multiplayer |= game.is_multiplayer();
+        if let Ok(scene) = &scene {
+            before.push(scene);
         }
         kinds.push(kind.ok().and_then(|k| Some((k, table.field("kind")?))));
         match (&mut scenes, scene) {
@@ -269,10 +301,49 @@ pub(crate) fn read_all(
     // When some element was not a table (already reported), positions in `kinds`
     // are not scene positions, so "last" would point at the wrong scene.
     let elements = field.item.as_array().map_or(tables.len(), |a| a.len());
-    if elements == tables.len() {
+    if elements == tables.len() && file_order_is_a_plan {
         check_end(problems, &kinds)?;
     }
     scenes
+}
+
+/// Reads a scene derived from a file scene (a condition's override): its
+/// table is the file scene's with some fields replaced, and its id is given.
+pub(crate) fn read_derived(
+    problems: &mut Problems,
+    table: &Table,
+    id: String,
+    context: &Context,
+    before: &Before,
+) -> Result<Scene, Reported> {
+    let kind = read_kind(problems, table)?;
+    let title = table.req_str(problems, "title");
+    let head = title.map(|title| Head { id, title });
+    read_body(problems, table, kind, head, context, before)
+}
+
+/// The fields of a scene of `kind`, once its head is read.
+fn read_body(
+    problems: &mut Problems,
+    table: &Table,
+    kind: SceneKind,
+    head: Result<Head, Reported>,
+    context: &Context,
+    before: &Before,
+) -> Result<Scene, Reported> {
+    deny_unknown(problems, table, kind);
+    let (policy_names, envs) = (context.policy_names, context.envs);
+    match kind {
+        SceneKind::Info => info::read(problems, table, head).map(Scene::Info),
+        SceneKind::Game => {
+            game::read(problems, table, head, policy_names, envs, before.multiplayer)
+                .map(Scene::Game)
+        }
+        SceneKind::Survey => survey::read(problems, table, head).map(Scene::Survey),
+        SceneKind::End => end::read(problems, table, head).map(Scene::End),
+        SceneKind::Screening => screening::read(problems, table, head).map(Scene::Screening),
+        SceneKind::Score => score::read(problems, table, head, &before.games).map(Scene::Score),
+    }
 }
 
 fn read_kind(problems: &mut Problems, table: &Table) -> Result<SceneKind, Reported> {
