@@ -161,6 +161,7 @@ async fn dry_run(
 
     let report = SceneReport::read(&store, &experiment).await?;
     report.print(&experiment, walked.bots);
+    problems.extend(conditions(&store, &experiment, walked.bots).await?);
     let required: Vec<(u32, String)> = experiment
         .scenes
         .iter()
@@ -181,9 +182,15 @@ async fn dry_run(
         .filter(|(_, s)| matches!(s, Scene::Game(_)))
         .map(|(i, _)| i as u32)
         .collect();
-    let last_scene = u32::try_from(experiment.scenes.len().saturating_sub(1)).unwrap_or(0);
+    let ends: Vec<u32> = experiment
+        .scenes
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s, Scene::End(_)))
+        .map(|(i, _)| i as u32)
+        .collect();
     for gap in store
-        .walk_gaps(&experiment.id, &required, &games, last_scene)
+        .walk_gaps(&experiment.id, &required, &games, &ends)
         .await?
     {
         problems.push(if gap.participant_id > 0 {
@@ -213,6 +220,45 @@ async fn dry_run(
         }
         Ok(ExitCode::from(1))
     }
+}
+
+/// Prints how many bots each condition got, and returns the problems: a
+/// condition no bot reached, or too few bots to reach them all.
+async fn conditions(
+    store: &Store,
+    experiment: &Experiment,
+    bots: usize,
+) -> anyhow::Result<Vec<String>> {
+    if !experiment.design.has_conditions() {
+        return Ok(Vec::new());
+    }
+    let counts = store.condition_counts(&experiment.id).await?;
+    let ids: Vec<&str> = experiment
+        .design
+        .conditions
+        .iter()
+        .filter_map(|c| c.id.as_deref())
+        .collect();
+    let line: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let n = counts.iter().find(|(c, _)| c == id).map_or(0, |(_, n)| *n);
+            format!("{id} {n}")
+        })
+        .collect();
+    println!("bots per condition: {}", line.join(" · "));
+    if bots < ids.len() {
+        return Ok(vec![format!(
+            "{bots} bots cannot reach the study's {} conditions; use --bots {} or more",
+            ids.len(),
+            ids.len()
+        )]);
+    }
+    Ok(ids
+        .iter()
+        .filter(|id| !counts.iter().any(|(c, n)| c == *id && *n > 0))
+        .map(|id| format!("no bot was assigned condition {id:?}"))
+        .collect())
 }
 
 /// Per scene: who reached it and how long they stayed, and its lobby waits.

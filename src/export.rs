@@ -120,7 +120,7 @@ async fn bonuses(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         let Some(experiment) = store.experiment(&id).await? else {
             continue;
         };
-        let (rule, last_scene) = match tandem_experiment::bonus_of(&experiment.config) {
+        let (rule, end_scenes) = match tandem_experiment::bonus_of(&experiment.config) {
             Ok(Some(found)) => found,
             Ok(None) => {
                 println!("{id}: no [bonus] rule; nothing written");
@@ -132,7 +132,7 @@ async fn bonuses(args: &ExportArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let scores = store
-            .participant_scores(&id, rule.scenes.as_deref(), last_scene)
+            .participant_scores(&id, rule.scenes.as_deref(), &end_scenes)
             .await?;
         let mut csv = String::from("id,amount\n");
         let (mut paid, mut total, mut without_id, mut not_completed) = (0, 0.0, 0, 0);

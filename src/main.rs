@@ -260,8 +260,38 @@ fn check(file: &std::path::Path, workers: &python_envs::WorkerArgs) -> anyhow::R
         "{}: ok: experiment {:?} with {} scenes",
         file.display(),
         experiment.id,
-        experiment.scenes.len()
+        experiment.design.file_scene_count()
     );
+    let design = &experiment.design;
+    if design.has_conditions() {
+        let ids: Vec<&str> = design
+            .conditions
+            .iter()
+            .filter_map(|c| c.id.as_deref())
+            .collect();
+        println!(
+            "  conditions: {} (balanced on participants assigned)",
+            ids.join(", ")
+        );
+    }
+    for block in &design.blocks {
+        println!(
+            "  block {}: {} in {} order, {} time{}",
+            block.id,
+            block.scenes.join(", "),
+            block.order.name(),
+            block.repeat,
+            if block.repeat == 1 { "" } else { "s" }
+        );
+    }
+    let derived = experiment.scenes.len() - design.file_scene_count();
+    if derived > 0 {
+        let ids: Vec<&str> = experiment.scenes[design.file_scene_count()..]
+            .iter()
+            .map(|s| s.id())
+            .collect();
+        println!("  scenes the design adds: {}", ids.join(", "));
+    }
     let mut env_ids: Vec<&str> = experiment
         .scenes
         .iter()

@@ -54,6 +54,26 @@ fn the_assisted_example_passes() {
 }
 
 #[test]
+fn the_conditions_example_passes_and_reaches_every_condition() {
+    passes("conditions.toml");
+    let (_, text) = dry_run(&example("conditions.toml"), "2", "400");
+    assert!(
+        text.contains("bots per condition: slow 1 · normal 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn too_few_bots_for_the_conditions_fail() {
+    let (code, text) = dry_run(&example("conditions.toml"), "1", "400");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("1 bots cannot reach the study's 2 conditions; use --bots 2 or more"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_scene_no_bot_can_finish_fails() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("endless.toml");

@@ -104,6 +104,8 @@ steps = pd.read_parquet(os.path.join(tables, "steps.parquet"))
 out["step_columns"] = sorted(steps.columns)
 out["step_scenes"] = sorted(set(steps["scene_id"]))
 out["participants_with_steps"] = int(steps["participant"].notna().sum())
+participants = pd.read_parquet(os.path.join(tables, "participants.parquet"))
+out["participant_plans"] = [json.loads(p) for p in participants["scene_plan"]]
 print(json.dumps(out))
 "#;
 
@@ -216,6 +218,14 @@ async fn exports_load_in_minari_pandas_polars_and_duckdb() {
     assert_eq!(tables_found["episodes.parquet"], 3);
     assert_eq!(tables_found["responses.parquet"], 1);
     assert_eq!(tables_found["participants.parquet"], 1);
+    let plans = found["participant_plans"]
+        .as_array()
+        .expect("plans exported");
+    assert_eq!(plans.len(), 1);
+    assert!(
+        plans[0].as_array().is_some_and(|p| p.len() >= 2),
+        "the scene ids they were shown: {plans:?}"
+    );
     assert!(
         tables_found["inputs.parquet"].as_u64() >= Some(2),
         "the held keys and the feedback press are inputs"

@@ -72,7 +72,7 @@ addEventListener('blur', () => reportPage('blur'));
 
 function showScene(msg) {
   const { scene } = msg;
-  document.getElementById('progress').textContent = msg.count ? `Step ${msg.index + 1} of ${msg.count}` : '';
+  document.getElementById('progress').textContent = msg.count ? `Step ${(msg.step ?? msg.index) + 1} of ${msg.count}` : '';
   // The same scene again (after a reconnect): keep what the participant entered.
   if (view && view.index === msg.index && view.id === scene.id) return view.resume();
   leaveScene();

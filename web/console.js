@@ -120,7 +120,9 @@ function events(list) {
 function draw(o) {
   const participants = document.getElementById('participants');
   if (participants) participants.textContent = String(o.study.participants);
-  replace('funnel', funnel(o.scenes, o.finished));
+  const conditions = (o.conditions || []).map((c) => `${c.id}: ${c.participants}`).join(' · ');
+  replace('funnel', ...(conditions ? [el('p', { class: 'muted' }, `Participants assigned per condition: ${conditions}`)] : []),
+    funnel(o.scenes, o.finished));
   replace('timeline', timeline(o.completions, o.dropouts, o.now_us));
   replace('lobbies', lobbies(o.lobbies));
   replace('games', games(o.games));

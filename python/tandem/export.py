@@ -14,9 +14,9 @@ runs it with the server's copy of this package):
 - ``parquet``: a table per kind of record, ``OUT/<table>.parquet``: steps
   (without observations: those are in the Minari datasets), inputs (every
   input message), frame_displays (when the page drew each frame),
-  clock_samples, episodes, participants (without their secret token),
-  responses, events, games, scene_events, lobby_waits and matches, with the
-  scene and participant on each step. pandas, polars and DuckDB read them directly.
+  clock_samples, episodes, participants (with their condition and scene
+  plan, without their secret token), responses, events, games, scene_events,
+  lobby_waits and matches, with the scene and participant on each step. pandas, polars and DuckDB read them directly.
 
 Filters: ``--scene`` (repeatable), ``--completed`` (only participants who
 finished), ``--since``/``--until`` (episodes, steps and answers of that time
@@ -267,7 +267,8 @@ _TABLES = {
     ),
     "participants": (
         """SELECT public_id AS participant, experiment_id, prolific_pid, study_id, session_id, worker_id,
-                  assignment_id, hit_id, user_agent, created_us, scene_index, finished_us, completion_code
+                  assignment_id, hit_id, user_agent, created_us, scene_index, finished_us, completion_code,
+                  {design}
            FROM participants WHERE 1 = 1""",
         "created_us",
         "id",
@@ -325,7 +326,15 @@ def export_parquet(rec: Recording, out: Path, flt: Filter) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     progress = Progress(len(_TABLES), "tables")
     written = []
+    # Recordings made before study designs existed have no condition or plan.
+    columns = {row[1] for row in rec.db.execute("PRAGMA table_info(participants)")}
+    design = (
+        "condition, scene_plan"
+        if {"condition", "scene_plan"} <= columns
+        else "NULL AS condition, NULL AS scene_plan"
+    )
     for table, (query, time_column, participant_column, scene_column) in _TABLES.items():
+        query = query.replace("{design}", design)
         clause, args = flt.sql(time_column, participant_column, scene_column)
         frame = pd.read_sql_query(query + clause, rec.db, params=args)
         for flag in ("terminated", "truncated"):

@@ -418,8 +418,12 @@ impl Bot {
             ServerMessage::Scene(SceneMessage {
                 index,
                 count,
+                step,
                 scene,
-            }) => self.on_scene(socket, index, count, &scene, now).await,
+            }) => {
+                self.on_scene(socket, index, (step, count), &scene, now)
+                    .await
+            }
             ServerMessage::Lobby(_) => {
                 self.report.lobby_messages += 1;
                 Ok(Next::Continue)
@@ -469,7 +473,7 @@ impl Bot {
         &mut self,
         socket: &mut Socket,
         index: usize,
-        count: usize,
+        (step, count): (usize, usize),
         scene: &SceneView,
         now: Instant,
     ) -> Result<Next, String> {
@@ -502,7 +506,7 @@ impl Bot {
             SceneView::Game(game) => self.enter_game(game, now),
             SceneView::End(_) => {
                 // The study's own end, not a screened-out page shown early.
-                self.report.finished = index + 1 == count;
+                self.report.finished = step + 1 == count;
                 self.report.screened_out = !self.report.finished;
                 return Ok(Next::Close);
             }

@@ -121,10 +121,11 @@ pub(crate) fn read(
     }))
 }
 
-/// The bonus rule of a recorded experiment's file text, and the index of its
-/// last scene (its end), without the environments its games name: for
-/// exporting bonuses from a recording on any machine.
-pub fn bonus_of(source: &str) -> Result<Option<(BonusRule, u32)>, crate::ConfigError> {
+/// The bonus rule of a recorded experiment's file text, and the ids of its
+/// end scenes (with those its conditions derive), without the environments
+/// its games name: for exporting bonuses from a recording on any machine.
+/// The rule's scenes include the scenes derived from them.
+pub fn bonus_of(source: &str) -> Result<Option<(BonusRule, Vec<String>)>, crate::ConfigError> {
     let mut problems = Problems::new("the recorded experiment", source);
     let document = match toml_edit::Document::parse(source) {
         Ok(document) => document,
@@ -138,14 +139,28 @@ pub fn bonus_of(source: &str) -> Result<Option<(BonusRule, u32)>, crate::ConfigE
         }
     };
     let root = Table::root(document.as_table());
-    let scenes = root
-        .field("scene")
-        .and_then(|f| f.item.as_array_of_tables().map(|a| a.len()))
-        .unwrap_or(0);
-    match read(&mut problems, &root, None) {
-        Ok(rule) if problems.is_empty() => {
-            Ok(rule.map(|r| (r, u32::try_from(scenes.saturating_sub(1)).unwrap_or(0))))
+    let derived = crate::design::derived_ids(document.as_table());
+    let with_derived = |ids: Vec<String>| -> Vec<String> {
+        let mut all = ids.clone();
+        for (origin, id) in &derived {
+            if ids.contains(origin) && !all.contains(id) {
+                all.push(id.clone());
+            }
         }
+        all
+    };
+    let scenes = document.get("scene").and_then(|s| s.as_array_of_tables());
+    let ends: Vec<String> = scenes
+        .iter()
+        .flat_map(|a| a.iter())
+        .filter(|t| t.get("kind").and_then(|k| k.as_str()) == Some("end"))
+        .filter_map(|t| t.get("id").and_then(|i| i.as_str()).map(str::to_string))
+        .collect();
+    match read(&mut problems, &root, None) {
+        Ok(rule) if problems.is_empty() => Ok(rule.map(|mut r| {
+            r.scenes = r.scenes.map(with_derived);
+            (r, with_derived(ends))
+        })),
         _ => Err(problems.into_error()),
     }
 }

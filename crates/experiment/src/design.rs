@@ -55,7 +55,10 @@ pub struct Condition {
 enum Run {
     Scene(usize),
     /// `reps[r][m]`: member `m` of the block in repetition `r + 1`.
-    Block { block: usize, reps: Vec<Vec<usize>> },
+    Block {
+        block: usize,
+        reps: Vec<Vec<usize>>,
+    },
 }
 
 /// A within-subject block.
@@ -84,6 +87,15 @@ pub enum BlockOrder {
 
 impl BlockOrder {
     const NAMES: [&'static str; 3] = ["fixed", "random", "latin_square"];
+
+    /// The name used for `order` in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            BlockOrder::Fixed => "fixed",
+            BlockOrder::Random => "random",
+            BlockOrder::LatinSquare => "latin_square",
+        }
+    }
 
     fn from_name(name: &str) -> Option<BlockOrder> {
         match name {
@@ -153,9 +165,12 @@ impl Design {
         let tied: Vec<usize> = (0..self.conditions.len())
             .filter(|&i| count(&self.conditions[i]) == fewest)
             .collect();
-        let chosen = tied[rng.random_range(0..tied.len().max(1)).min(tied.len() - 1)];
+        let chosen = tied
+            .get(rng.random_range(0..tied.len().max(1)))
+            .copied()
+            .unwrap_or(0);
         Assignment {
-            condition: self.conditions[chosen].id.clone(),
+            condition: self.conditions.get(chosen).and_then(|c| c.id.clone()),
             plan: self.plan(chosen, fewest, rng),
         }
     }
@@ -200,7 +215,7 @@ pub fn williams_row(n: usize, ordinal: u64) -> Vec<usize> {
     let mut first = Vec::with_capacity(n);
     let (mut low, mut high) = (0usize, n);
     for j in 0..n {
-        if j % 2 == 0 {
+        if j.is_multiple_of(2) {
             first.push(low);
             low += 1;
         } else {
@@ -208,13 +223,71 @@ pub fn williams_row(n: usize, ordinal: u64) -> Vec<usize> {
             first.push(high);
         }
     }
-    let rows = if n % 2 == 0 { n } else { 2 * n } as u64;
+    let rows = if n.is_multiple_of(2) { n } else { 2 * n } as u64;
     let row = (ordinal % rows) as usize;
     let mut out: Vec<usize> = first.iter().map(|f| (f + row % n) % n).collect();
     if row >= n {
         out.reverse();
     }
     out
+}
+
+/// The id of condition `condition`'s version of scene `scene`.
+fn condition_scene_id(scene: &str, condition: &str) -> String {
+    format!("{scene}-{condition}")
+}
+
+/// The id of repetition `rep` (2 or more) of scene `scene`.
+fn repetition_id(scene: &str, rep: u32) -> String {
+    format!("{scene}-r{rep}")
+}
+
+/// Every scene id a file's design derives, with the file scene it derives
+/// from, read leniently from the document (a valid file gives exactly the
+/// catalogue's derived scenes): for reading a recorded file without the
+/// environments its games name.
+pub(crate) fn derived_ids(document: &toml_edit::Table) -> Vec<(String, String)> {
+    let mut derived: Vec<(String, String)> = Vec::new();
+    let conditions = document
+        .get("condition")
+        .and_then(|c| c.as_array_of_tables());
+    for condition in conditions.iter().flat_map(|c| c.iter()) {
+        let Some(id) = condition.get("id").and_then(|i| i.as_str()) else {
+            continue;
+        };
+        let overrides = condition.get("override").and_then(|o| o.as_table_like());
+        for (scene, _) in overrides.iter().flat_map(|o| o.iter()) {
+            derived.push((scene.to_string(), condition_scene_id(scene, id)));
+        }
+    }
+    let blocks = document.get("block").and_then(|b| b.as_array_of_tables());
+    for block in blocks.iter().flat_map(|b| b.iter()) {
+        let repeat = block
+            .get("repeat")
+            .and_then(|r| r.as_integer())
+            .unwrap_or(1);
+        let members = block.get("scenes").and_then(|s| s.as_array());
+        for member in members
+            .iter()
+            .flat_map(|m| m.iter())
+            .filter_map(|m| m.as_str())
+        {
+            let versions: Vec<String> = std::iter::once(member.to_string())
+                .chain(
+                    derived
+                        .iter()
+                        .filter(|(origin, _)| origin == member)
+                        .map(|(_, id)| id.clone()),
+                )
+                .collect();
+            for version in versions {
+                for rep in 2..=u32::try_from(repeat.clamp(1, 100)).unwrap_or(1) {
+                    derived.push((member.to_string(), repetition_id(&version, rep)));
+                }
+            }
+        }
+    }
+    derived
 }
 
 /// Whether every participant sees the file's scenes in the order written:
@@ -261,11 +334,17 @@ pub(crate) fn read(
     for table in &tables {
         table.deny_unknown(problems, "a condition", CONDITION_FIELDS, |_| None);
         let id = match table.field("id") {
-            None => Err(table.missing(problems, "id", ": the condition's name, such as id = \"easy\"")),
+            None => Err(table.missing(
+                problems,
+                "id",
+                ": the condition's name, such as id = \"easy\"",
+            )),
             Some(field) => field.text(problems).and_then(|id| {
                 check_id(problems, &field, &id)?;
                 if !condition_ids.insert(id.clone()) {
-                    return Err(field.report(problems, format!("condition {id:?} is declared twice")));
+                    return Err(
+                        field.report(problems, format!("condition {id:?} is declared twice"))
+                    );
                 }
                 Ok(id)
             }),
@@ -277,7 +356,8 @@ pub(crate) fn read(
                 continue;
             }
         };
-        let replaced = match read_overrides(problems, table, document, &id, &mut catalogue, context) {
+        let replaced = match read_overrides(problems, table, document, &id, &mut catalogue, context)
+        {
             Ok(replaced) => replaced,
             Err(r) => {
                 result = Err(r);
@@ -286,19 +366,24 @@ pub(crate) fn read(
         };
         let (list, list_field) = match table.field("scenes") {
             None => ((0..catalogue.file_count()).collect(), None),
-            Some(field) => match scene_list(problems, &field, &catalogue.scenes, catalogue.file_count()) {
-                Ok(list) => (list, Some(field)),
-                Err(r) => {
-                    result = Err(r);
-                    continue;
+            Some(field) => {
+                match scene_list(problems, &field, &catalogue.scenes, catalogue.file_count()) {
+                    Ok(list) => (list, Some(field)),
+                    Err(r) => {
+                        result = Err(r);
+                        continue;
+                    }
                 }
-            },
+            }
         };
         let list: Vec<usize> = list
             .iter()
             .map(|i| replaced.get(i).copied().unwrap_or(*i))
             .collect();
-        let at = Where { table, field: list_field.as_ref() };
+        let at = Where {
+            table,
+            field: list_field.as_ref(),
+        };
         match runs(problems, &at, &list, &blocks, &mut catalogue) {
             Ok(runs) => {
                 if list_field.is_some() {
@@ -311,7 +396,10 @@ pub(crate) fn read(
     }
     if tables.is_empty() {
         let list: Vec<usize> = (0..catalogue.file_count()).collect();
-        let at = Where { table: root, field: None };
+        let at = Where {
+            table: root,
+            field: None,
+        };
         match runs(problems, &at, &list, &blocks, &mut catalogue) {
             Ok(runs) => conditions.push(Condition { id: None, runs }),
             Err(r) => result = Err(r),
@@ -359,7 +447,7 @@ impl Catalogue {
         if let Some(&copy) = self.copies.get(&(index, rep)) {
             return Ok(copy);
         }
-        let id = format!("{}-r{rep}", self.scenes[index].id());
+        let id = repetition_id(self.scenes[index].id(), rep);
         if self.ids.contains(&id) || id.len() > 64 {
             return Err(id);
         }
@@ -403,7 +491,10 @@ fn read_overrides(
     let file_count = catalogue.file_count();
     let mut result = Ok(());
     for scene_field in overrides.fields() {
-        let file_ids: Vec<&str> = catalogue.scenes[..file_count].iter().map(Scene::id).collect();
+        let file_ids: Vec<&str> = catalogue.scenes[..file_count]
+            .iter()
+            .map(Scene::id)
+            .collect();
         let Some(index) = file_ids.iter().position(|id| *id == scene_field.key) else {
             let hint = did_you_mean(scene_field.key, &file_ids);
             result = Err(scene_field.report_key(
@@ -438,7 +529,7 @@ fn read_overrides(
             }
             built.insert(key, item.clone());
         }
-        let id = format!("{}-{condition_id}", scene_field.key);
+        let id = condition_scene_id(scene_field.key, condition_id);
         if catalogue.ids.contains(&id) || id.len() > 64 {
             result = Err(scene_field.report_key(
                 problems,
@@ -446,7 +537,11 @@ fn read_overrides(
                     "this condition's version of scene {:?} is called {id:?}, which is \
                      {}; rename the condition or the scene",
                     scene_field.key,
-                    if id.len() > 64 { "longer than 64 characters" } else { "another scene's id" }
+                    if id.len() > 64 {
+                        "longer than 64 characters"
+                    } else {
+                        "another scene's id"
+                    }
                 ),
             ));
             continue;
@@ -469,9 +564,11 @@ fn read_overrides(
 fn file_scene_table(document: &toml_edit::Table, index: usize) -> Option<toml_edit::Table> {
     match document.get("scene")? {
         toml_edit::Item::ArrayOfTables(a) => a.get(index).cloned(),
-        toml_edit::Item::Value(toml_edit::Value::Array(a)) => {
-            a.get(index)?.as_inline_table().cloned().map(|t| t.into_table())
-        }
+        toml_edit::Item::Value(toml_edit::Value::Array(a)) => a
+            .get(index)?
+            .as_inline_table()
+            .cloned()
+            .map(|t| t.into_table()),
         _ => None,
     }
 }
@@ -490,7 +587,8 @@ fn scene_list(
     for value in array.iter() {
         let span = value.span().unwrap_or_else(|| field.span.clone());
         let Some(name) = value.as_str() else {
-            result = Err(problems.report(&span, field.path.clone(), "expected scene ids (strings)"));
+            result =
+                Err(problems.report(&span, field.path.clone(), "expected scene ids (strings)"));
             continue;
         };
         match ids.iter().position(|id| *id == name) {
@@ -504,7 +602,11 @@ fn scene_list(
             Some(index) => list.push(index),
             None => {
                 let hint = did_you_mean(name, &ids);
-                result = Err(problems.report(&span, field.path.clone(), format!("no scene has id {name:?}{hint}")));
+                result = Err(problems.report(
+                    &span,
+                    field.path.clone(),
+                    format!("no scene has id {name:?}{hint}"),
+                ));
             }
         }
     }
@@ -522,7 +624,11 @@ struct BlockRead<'d> {
     field: Field<'d>,
 }
 
-fn read_blocks<'d>(problems: &mut Problems, root: &Table<'d>, scenes: &[Scene]) -> Vec<BlockRead<'d>> {
+fn read_blocks<'d>(
+    problems: &mut Problems,
+    root: &Table<'d>,
+    scenes: &[Scene],
+) -> Vec<BlockRead<'d>> {
     let Some(field) = root.field("block") else {
         return Vec::new();
     };
@@ -551,10 +657,16 @@ fn read_blocks<'d>(problems: &mut Problems, root: &Table<'d>, scenes: &[Scene]) 
         };
         let repeat = table.opt_int(problems, "repeat", 1..=100);
         let Some(scenes_field) = table.field("scenes") else {
-            table.missing(problems, "scenes", ": the ids of the scenes the block shows, such as [\"easy\", \"hard\"]");
+            table.missing(
+                problems,
+                "scenes",
+                ": the ids of the scenes the block shows, such as [\"easy\", \"hard\"]",
+            );
             continue;
         };
-        let Ok(array) = scenes_field.array(problems) else { continue };
+        let Ok(array) = scenes_field.array(problems) else {
+            continue;
+        };
         let mut members = Vec::new();
         for value in array.iter() {
             let span = value.span().unwrap_or_else(|| scenes_field.span.clone());
@@ -562,12 +674,22 @@ fn read_blocks<'d>(problems: &mut Problems, root: &Table<'d>, scenes: &[Scene]) 
             match ids.iter().position(|id| *id == name) {
                 None => {
                     let hint = did_you_mean(name, &ids);
-                    problems.report(&span, scenes_field.path.clone(), format!("no scene has id {name:?}{hint}"));
+                    problems.report(
+                        &span,
+                        scenes_field.path.clone(),
+                        format!("no scene has id {name:?}{hint}"),
+                    );
                 }
                 Some(i) if scenes[i].kind() == SceneKind::End => {
-                    problems.report(&span, scenes_field.path.clone(), "an end scene cannot be in a block: nothing follows it");
+                    problems.report(
+                        &span,
+                        scenes_field.path.clone(),
+                        "an end scene cannot be in a block: nothing follows it",
+                    );
                 }
-                Some(i) if members.contains(&i) || blocks.iter().any(|b| b.members.contains(&i)) => {
+                Some(i)
+                    if members.contains(&i) || blocks.iter().any(|b| b.members.contains(&i)) =>
+                {
                     problems.report(&span, scenes_field.path.clone(), format!("scene {name:?} is already in a block; a scene belongs to one block, once (use repeat to show it again)"));
                 }
                 Some(i) => members.push(i),
@@ -580,7 +702,9 @@ fn read_blocks<'d>(problems: &mut Problems, root: &Table<'d>, scenes: &[Scene]) 
             scenes_field.report(problems, "a block needs at least one scene");
             continue;
         }
-        let (Ok(id), Ok(order), Ok(repeat)) = (id, order, repeat) else { continue };
+        let (Ok(id), Ok(order), Ok(repeat)) = (id, order, repeat) else {
+            continue;
+        };
         blocks.push(BlockRead {
             block: Block {
                 id,

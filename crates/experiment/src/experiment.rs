@@ -201,8 +201,10 @@ pub fn parse_with(
         envs,
     };
     let file_order_is_a_plan = design::file_order_is_a_plan(document.as_table());
-    let scenes = scene::read_all(&mut problems, &root, &context, file_order_is_a_plan)
-        .and_then(|scenes| design::read(&mut problems, &root, document.as_table(), scenes, &context));
+    let scenes =
+        scene::read_all(&mut problems, &root, &context, file_order_is_a_plan).and_then(|scenes| {
+            design::read(&mut problems, &root, document.as_table(), scenes, &context)
+        });
     let bonus = match &scenes {
         Ok((scenes, design)) => crate::bonus::read(&mut problems, &root, Some(scenes))
             .map(|rule| rule.map(|rule| rule.with_derived_scenes(scenes, design))),

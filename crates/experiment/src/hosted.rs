@@ -45,7 +45,9 @@ pub fn hosted_envs(text: &str) -> Vec<HostedEnv> {
         add(scene.get("env"), scene.get("env_kwargs"));
     }
     // A condition may give a scene another environment or other arguments.
-    let conditions = document.get("condition").and_then(|c| c.as_array_of_tables());
+    let conditions = document
+        .get("condition")
+        .and_then(|c| c.as_array_of_tables());
     for condition in conditions.iter().flat_map(|c| c.iter()) {
         let Some(overrides) = condition.get("override").and_then(|o| o.as_table_like()) else {
             continue;

@@ -335,10 +335,15 @@ fn read_body(
     let (policy_names, envs) = (context.policy_names, context.envs);
     match kind {
         SceneKind::Info => info::read(problems, table, head).map(Scene::Info),
-        SceneKind::Game => {
-            game::read(problems, table, head, policy_names, envs, before.multiplayer)
-                .map(Scene::Game)
-        }
+        SceneKind::Game => game::read(
+            problems,
+            table,
+            head,
+            policy_names,
+            envs,
+            before.multiplayer,
+        )
+        .map(Scene::Game),
         SceneKind::Survey => survey::read(problems, table, head).map(Scene::Survey),
         SceneKind::End => end::read(problems, table, head).map(Scene::End),
         SceneKind::Screening => screening::read(problems, table, head).map(Scene::Screening),

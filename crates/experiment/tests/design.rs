@@ -51,7 +51,11 @@ fn a_condition_overrides_fields_as_a_scene_of_its_own() {
     let slow = e.scene_index("b-slow").expect("the slow condition's b");
     let game = e.scenes[slow].as_game().unwrap();
     assert_eq!((game.fps, game.title.as_str()), (15, "Slow b"));
-    assert_eq!(e.scenes[1].as_game().unwrap().fps, 30, "the file's b is unchanged");
+    assert_eq!(
+        e.scenes[1].as_game().unwrap().fps,
+        30,
+        "the file's b is unchanged"
+    );
     assert_eq!(e.design.origins[slow], 1);
     let slow_plan = e.design.plan(0, 0, &mut rng());
     let fast_plan = e.design.plan(1, 0, &mut rng());
@@ -61,8 +65,9 @@ fn a_condition_overrides_fields_as_a_scene_of_its_own() {
 
 #[test]
 fn assignment_keeps_counts_within_one_and_breaks_ties_at_random() {
-    let e = study("[[condition]]\nid = \"x\"\n[[condition]]\nid = \"y\"\n[[condition]]\nid = \"z\"\n")
-        .unwrap();
+    let e =
+        study("[[condition]]\nid = \"x\"\n[[condition]]\nid = \"y\"\n[[condition]]\nid = \"z\"\n")
+            .unwrap();
     let mut counts: HashMap<String, u64> = HashMap::new();
     let mut r = rng();
     let mut firsts = HashMap::new();
@@ -73,11 +78,17 @@ fn assignment_keeps_counts_within_one_and_breaks_ties_at_random() {
             *firsts.entry(c.clone()).or_insert(0) += 1;
         }
         *counts.entry(c).or_default() += 1;
-        let (lo, hi) = (counts.values().min().unwrap(), counts.values().max().unwrap());
+        let (lo, hi) = (
+            counts.values().min().unwrap(),
+            counts.values().max().unwrap(),
+        );
         assert!(hi - lo <= 1 && counts.len() <= 3, "{counts:?}");
     }
     assert_eq!(counts.values().sum::<u64>(), 200);
-    assert!(firsts.len() > 1, "ties are not always broken the same way: {firsts:?}");
+    assert!(
+        firsts.len() > 1,
+        "ties are not always broken the same way: {firsts:?}"
+    );
 }
 
 #[test]
@@ -94,7 +105,9 @@ fn a_latin_square_block_puts_each_scene_at_each_position_equally() {
             *at.entry((id.clone(), position)).or_default() += 1;
         }
         for pair in plan[..4].windows(2) {
-            *follows.entry((pair[0].clone(), pair[1].clone())).or_default() += 1;
+            *follows
+                .entry((pair[0].clone(), pair[1].clone()))
+                .or_default() += 1;
         }
     }
     assert_eq!(at.len(), 16);
@@ -124,7 +137,10 @@ fn a_repeated_random_block_gets_scenes_of_its_own_per_repetition() {
     for _ in 0..30 {
         let plan = ids(&e, &e.design.plan(0, 0, &mut r));
         assert_eq!(plan.len(), 9);
-        assert_eq!((plan[0].as_str(), plan[7].as_str(), plan[8].as_str()), ("a", "d", "end"));
+        assert_eq!(
+            (plan[0].as_str(), plan[7].as_str(), plan[8].as_str()),
+            ("a", "d", "end")
+        );
         let mut rep2 = plan[3..5].to_vec();
         rep2.sort();
         assert_eq!(rep2, ["b-r2", "c-r2"]);
@@ -144,10 +160,17 @@ fn conditions_may_choose_their_scenes_and_their_own_end() {
          [[condition]]\nid = \"read\"\nscenes = [\"hi\", \"end-none\"]\n"
     );
     let e = parse(&source, "t.toml").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(ids(&e, &e.design.plan(1, 0, &mut rng())), ["hi", "end-none"]);
+    assert_eq!(
+        ids(&e, &e.design.plan(1, 0, &mut rng())),
+        ["hi", "end-none"]
+    );
     let stored = vec!["hi".to_string(), "end-none".to_string()];
     assert_eq!(e.plan_of(Some(&stored)), vec![0, 3]);
-    assert_eq!(e.plan_of(None), vec![0, 1, 2, 3], "no plan stored: the file's order");
+    assert_eq!(
+        e.plan_of(None),
+        vec![0, 1, 2, 3],
+        "no plan stored: the file's order"
+    );
 }
 
 #[test]
@@ -170,23 +193,65 @@ fn a_score_scene_shows_the_condition_s_version_of_its_game() {
 #[test]
 fn design_problems_are_reported_where_they_are() {
     let cases: &[(&str, &str)] = &[
-        ("[[condition]]\nid = \"x\"\n[condition.override.bb]\nfps = 10\n", "no scene has id \"bb\" (did you mean \"b\"?)"),
-        ("[[condition]]\nid = \"x\"\n[condition.override.b]\nkind = \"info\"\n", "not its kind or id"),
-        ("[[condition]]\nid = \"x\"\n[condition.override.b]\nfps = 0\n", "fps"),
-        ("[[condition]]\nid = \"x\"\n[[condition]]\nid = \"x\"\n", "declared twice"),
-        ("[[condition]]\nid = \"x\"\nscenes = [\"a\", \"b\"]\n", "must end with one end scene"),
-        ("[[condition]]\nid = \"x\"\nscenes = [\"a\", \"a\", \"end\"]\n", "listed twice"),
-        ("[[condition]]\nid = \"x\"\nscenes = [\"a\", \"c\", \"b\", \"end\"]\n[[block]]\nid = \"k\"\nscenes = [\"b\", \"d\"]\n", "must all be shown, one after another"),
-        ("[[block]]\nid = \"k\"\nscenes = [\"a\", \"c\"]\n", "must all be shown, one after another"),
-        ("[[block]]\nid = \"k\"\nscenes = [\"a\", \"end\"]\n", "an end scene cannot be in a block"),
-        ("[[block]]\nid = \"k\"\nscenes = [\"a\"]\norder = \"latin\"\n", "unknown order \"latin\""),
-        ("[[block]]\nid = \"k\"\nscenes = [\"a\"]\nrepeat = 0\n", "between 1 and 100"),
-        ("[[block]]\nid = \"k\"\nscenes = [\"a\"]\n[[block]]\nid = \"l\"\nscenes = [\"a\"]\n", "already in a block"),
-        ("[[condition]]\nid = \"x\"\nsenes = [\"a\"]\n", "(did you mean \"scenes\"?)"),
+        (
+            "[[condition]]\nid = \"x\"\n[condition.override.bb]\nfps = 10\n",
+            "no scene has id \"bb\" (did you mean \"b\"?)",
+        ),
+        (
+            "[[condition]]\nid = \"x\"\n[condition.override.b]\nkind = \"info\"\n",
+            "not its kind or id",
+        ),
+        (
+            "[[condition]]\nid = \"x\"\n[condition.override.b]\nfps = 0\n",
+            "fps",
+        ),
+        (
+            "[[condition]]\nid = \"x\"\n[[condition]]\nid = \"x\"\n",
+            "declared twice",
+        ),
+        (
+            "[[condition]]\nid = \"x\"\nscenes = [\"a\", \"b\"]\n",
+            "must end with one end scene",
+        ),
+        (
+            "[[condition]]\nid = \"x\"\nscenes = [\"a\", \"a\", \"end\"]\n",
+            "listed twice",
+        ),
+        (
+            "[[condition]]\nid = \"x\"\nscenes = [\"a\", \"c\", \"b\", \"end\"]\n[[block]]\nid = \"k\"\nscenes = [\"b\", \"d\"]\n",
+            "must all be shown, one after another",
+        ),
+        (
+            "[[block]]\nid = \"k\"\nscenes = [\"a\", \"c\"]\n",
+            "must all be shown, one after another",
+        ),
+        (
+            "[[block]]\nid = \"k\"\nscenes = [\"a\", \"end\"]\n",
+            "an end scene cannot be in a block",
+        ),
+        (
+            "[[block]]\nid = \"k\"\nscenes = [\"a\"]\norder = \"latin\"\n",
+            "unknown order \"latin\"",
+        ),
+        (
+            "[[block]]\nid = \"k\"\nscenes = [\"a\"]\nrepeat = 0\n",
+            "between 1 and 100",
+        ),
+        (
+            "[[block]]\nid = \"k\"\nscenes = [\"a\"]\n[[block]]\nid = \"l\"\nscenes = [\"a\"]\n",
+            "already in a block",
+        ),
+        (
+            "[[condition]]\nid = \"x\"\nsenes = [\"a\"]\n",
+            "(did you mean \"scenes\"?)",
+        ),
     ];
     for (design, expected) in cases {
         let error = study(design).expect_err(design);
-        assert!(error.contains(expected), "{design}\n→ {error}\n(expected {expected:?})");
+        assert!(
+            error.contains(expected),
+            "{design}\n→ {error}\n(expected {expected:?})"
+        );
         assert!(error.contains("t.toml:"), "{error}");
     }
 }
@@ -199,4 +264,47 @@ fn derived_scenes_are_whole_scenes_of_their_kind() {
         Scene::Game(g) => assert_eq!((g.env.as_str(), g.episodes), ("MountainCar-v0", Some(1))),
         other => panic!("{other:?}"),
     }
+}
+
+/// The partner policy is a seat's field: a condition replaces the seats, and
+/// a policy name in them is checked like any other (at its own line).
+#[test]
+fn a_condition_may_give_a_game_another_partner() {
+    let game = "[[scene]]\nkind = \"game\"\nid = \"rally\"\ntitle = \"R\"\nenv = \"Paddles-v0\"\n\
+                time_limit_s = 30\ndefault_action = 0\n[scene.keys]\nArrowUp = 1\n\
+                [[scene.seat]]\nagent = \"left\"\nhuman = true\n\
+                [[scene.seat]]\nagent = \"right\"\nai = \"scripted\"\n\
+                [[scene]]\nkind = \"end\"\nid = \"end\"\ntitle = \"E\"\nmarkdown = \"x\"\n";
+    let partner = |name: &str| {
+        format!(
+            "{HEAD}{game}[[condition]]\nid = \"other\"\n\
+             [[condition.override.rally.seat]]\nagent = \"left\"\nhuman = true\n\
+             [[condition.override.rally.seat]]\nagent = \"right\"\nai = \"{name}\"\n\
+             [[condition]]\nid = \"same\"\n"
+        )
+    };
+    let e = parse(&partner("random"), "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    let policy = |id: &str| {
+        let game = e.scenes[e.scene_index(id).unwrap()].as_game().unwrap();
+        match &game.seats[1].role {
+            tandem_experiment::SeatRole::Ai(ai) => ai.policy.name.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(policy("rally"), "scripted");
+    assert_eq!(policy("rally-other"), "random");
+    let uses: Vec<&str> = e
+        .policy_uses()
+        .iter()
+        .map(|(_, _, p)| p.name.as_str())
+        .collect();
+    assert!(
+        uses.contains(&"random"),
+        "checked like the file's own: {uses:?}"
+    );
+    let error = parse(&partner("scriptd"), "t.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("scriptd"), "{error}");
+    assert!(error.contains("t.toml:"), "{error}");
 }

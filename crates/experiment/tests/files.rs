@@ -469,6 +469,7 @@ fn views_travel_as_wire_messages() {
             let message = ServerMessage::Scene(SceneMessage {
                 index,
                 count: experiment.scenes.len(),
+                step: index,
                 scene: scene.view_for(&ids),
             });
             assert_eq!(

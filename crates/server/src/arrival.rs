@@ -34,7 +34,7 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use tandem_store::{ExternalKey, NewParticipant, Participant, RecruitIds};
+use tandem_store::{Assigned, ExternalKey, NewParticipant, Participant, RecruitIds};
 use tracing::{info, warn};
 
 use crate::admission::{Refused, retry_after};
@@ -356,14 +356,26 @@ async fn create_participant(
         recruit,
         user_agent,
     };
-    let participant = state.store.create_participant(&new).await?;
-    if let Some(first) = state.experiment.scenes.first() {
-        state
-            .store
-            .enter_scene(participant.id, None, (0, first.id()))
-            .await?;
-    }
-    info!(participant = participant.id, public_id = %participant.public_id, "new participant");
+    let experiment = &state.experiment;
+    let participant = state
+        .store
+        .create_assigned_participant(&new, |counts| {
+            let assignment = experiment.design.assign(counts, &mut rand::rng());
+            let first = assignment.plan.first().copied().unwrap_or(0);
+            let first_id = experiment.scenes.get(first).map_or("", |s| s.id());
+            Assigned {
+                scene_plan: experiment.plan_ids(&assignment.plan),
+                condition: assignment.condition,
+                first: (first as u32, first_id.to_string()),
+            }
+        })
+        .await?;
+    info!(
+        participant = participant.id,
+        public_id = %participant.public_id,
+        condition = participant.condition.as_deref().unwrap_or("-"),
+        "new participant"
+    );
     Ok(participant)
 }
 
@@ -449,6 +461,8 @@ mod tests {
             scene_entered_us: None,
             finished_us: None,
             completion_code: None,
+            condition: None,
+            scene_plan: None,
         }
     }
 

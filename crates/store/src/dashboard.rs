@@ -43,6 +43,25 @@ impl Store {
             .collect()
     }
 
+    /// Per scene index, how many participants of `experiment_id` have
+    /// entered it (by their own path: plans order scenes differently).
+    pub async fn scene_reached(&self, experiment_id: &str) -> Result<Vec<(u32, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.scene_index, COUNT(DISTINCT e.participant_id) AS n
+             FROM scene_events e JOIN participants p ON p.id = e.participant_id
+             WHERE p.experiment_id = ? AND e.event = 'entered' GROUP BY e.scene_index",
+        )
+        .bind(experiment_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let index = u32::try_from(r.try_get::<i64, _>("scene_index")?).unwrap_or(0);
+                Ok((index, r.try_get("n")?))
+            })
+            .collect()
+    }
+
     /// Completions per minute: (the minute's start in µs since the epoch,
     /// participants who finished in it), oldest first.
     pub async fn completions_per_minute(

@@ -6,6 +6,7 @@
 //! scenes is a compare-and-set on `participants.scene_index`: two sockets of the
 //! same participant that both try to advance from scene 3 advance them once.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde_json::Value;
@@ -68,6 +69,20 @@ pub struct Participant {
     pub scene_entered_us: Option<i64>,
     pub finished_us: Option<i64>,
     pub completion_code: Option<String>,
+    /// The between-subject condition they were assigned, if the study has any.
+    pub condition: Option<String>,
+    /// The scene ids they are shown, in order; `None` for participants
+    /// recorded before plans existed (they see the file's scenes in order).
+    pub scene_plan: Option<Vec<String>>,
+}
+
+/// What a new participant is assigned: their condition, their plan and the
+/// first scene of it (index and id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assigned {
+    pub condition: Option<String>,
+    pub scene_plan: Vec<String>,
+    pub first: (u32, String),
 }
 
 /// Which external id to look a participant up by.
@@ -112,7 +127,7 @@ pub struct Response {
 
 const PARTICIPANT_COLUMNS: &str = "id, token, public_id, experiment_id, prolific_pid, study_id, \
      session_id, worker_id, assignment_id, hit_id, turk_submit_to, user_agent, created_us, \
-     scene_index, scene_entered_us, finished_us, completion_code";
+     scene_index, scene_entered_us, finished_us, completion_code, condition, scene_plan";
 
 impl Store {
     /// Records the experiment file loaded at start-up: inserts the experiment or
@@ -206,6 +221,86 @@ impl Store {
             .fetch_one(self.pool())
             .await?;
         participant_from_row(&row)
+    }
+
+    /// Creates a participant and puts them at the first scene of what
+    /// `assign` gives them, in one transaction: `assign` sees how many
+    /// participants of the experiment each condition has so far (the key of
+    /// those without a condition is `""`), so concurrent arrivals, and
+    /// arrivals after a restart, are balanced on every participant created.
+    pub async fn create_assigned_participant(
+        &self,
+        new: &NewParticipant,
+        assign: impl FnOnce(&HashMap<String, u64>) -> Assigned,
+    ) -> Result<Participant, StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "SELECT COALESCE(condition, '') AS condition, COUNT(*) AS n FROM participants
+             WHERE experiment_id = ? GROUP BY 1",
+        )
+        .bind(&new.experiment_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut counts = HashMap::new();
+        for r in &rows {
+            let n: i64 = r.try_get("n")?;
+            counts.insert(r.try_get("condition")?, u64::try_from(n).unwrap_or(0));
+        }
+        let assigned = assign(&counts);
+        let plan = serde_json::to_string(&assigned.scene_plan).unwrap_or_else(|_| "[]".into());
+        let sql = format!(
+            "INSERT INTO participants (token, public_id, experiment_id, prolific_pid, study_id,
+                 session_id, worker_id, assignment_id, hit_id, turk_submit_to, user_agent,
+                 created_us, condition, scene_plan)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             RETURNING {PARTICIPANT_COLUMNS}"
+        );
+        let now = now_us();
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&new.token)
+            .bind(&new.public_id)
+            .bind(&new.experiment_id)
+            .bind(&new.recruit.prolific_pid)
+            .bind(&new.recruit.study_id)
+            .bind(&new.recruit.session_id)
+            .bind(&new.recruit.worker_id)
+            .bind(&new.recruit.assignment_id)
+            .bind(&new.recruit.hit_id)
+            .bind(&new.recruit.turk_submit_to)
+            .bind(&new.user_agent)
+            .bind(now)
+            .bind(&assigned.condition)
+            .bind(plan)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut participant = participant_from_row(&row)?;
+        let first = (assigned.first.0, assigned.first.1.as_str());
+        advance(&mut tx, participant.id, None, first, now).await?;
+        tx.commit().await?;
+        participant.scene_index = assigned.first.0;
+        participant.scene_entered_us = Some(now);
+        Ok(participant)
+    }
+
+    /// How many participants of `experiment_id` each condition has (`""`:
+    /// those without one).
+    pub async fn condition_counts(
+        &self,
+        experiment_id: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(condition, '') AS condition, COUNT(*) AS n FROM participants
+             WHERE experiment_id = ? GROUP BY 1 ORDER BY 1",
+        )
+        .bind(experiment_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let n: i64 = r.try_get("n")?;
+                Ok((r.try_get("condition")?, u64::try_from(n).unwrap_or(0)))
+            })
+            .collect()
     }
 
     /// The participant with this database id.
@@ -525,6 +620,10 @@ fn participant_from_row(r: &SqliteRow) -> Result<Participant, StoreError> {
         scene_entered_us: r.try_get("scene_entered_us")?,
         finished_us: r.try_get("finished_us")?,
         completion_code: r.try_get("completion_code")?,
+        condition: r.try_get("condition")?,
+        scene_plan: r
+            .try_get::<Option<String>, _>("scene_plan")?
+            .and_then(|text| serde_json::from_str(&text).ok()),
     })
 }
 
@@ -557,6 +656,8 @@ impl fmt::Debug for Participant {
             .field("scene_entered_us", &self.scene_entered_us)
             .field("finished_us", &self.finished_us)
             .field("completion_code", &self.completion_code)
+            .field("condition", &self.condition)
+            .field("scene_plan", &self.scene_plan)
             .finish()
     }
 }

@@ -65,7 +65,8 @@ pub use episode_indices::{EPISODE_INDEX_BLOCK, EpisodeIndices};
 pub use error::{DatabaseError, StoreError};
 pub use events::Event;
 pub use flow::{
-    Experiment, ExternalKey, NewParticipant, Participant, RecruitIds, Response, SceneEvent,
+    Assigned, Experiment, ExternalKey, NewParticipant, Participant, RecruitIds, Response,
+    SceneEvent,
 };
 pub use games::{Game, NewGame, Outcome, Seat};
 pub use lobby::{LobbyWait, Match, MatchReason, NewMatch};

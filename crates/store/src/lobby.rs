@@ -203,7 +203,9 @@ impl Store {
 
 impl Store {
     /// The group `participant_id` played their latest multiplayer game with,
-    /// in a scene of `experiment_id` before `before_scene`: that game's id
+    /// in a scene of `experiment_id` other than `before_scene` (games are
+    /// ordered by when they were made: plans order scenes differently for
+    /// different participants, so scene indices do not): that game's id
     /// and how many people held its seats. `None` when they played none.
     pub async fn last_team(
         &self,
@@ -216,7 +218,7 @@ impl Store {
                     (SELECT COUNT(*) FROM game_seats o
                      WHERE o.game_id = g.id AND o.participant_id IS NOT NULL) AS size
              FROM game_seats s JOIN games g ON g.id = s.game_id
-             WHERE s.participant_id = ? AND g.experiment_id = ? AND g.scene_index < ?
+             WHERE s.participant_id = ? AND g.experiment_id = ? AND g.scene_index <> ?
                AND (SELECT COUNT(*) FROM game_seats o
                     WHERE o.game_id = g.id AND o.participant_id IS NOT NULL) > 1
              ORDER BY g.id DESC LIMIT 1",

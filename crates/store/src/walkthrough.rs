@@ -36,7 +36,7 @@ impl Store {
             "SELECT e.participant_id, e.scene_index, e.at_us,
                     (SELECT MIN(n.at_us) FROM scene_events n
                       WHERE n.participant_id = e.participant_id AND n.event = 'entered'
-                        AND n.scene_index > e.scene_index) AS next_us,
+                        AND n.id > e.id) AS next_us,
                     p.finished_us
              FROM scene_events e JOIN participants p ON p.id = e.participant_id
              WHERE p.experiment_id = ? AND e.event = 'entered'
@@ -83,18 +83,21 @@ impl Store {
     }
 
     /// What a full walk of `experiment_id` should have left and did not:
-    /// participants not finished, or finished before the last scene
-    /// (`last_scene`: screened out); answers missing for `required` questions
-    /// (`(scene index, question id)`); game scenes (`game_scenes`) a
-    /// participant passed without a seat in a game with an episode; ended
-    /// episodes whose step rows are fewer than their step count.
+    /// participants not finished, or finished elsewhere than at an end scene
+    /// (`end_scenes`: screened out); answers missing for `required` questions
+    /// (`(scene index, question id)`) of scenes a participant left; game
+    /// scenes (`game_scenes`) a participant left without a seat in a game with
+    /// an episode; ended episodes whose step rows are fewer than their step
+    /// count. "Left" is by the participant's own path (their plan), not by
+    /// scene index.
     pub async fn walk_gaps(
         &self,
         experiment_id: &str,
         required: &[(u32, String)],
         game_scenes: &[u32],
-        last_scene: u32,
+        end_scenes: &[u32],
     ) -> Result<Vec<Missing>, StoreError> {
+        let ends = serde_json::json!(end_scenes).to_string();
         let mut missing = Vec::new();
         let unfinished = sqlx::query(
             "SELECT id, scene_index FROM participants WHERE experiment_id = ? AND finished_us IS NULL",
@@ -111,10 +114,11 @@ impl Store {
         }
         let screened = sqlx::query(
             "SELECT p.id, p.scene_index FROM participants p
-             WHERE p.experiment_id = ? AND p.finished_us IS NOT NULL AND p.scene_index < ?",
+             WHERE p.experiment_id = ? AND p.finished_us IS NOT NULL
+               AND p.scene_index NOT IN (SELECT value FROM json_each(?))",
         )
         .bind(experiment_id)
-        .bind(i64::from(last_scene))
+        .bind(&ends)
         .fetch_all(self.pool())
         .await?;
         for r in &screened {
@@ -127,12 +131,13 @@ impl Store {
         for (scene, question) in required {
             let rows = sqlx::query(
                 "SELECT p.id FROM participants p
-                 WHERE p.experiment_id = ? AND p.scene_index > ?
+                 WHERE p.experiment_id = ?1
+                   AND EXISTS (SELECT 1 FROM scene_events l WHERE l.participant_id = p.id
+                               AND l.scene_index = ?2 AND l.event = 'left')
                    AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.participant_id = p.id
-                                   AND r.scene_index = ? AND r.question_id = ?)",
+                                   AND r.scene_index = ?2 AND r.question_id = ?3)",
             )
             .bind(experiment_id)
-            .bind(i64::from(*scene))
             .bind(i64::from(*scene))
             .bind(question)
             .fetch_all(self.pool())
@@ -147,14 +152,15 @@ impl Store {
         for scene in game_scenes {
             let rows = sqlx::query(
                 "SELECT p.id FROM participants p
-                 WHERE p.experiment_id = ? AND p.scene_index > ?
+                 WHERE p.experiment_id = ?1
+                   AND EXISTS (SELECT 1 FROM scene_events l WHERE l.participant_id = p.id
+                               AND l.scene_index = ?2 AND l.event = 'left')
                    AND NOT EXISTS (
                      SELECT 1 FROM game_seats s JOIN games g ON g.id = s.game_id
                      JOIN episodes e ON e.game_id = g.id
-                     WHERE s.participant_id = p.id AND g.scene_index = ?)",
+                     WHERE s.participant_id = p.id AND g.scene_index = ?2)",
             )
             .bind(experiment_id)
-            .bind(i64::from(*scene))
             .bind(i64::from(*scene))
             .fetch_all(self.pool())
             .await?;
@@ -202,17 +208,21 @@ pub struct ParticipantScore {
 
 impl Store {
     /// Every participant of `experiment_id` with their score over the game
-    /// scenes `scene_ids` (every game scene when `None`); `last_scene` is the
-    /// index of the end scene.
+    /// scenes `scene_ids` (every game scene when `None`); `end_scenes` are
+    /// the ids of the end scenes (finishing elsewhere is not completing).
     pub async fn participant_scores(
         &self,
         experiment_id: &str,
         scene_ids: Option<&[String]>,
-        last_scene: u32,
+        end_scenes: &[String],
     ) -> Result<Vec<ParticipantScore>, StoreError> {
+        let ends = serde_json::json!(end_scenes).to_string();
         let scenes_json = scene_ids.map(|ids| serde_json::json!(ids).to_string());
         let rows = sqlx::query(
-            "SELECT p.id, p.prolific_pid, p.worker_id, p.scene_index, p.finished_us,
+            "SELECT p.id, p.prolific_pid, p.worker_id, p.finished_us,
+               EXISTS (SELECT 1 FROM scene_events se WHERE se.participant_id = p.id
+                       AND se.event = 'entered'
+                       AND se.scene_id IN (SELECT value FROM json_each(?3))) AS at_end,
                COALESCE((
                  SELECT SUM(st.reward) FROM steps st
                  JOIN episodes e ON e.id = st.episode_id AND e.outcome = 'complete'
@@ -224,17 +234,18 @@ impl Store {
         )
         .bind(experiment_id)
         .bind(scenes_json)
+        .bind(&ends)
         .fetch_all(self.pool())
         .await?;
         rows.iter()
             .map(|r| {
-                let scene: i64 = r.try_get("scene_index")?;
+                let at_end: bool = r.try_get("at_end")?;
                 let finished: Option<i64> = r.try_get("finished_us")?;
                 Ok(ParticipantScore {
                     participant_id: r.try_get("id")?,
                     prolific_pid: r.try_get("prolific_pid")?,
                     worker_id: r.try_get("worker_id")?,
-                    completed: finished.is_some() && scene == i64::from(last_scene),
+                    completed: finished.is_some() && at_end,
                     score: r.try_get("score")?,
                 })
             })

@@ -175,11 +175,16 @@ pub struct ExperimentInfo {
     pub title: String,
 }
 
-/// `scene`: show scene `index` of `count`.
+/// `scene`: show scene `index` (the experiment's numbering, which messages
+/// about the scene quote back), step `step` of the `count` scenes this
+/// participant is shown (their plan: conditions and blocks make it differ
+/// between participants).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SceneMessage {
     pub index: usize,
     pub count: usize,
+    #[serde(default)]
+    pub step: usize,
     pub scene: SceneView,
 }
 

@@ -17,6 +17,7 @@ fn scene(index: usize, view: SceneView) -> ServerMessage {
     ServerMessage::Scene(SceneMessage {
         index,
         count: 5,
+        step: index,
         scene: view,
     })
 }
@@ -38,7 +39,7 @@ fn documented() -> Vec<(&'static str, ServerMessage)> {
             }),
         ),
         (
-            r#"{"count":5,"index":0,"scene":{"button":"Start","checkbox":"I agree","html":"<p>Do you agree?</p>\n","id":"consent","kind":"info","title":"Consent"},"type":"scene"}"#,
+            r#"{"count":5,"index":0,"scene":{"button":"Start","checkbox":"I agree","html":"<p>Do you agree?</p>\n","id":"consent","kind":"info","title":"Consent"},"step":0,"type":"scene"}"#,
             scene(
                 0,
                 SceneView::Info(InfoView {
@@ -51,7 +52,7 @@ fn documented() -> Vec<(&'static str, ServerMessage)> {
             ),
         ),
         (
-            r#"{"count":5,"index":1,"scene":{"button":"Continue","checkbox":null,"html":"","id":"instructions","kind":"info","title":"Instructions"},"type":"scene"}"#,
+            r#"{"count":5,"index":1,"scene":{"button":"Continue","checkbox":null,"html":"","id":"instructions","kind":"info","title":"Instructions"},"step":1,"type":"scene"}"#,
             scene(
                 1,
                 SceneView::Info(InfoView {
@@ -64,7 +65,7 @@ fn documented() -> Vec<(&'static str, ServerMessage)> {
             ),
         ),
         (
-            r#"{"count":5,"index":2,"scene":{"agents":["chef_0","chef_1"],"canvas":{"height":400,"width":600},"episodes":null,"fps":15,"id":"kitchen","instructions_html":"<p>Cook.</p>\n","keys":["ArrowUp","ArrowDown","Space"],"kind":"game","multiplayer":true,"render":"sprites","time_limit_s":180,"title":"Cook together"},"type":"scene"}"#,
+            r#"{"count":5,"index":2,"scene":{"agents":["chef_0","chef_1"],"canvas":{"height":400,"width":600},"episodes":null,"fps":15,"id":"kitchen","instructions_html":"<p>Cook.</p>\n","keys":["ArrowUp","ArrowDown","Space"],"kind":"game","multiplayer":true,"render":"sprites","time_limit_s":180,"title":"Cook together"},"step":2,"type":"scene"}"#,
             scene(
                 2,
                 SceneView::Game(GameView {
@@ -86,7 +87,7 @@ fn documented() -> Vec<(&'static str, ServerMessage)> {
             ),
         ),
         (
-            r#"{"count":5,"index":2,"scene":{"agents":["agent_0"],"canvas":{"height":210,"width":160},"episodes":3,"fps":30,"id":"pong","instructions_html":"","keys":[],"kind":"game","multiplayer":false,"render":"pixels","time_limit_s":null,"title":"Pixels"},"type":"scene"}"#,
+            r#"{"count":5,"index":2,"scene":{"agents":["agent_0"],"canvas":{"height":210,"width":160},"episodes":3,"fps":30,"id":"pong","instructions_html":"","keys":[],"kind":"game","multiplayer":false,"render":"pixels","time_limit_s":null,"title":"Pixels"},"step":2,"type":"scene"}"#,
             scene(
                 2,
                 SceneView::Game(GameView {
@@ -108,7 +109,7 @@ fn documented() -> Vec<(&'static str, ServerMessage)> {
             ),
         ),
         (
-            r#"{"count":5,"index":3,"scene":{"html":"","id":"survey","kind":"survey","questions":[{"high_label":"Very difficult","id":"difficulty","kind":"likert","low_label":null,"prompt":"How hard was it?","required":true,"scale":7},{"id":"hand","kind":"single","options":["left","right"],"prompt":"Which hand?","required":true},{"id":"tried","kind":"multiple","options":["taps","presses"],"prompt":"What did you try?","required":false},{"id":"comments","kind":"text","max_length":1000,"multiline":true,"prompt":"Anything else?","required":false}],"title":"Survey"},"type":"scene"}"#,
+            r#"{"count":5,"index":3,"scene":{"html":"","id":"survey","kind":"survey","questions":[{"high_label":"Very difficult","id":"difficulty","kind":"likert","low_label":null,"prompt":"How hard was it?","required":true,"scale":7},{"id":"hand","kind":"single","options":["left","right"],"prompt":"Which hand?","required":true},{"id":"tried","kind":"multiple","options":["taps","presses"],"prompt":"What did you try?","required":false},{"id":"comments","kind":"text","max_length":1000,"multiline":true,"prompt":"Anything else?","required":false}],"title":"Survey"},"step":3,"type":"scene"}"#,
             scene(
                 3,
                 SceneView::Survey(SurveyView {
@@ -156,7 +157,7 @@ fn documented() -> Vec<(&'static str, ServerMessage)> {
             ),
         ),
         (
-            r#"{"count":5,"index":4,"scene":{"completion_code":"C0DE42","html":"<p>All done.</p>\n","id":"end","kind":"end","redirect_url":"https://example.org/done?cc=C0DE42&pid=abc","title":"Thank you"},"type":"scene"}"#,
+            r#"{"count":5,"index":4,"scene":{"completion_code":"C0DE42","html":"<p>All done.</p>\n","id":"end","kind":"end","redirect_url":"https://example.org/done?cc=C0DE42&pid=abc","title":"Thank you"},"step":4,"type":"scene"}"#,
             scene(
                 4,
                 SceneView::End(EndView {

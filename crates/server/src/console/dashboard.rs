@@ -231,25 +231,36 @@ pub(super) async fn overview(state: &AppState) -> Result<Value, tandem_store::St
         .filter(|p| p.connected)
         .map(|p| p.participant_id)
         .collect();
-    let mut reached = 0;
-    let mut scenes: Vec<Value> = experiment
+    let mut reached = vec![0i64; experiment.scenes.len()];
+    for (index, n) in state.store.scene_reached(&experiment.id).await? {
+        if let Some(slot) = reached.get_mut(index as usize) {
+            *slot = n;
+        }
+    }
+    let scenes: Vec<Value> = experiment
         .scenes
         .iter()
-        .zip(&at)
-        .rev()
-        .map(|(scene, &here)| {
-            reached += here;
+        .zip(at.iter().zip(&reached))
+        .map(|(scene, (&here, &reached))| {
             json!({"id": scene.id(), "title": scene.title(), "kind": scene.kind().name(),
                    "at": here, "reached": reached})
         })
         .collect();
-    scenes.reverse();
-    // Finished participants reached every scene.
-    for scene in &mut scenes {
-        if let Some(r) = scene.get_mut("reached") {
-            *r = json!(r.as_i64().unwrap_or(0) + finished);
-        }
-    }
+    let conditions: Vec<Value> = if experiment.design.has_conditions() {
+        let counts = state.store.condition_counts(&experiment.id).await?;
+        experiment
+            .design
+            .conditions
+            .iter()
+            .filter_map(|c| c.id.as_deref())
+            .map(|id| {
+                let n = counts.iter().find(|(c, _)| c == id).map_or(0, |(_, n)| *n);
+                json!({"id": id, "participants": n})
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let completions = state.store.completions_per_minute(&experiment.id).await?;
     let mut dropouts: Vec<(i64, i64)> = Vec::new();
     let mut quiet = state
@@ -323,6 +334,7 @@ pub(super) async fn overview(state: &AppState) -> Result<Value, tandem_store::St
         "sockets": connected.len(),
         "finished": finished,
         "scenes": scenes,
+        "conditions": conditions,
         "completions": completions,
         "dropouts": dropouts,
         "lobbies": lobbies,

@@ -563,6 +563,49 @@ async fn metrics_are_prometheus_text_behind_a_token() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// A study with conditions: the overview counts participants per condition,
+/// and "reached" follows each participant's own plan.
+#[tokio::test]
+async fn the_overview_counts_conditions_and_follows_plans() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let experiment = tandem_experiment::parse(
+        "id = \"c\"\ntitle = \"C\"\n\
+         [[scene]]\nkind = \"info\"\nid = \"hi\"\ntitle = \"Hi\"\nmarkdown = \"x\"\n\
+         [[scene]]\nkind = \"end\"\nid = \"end\"\ntitle = \"E\"\nmarkdown = \"x\"\n\
+         [[condition]]\nid = \"a\"\n[condition.override.hi]\ntitle = \"Hi, a\"\n\
+         [[condition]]\nid = \"b\"\n",
+        "c.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (state, _stop, _writer) = crate::test_support::state(&dir, experiment).await;
+    for pid in ["one", "two", "three"] {
+        let path = format!("/?PROLIFIC_PID={pid}");
+        let (_, _, _) = send(&state, "GET", &path, &[], None, HOME).await;
+    }
+    let overview = dashboard::overview(&state)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let counts: Vec<i64> = ["a", "b"]
+        .iter()
+        .map(|id| {
+            let list = overview["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let entry = list.iter().find(|c| c["id"] == *id).cloned();
+            entry.and_then(|c| c["participants"].as_i64()).unwrap_or(-1)
+        })
+        .collect();
+    let mut sorted = counts.clone();
+    sorted.sort();
+    assert_eq!(sorted, [1, 2], "{overview}");
+    // Scene 0 is "hi" (condition b), scene 2 is "hi-a" (condition a).
+    assert_eq!(overview["scenes"][0]["reached"], counts[1], "{overview}");
+    assert_eq!(overview["scenes"][2]["id"], "hi-a");
+    assert_eq!(overview["scenes"][2]["reached"], counts[0], "{overview}");
+    assert_eq!(overview["scenes"][1]["reached"], 0);
+}
+
 /// The live feed sends the dashboard's overview as server-sent events, and
 /// ends once the login is gone.
 #[tokio::test]

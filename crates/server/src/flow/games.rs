@@ -21,7 +21,7 @@ use crate::connection::Connection;
 use crate::deferred::Deferred;
 use crate::game::{self, GameError, Setup};
 use crate::lobby::{Decision, STATUS_INTERVAL, Team, Waiter};
-use crate::placement::{Join, Seating};
+use crate::placement::{At, Join, Seating};
 use crate::state::AppState;
 use crate::sync::stopped;
 
@@ -30,14 +30,11 @@ pub(super) async fn join(
     state: &AppState,
     socket: &Connection,
     participant_id: i64,
-    scene_index: usize,
+    at: At,
     scene: &GameScene,
 ) {
-    if state
-        .placement
-        .join(participant_id, socket.id, scene_index, scene)
-        != Join::Claimed
-    {
+    let scene_index = at.scene;
+    if state.placement.join(participant_id, socket.id, at, scene) != Join::Claimed {
         return;
     }
     let found = match state
@@ -308,7 +305,7 @@ async fn no_partner(state: &AppState, scene_index: usize, scene: &GameScene, w: 
         {
             socket.send(super::early_end_message(
                 state,
-                scene_index,
+                super::position(state, &p),
                 &p,
                 super::EarlyEnding::TimedOut,
             ));

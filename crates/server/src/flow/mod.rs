@@ -30,6 +30,7 @@ use tandem_wire::{ErrorCode, Invalid, SceneMessage, SceneView, ServerMessage};
 use tracing::{error, info, warn};
 
 use crate::connection::{Connection, Outgoing};
+use crate::placement::At;
 use crate::state::AppState;
 
 pub use games::run_lobby_ticker;
@@ -93,13 +94,62 @@ async fn load(state: &AppState, participant_id: i64) -> Result<Participant, Refu
     }
 }
 
-/// The scene index a participant stands at, clamped to the experiment (an
-/// experiment file edited between runs may have fewer scenes).
-fn current_index(state: &AppState, p: &Participant) -> usize {
-    let count = state.experiment.scenes.len();
-    usize::try_from(p.scene_index)
-        .unwrap_or(0)
-        .min(count.saturating_sub(1))
+/// Where a participant stands: a scene of the experiment, which is step
+/// `step` of the `count` scenes of their plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub index: usize,
+    pub step: usize,
+    pub count: usize,
+}
+
+impl Position {
+    pub(crate) fn at(&self) -> At {
+        At {
+            scene: self.index,
+            step: self.step,
+        }
+    }
+}
+
+/// The scenes participant `p` is shown, in order (catalogue indices).
+pub(crate) fn plan(state: &AppState, p: &Participant) -> Vec<usize> {
+    state.experiment.plan_of(p.scene_plan.as_deref())
+}
+
+/// Where `p` stands on their plan. A scene their plan no longer has (the
+/// file was edited between runs) counts as the plan's last.
+fn position(state: &AppState, p: &Participant) -> Position {
+    let plan = plan(state, p);
+    let count = plan.len();
+    let index = usize::try_from(p.scene_index).unwrap_or(0);
+    match plan.iter().position(|&i| i == index) {
+        Some(step) => Position { index, step, count },
+        None => {
+            warn!(
+                participant = p.id,
+                scene = index,
+                "scene not in the participant's plan"
+            );
+            let step = count.saturating_sub(1);
+            Position {
+                index: plan.get(step).copied().unwrap_or(0),
+                step,
+                count,
+            }
+        }
+    }
+}
+
+/// The scene after `from` on `p`'s plan, if any.
+fn next_after(state: &AppState, p: &Participant, from: usize) -> Option<Position> {
+    let plan = plan(state, p);
+    let step = plan.iter().position(|&i| i == from)? + 1;
+    plan.get(step).map(|&index| Position {
+        index,
+        step,
+        count: plan.len(),
+    })
 }
 
 /// Registers a new socket and shows its participant's current scene. A socket
@@ -122,7 +172,7 @@ pub async fn on_connect(state: &AppState, socket: &Connection) {
         ));
         return;
     };
-    state.placement.at_scene(p.id, current_index(state, &p));
+    state.placement.at_scene(p.id, position(state, &p).at());
     socket.send(ServerMessage::hello(
         p.public_id.clone(),
         state.experiment.view(),
@@ -133,40 +183,41 @@ pub async fn on_connect(state: &AppState, socket: &Connection) {
 /// Sends the participant's current scene to `socket`, and for a game scene
 /// seats them in (or queues them for) its game.
 async fn show_scene(state: &AppState, socket: &Connection, p: &Participant) {
-    let index = current_index(state, p);
-    let scenes = &state.experiment.scenes;
-    let Some(scene) = scenes.get(index) else {
+    let at = position(state, p);
+    let index = at.index;
+    let Some(scene) = state.experiment.scenes.get(index) else {
         return;
     };
     // A participant screened out, or timed out in a game's lobby, stays at
     // that scene, finished, and sees its early end page.
     let ended_early = p.finished_us.is_some() && !matches!(scene, Scene::End(_));
     let message = if ended_early && matches!(scene, Scene::Screening(_)) {
-        early_end_message(state, index, p, EarlyEnding::ScreenedOut)
+        early_end_message(state, at, p, EarlyEnding::ScreenedOut)
     } else if ended_early && matches!(scene, Scene::Game(_)) {
-        game_end_message(state, index, p).await
+        game_end_message(state, at, p).await
     } else if let Scene::Score(score) = scene {
-        ServerMessage::Scene(SceneMessage {
-            index,
-            count: scenes.len(),
-            scene: SceneView::Score(score_view(state, score, p.id).await),
-        })
+        scene_message(at, SceneView::Score(score_view(state, score, at, p).await))
     } else {
-        ServerMessage::Scene(SceneMessage {
-            index,
-            count: scenes.len(),
-            scene: scene.view_for(&external_ids(p)),
-        })
+        scene_message(at, scene.view_for(&external_ids(p)))
     };
     let game = matches!(scene, Scene::Game(_));
-    if !state.placement.show(socket, index, message, !game) {
+    if !state.placement.show(socket, at.step, message, !game) {
         return; // read before a move that has shown the newer scene already
     }
     if let Scene::Game(game) = scene
         && !ended_early
     {
-        games::join(state, socket, p.id, index, game).await;
+        games::join(state, socket, p.id, at.at(), game).await;
     }
+}
+
+fn scene_message(at: Position, scene: SceneView) -> ServerMessage {
+    ServerMessage::Scene(SceneMessage {
+        index: at.index,
+        count: at.count,
+        step: at.step,
+        scene,
+    })
 }
 
 /// The early ends a participant can meet before the last scene.
@@ -180,16 +231,16 @@ pub(super) enum EarlyEnding {
     NotPassed,
 }
 
-/// The page of early end `ending` at scene `index` for `p`: an end page with
+/// The page of early end `ending` at `p`'s scene `at`: an end page with
 /// the scene's own text, code and redirect.
 pub(super) fn early_end_message(
     state: &AppState,
-    index: usize,
+    at: Position,
     p: &Participant,
     ending: EarlyEnding,
 ) -> ServerMessage {
     let ids = external_ids(p);
-    let view = match (state.experiment.scenes.get(index), ending) {
+    let view = match (state.experiment.scenes.get(at.index), ending) {
         (Some(Scene::Screening(s)), EarlyEnding::ScreenedOut) => Some(s.screened_out_view(&ids)),
         (Some(Scene::Game(g)), EarlyEnding::TimedOut) => g
             .timed_out
@@ -202,21 +253,17 @@ pub(super) fn early_end_message(
         _ => None,
     };
     match view {
-        Some(view) => ServerMessage::Scene(SceneMessage {
-            index,
-            count: state.experiment.scenes.len(),
-            scene: SceneView::End(view),
-        }),
+        Some(view) => scene_message(at, SceneView::End(view)),
         None => ServerMessage::error(ErrorCode::WrongKind, "this scene has no such ending"),
     }
 }
 
 /// Which early end a participant finished at game scene `index` saw: they
 /// held a seat there (not passed) or never did (timed out in the lobby).
-async fn game_end_message(state: &AppState, index: usize, p: &Participant) -> ServerMessage {
+async fn game_end_message(state: &AppState, at: Position, p: &Participant) -> ServerMessage {
     let seated = state
         .store
-        .seated_in_scene(&state.experiment.id, p.id, index as u32)
+        .seated_in_scene(&state.experiment.id, p.id, at.index as u32)
         .await
         .unwrap_or(false);
     let ending = if seated {
@@ -224,7 +271,7 @@ async fn game_end_message(state: &AppState, index: usize, p: &Participant) -> Se
     } else {
         EarlyEnding::TimedOut
     };
-    early_end_message(state, index, p, ending)
+    early_end_message(state, at, p, ending)
 }
 
 /// A participant's game at scene `from` is over for them: they move on, or,
@@ -280,7 +327,8 @@ pub async fn leave_game(state: &AppState, participant_id: i64, from: usize) {
     if let Some(socket) = state.placement.moved(participant_id, None)
         && let Ok(p) = load(state, participant_id).await
     {
-        socket.send(early_end_message(state, from, &p, EarlyEnding::NotPassed));
+        let at = position(state, &p);
+        socket.send(early_end_message(state, at, &p, EarlyEnding::NotPassed));
     }
 }
 
@@ -289,18 +337,21 @@ pub async fn leave_game(state: &AppState, participant_id: i64, from: usize) {
 async fn score_view(
     state: &AppState,
     scene: &tandem_experiment::ScoreScene,
-    participant_id: i64,
+    at: Position,
+    p: &Participant,
 ) -> tandem_wire::ScoreView {
+    let participant_id = p.id;
+    // The game as this participant's plan has it (a condition's version).
+    let game = state
+        .experiment
+        .score_game(&plan(state, p), at.step)
+        .unwrap_or(&scene.game);
     // The game's last episode end may still be queued in the recorder: the
     // participant's own score must be in what is read.
     if let Err(e) = state.recorder.flush().await {
         warn!(cause = %e, "could not flush the recorder before showing a score");
     }
-    let scores = match state
-        .store
-        .scene_scores(&state.experiment.id, &scene.game)
-        .await
-    {
+    let scores = match state.store.scene_scores(&state.experiment.id, game).await {
         Ok(scores) => scores,
         Err(e) => {
             error!(cause = %e, "could not read the scores for a score scene");
@@ -322,7 +373,7 @@ async fn current(
     sent: usize,
 ) -> Result<Participant, Refusal> {
     let p = load(state, participant_id).await?;
-    let current = current_index(state, &p);
+    let current = position(state, &p).index;
     if current != sent {
         return Err(Refusal::WrongScene { current, sent });
     }
@@ -374,7 +425,10 @@ pub async fn submit_survey(
         }
         Ok(normalized) => normalized,
     };
-    let Some(next) = state.experiment.scenes.get(scene + 1) else {
+    let Some(to) = next_after(state, &p, scene) else {
+        return Ok(Submitted::Accepted);
+    };
+    let Some(next) = state.experiment.scenes.get(to.index) else {
         return Ok(Submitted::Accepted);
     };
     let moved = state
@@ -383,7 +437,7 @@ pub async fn submit_survey(
             p.id,
             (scene as u32, &survey.id),
             &normalized,
-            ((scene + 1) as u32, next.id()),
+            (to.index as u32, next.id()),
         )
         .await
         .map_err(|e| {
@@ -391,7 +445,7 @@ pub async fn submit_survey(
             Refusal::Storage
         })?;
     if moved {
-        arrived(state, p.id, scene + 1).await;
+        arrived(state, p.id, to).await;
     }
     Ok(Submitted::Accepted)
 }
@@ -402,8 +456,17 @@ pub async fn submit_survey(
 /// moving is never stuck so.
 pub async fn move_on(state: &AppState, participant_id: i64, from: usize) -> Result<(), Refusal> {
     let scenes = &state.experiment.scenes;
-    let to = from + 1;
-    let (Some(from_scene), Some(to_scene)) = (scenes.get(from), scenes.get(to)) else {
+    let p = match load(state, participant_id).await {
+        Ok(p) => p,
+        Err(refusal) => {
+            state.placement.moved(participant_id, None);
+            return Err(refusal);
+        }
+    };
+    let to = next_after(state, &p, from);
+    let (Some(from_scene), Some(to), Some(to_scene)) =
+        (scenes.get(from), to, to.and_then(|to| scenes.get(to.index)))
+    else {
         state.placement.moved(participant_id, None);
         return Ok(());
     };
@@ -412,7 +475,7 @@ pub async fn move_on(state: &AppState, participant_id: i64, from: usize) -> Resu
         .enter_scene(
             participant_id,
             Some((from as u32, from_scene.id())),
-            (to as u32, to_scene.id()),
+            (to.index as u32, to_scene.id()),
         )
         .await;
     match moved {
@@ -434,8 +497,8 @@ pub async fn move_on(state: &AppState, participant_id: i64, from: usize) -> Resu
 
 /// What follows a participant's move into scene `to`: an end scene marks them
 /// finished, and their socket, if connected, is shown the scene.
-async fn arrived(state: &AppState, participant_id: i64, to: usize) {
-    let Some(to_scene) = state.experiment.scenes.get(to) else {
+async fn arrived(state: &AppState, participant_id: i64, to: Position) {
+    let Some(to_scene) = state.experiment.scenes.get(to.index) else {
         return;
     };
     info!(
@@ -451,7 +514,7 @@ async fn arrived(state: &AppState, participant_id: i64, to: usize) {
     {
         error!(participant = participant_id, cause = %e, "could not mark participant finished");
     }
-    if let Some(socket) = state.placement.moved(participant_id, Some(to))
+    if let Some(socket) = state.placement.moved(participant_id, Some(to.at()))
         && let Ok(p) = load(state, participant_id).await
     {
         show_scene(state, &socket, &p).await;

@@ -8,7 +8,7 @@ use serde_json::json;
 use tandem_experiment::{Measured, Scene, browser_of};
 use tracing::{error, info};
 
-use super::{EarlyEnding, Refusal, arrived, current, early_end_message};
+use super::{EarlyEnding, Refusal, arrived, current, early_end_message, next_after, position};
 use crate::connection::Connection;
 use crate::state::AppState;
 
@@ -75,7 +75,10 @@ pub async fn screen(
         Refusal::Storage
     };
     if failures.is_empty() {
-        let Some(next) = state.experiment.scenes.get(index + 1) else {
+        let Some(to) = next_after(state, &p, index) else {
+            return Ok(());
+        };
+        let Some(next) = state.experiment.scenes.get(to.index) else {
             return Ok(());
         };
         let moved = state
@@ -84,12 +87,12 @@ pub async fn screen(
                 p.id,
                 (index as u32, &scene.id),
                 &answers,
-                ((index + 1) as u32, next.id()),
+                (to.index as u32, next.id()),
             )
             .await
             .map_err(storage)?;
         if moved {
-            arrived(state, p.id, index + 1).await;
+            arrived(state, p.id, to).await;
         }
         return Ok(());
     }
@@ -112,7 +115,7 @@ pub async fn screen(
     info!(participant = p.id, reasons = failures.len(), "screened out");
     socket.send(early_end_message(
         state,
-        index,
+        position(state, &p),
         &p,
         EarlyEnding::ScreenedOut,
     ));

@@ -239,7 +239,7 @@ pub(super) fn begin_move(
     game_id: i64,
 ) -> bool {
     let place = participants.entry(participant).or_insert(Place {
-        scene: 0,
+        at: super::At::default(),
         socket: None,
         spot: Spot::Seated { game_id },
     });

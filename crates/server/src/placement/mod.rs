@@ -71,11 +71,28 @@ struct State {
 }
 
 struct Place {
-    /// The scene they were last known to be at (scenes only move forward).
-    scene: usize,
+    /// Where they were last known to be (steps of their plan only go forward).
+    at: At,
     /// Their current socket; a newer socket replaces an older one.
     socket: Option<Connection>,
     spot: Spot,
+}
+
+/// A participant's scene: its index in the experiment, and the step of
+/// their own plan it is (conditions and blocks order scenes differently for
+/// different participants, so only steps say which of two scenes is later).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct At {
+    pub scene: usize,
+    pub step: usize,
+}
+
+impl Place {
+    fn go_to(&mut self, at: At) {
+        if at.step >= self.at.step {
+            self.at = at;
+        }
+    }
 }
 
 /// Where a participant stands beyond their scene.
@@ -132,17 +149,17 @@ impl Placement {
             .participants
             .entry(socket.participant_id)
             .or_insert(Place {
-                scene: 0,
+                at: At::default(),
                 socket: None,
                 spot: Spot::Free,
             });
         place.socket.replace(socket)
     }
 
-    /// The participant's scene, read from the database, is `scene`.
-    pub fn at_scene(&self, participant_id: i64, scene: usize) {
+    /// The participant's scene, read from the database, is `at`.
+    pub fn at_scene(&self, participant_id: i64, at: At) {
         if let Some(place) = lock(&self.state).participants.get_mut(&participant_id) {
-            place.scene = place.scene.max(scene);
+            place.go_to(at);
         }
     }
 
@@ -205,13 +222,8 @@ impl Placement {
 
     /// A participant whose socket `connection` was shown game scene `scene`
     /// arrives at it. See [`Join`].
-    pub fn join(
-        &self,
-        participant_id: i64,
-        connection: u64,
-        scene_index: usize,
-        scene: &GameScene,
-    ) -> Join {
+    pub fn join(&self, participant_id: i64, connection: u64, at: At, scene: &GameScene) -> Join {
+        let scene_index = at.scene;
         let mut state = lock(&self.state);
         let state = &mut *state;
         let Some(place) = state.participants.get_mut(&participant_id) else {
@@ -220,7 +232,7 @@ impl Placement {
         let Some(socket) = place.socket.as_ref().filter(|s| s.id == connection) else {
             return Join::Nothing; // a newer socket joins for itself
         };
-        if scene_index < place.scene {
+        if at.step < place.at.step {
             return Join::Nothing; // a stale read: they have moved past it
         }
         match place.spot {
@@ -263,7 +275,7 @@ impl Placement {
     pub fn show(
         &self,
         socket: &Connection,
-        index: usize,
+        step: usize,
         message: ServerMessage,
         unwatch: bool,
     ) -> bool {
@@ -271,7 +283,7 @@ impl Placement {
         if state
             .participants
             .get(&socket.participant_id)
-            .is_some_and(|place| place.scene > index)
+            .is_some_and(|place| place.at.step > step)
         {
             return false;
         }
@@ -382,11 +394,11 @@ impl Placement {
     /// A participant's move to scene `scene` is over (whether this mover or
     /// another made it, or it failed): they are free at their scene. Returns
     /// their socket, to show them where they are now.
-    pub fn moved(&self, participant_id: i64, scene: Option<usize>) -> Option<Connection> {
+    pub fn moved(&self, participant_id: i64, to: Option<At>) -> Option<Connection> {
         let mut state = lock(&self.state);
         let place = state.participants.get_mut(&participant_id)?;
-        if let Some(scene) = scene {
-            place.scene = place.scene.max(scene);
+        if let Some(at) = to {
+            place.go_to(at);
         }
         if place.spot == Spot::Moving {
             place.spot = Spot::Free;

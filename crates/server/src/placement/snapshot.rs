@@ -94,7 +94,7 @@ impl Placement {
                 };
                 ParticipantPlace {
                     participant_id,
-                    scene: place.scene,
+                    scene: place.at.scene,
                     connected: place.socket.is_some(),
                     spot,
                 }

@@ -107,7 +107,10 @@ fn queue(
 ) -> mpsc::Receiver<Outgoing> {
     let (s, rx) = socket(participant, id);
     assert!(placement.connect(s).is_none());
-    assert_eq!(placement.join(participant, id, 0, scene), Join::Claimed);
+    assert_eq!(
+        placement.join(participant, id, At { scene: 0, step: 0 }, scene),
+        Join::Claimed
+    );
     assert!(placement.enqueue(0, scene, waiter(participant)));
     rx
 }
@@ -134,18 +137,27 @@ async fn one_claim_at_a_time() {
     let placement = Placement::default();
     let (first, _) = socket(1, 10);
     placement.connect(first);
-    assert_eq!(placement.join(1, 10, 0, &scene), Join::Claimed);
+    assert_eq!(
+        placement.join(1, 10, At { scene: 0, step: 0 }, &scene),
+        Join::Claimed
+    );
     let (second, _) = socket(1, 11);
     placement.connect(second);
-    assert_eq!(placement.join(1, 11, 0, &scene), Join::Nothing);
     assert_eq!(
-        placement.join(1, 10, 0, &scene),
+        placement.join(1, 11, At { scene: 0, step: 0 }, &scene),
+        Join::Nothing
+    );
+    assert_eq!(
+        placement.join(1, 10, At { scene: 0, step: 0 }, &scene),
         Join::Nothing,
         "not current"
     );
     assert_eq!(spot_of(&placement, 1), Some(SpotView::Placing { scene: 0 }));
     placement.release(1);
-    assert_eq!(placement.join(1, 11, 0, &scene), Join::Claimed);
+    assert_eq!(
+        placement.join(1, 11, At { scene: 0, step: 0 }, &scene),
+        Join::Claimed
+    );
 }
 
 /// Queueing tells everyone waiting; a second tab keeps the place; closing the
@@ -166,7 +178,10 @@ async fn queues_keep_places_across_tabs() {
     );
     let (tab, mut tab_rx) = socket(1, 11);
     placement.connect(tab);
-    assert_eq!(placement.join(1, 11, 0, &scene), Join::Nothing);
+    assert_eq!(
+        placement.join(1, 11, At { scene: 0, step: 0 }, &scene),
+        Join::Nothing
+    );
     assert_eq!(sent(&mut tab_rx), vec!["json:lobby"]);
     assert_eq!(placement.disconnect(1, 10, false), None, "the old tab");
     assert_eq!(placement.counts(), (1, 0, 1));
@@ -220,7 +235,10 @@ async fn groups_are_seated_and_attached() {
 
     let (again, mut again_rx) = socket(2, 21);
     placement.connect(again);
-    assert_eq!(placement.join(2, 21, 0, &scene), Join::Nothing);
+    assert_eq!(
+        placement.join(2, 21, At { scene: 0, step: 0 }, &scene),
+        Join::Nothing
+    );
     assert_eq!(sent(&mut again_rx), vec!["watch:1"]);
     placement.disconnect(2, 20, false);
     placement.disconnect(2, 21, false);
@@ -246,7 +264,10 @@ async fn idle_games_retire_when_nobody_is_connected() {
     let placement = Placement::default();
     let (a, _a_rx) = socket(1, 10);
     placement.connect(a);
-    assert_eq!(placement.join(1, 10, 0, &scene), Join::Claimed);
+    assert_eq!(
+        placement.join(1, 10, At { scene: 0, step: 0 }, &scene),
+        Join::Claimed
+    );
     let Seating::Start(mut task) = placement.seat(&game(&[1]), 0, &[1]) else {
         panic!("a task must start");
     };
@@ -273,7 +294,10 @@ async fn nobody_connected_starts_nothing() {
     let placement = Placement::default();
     let (a, _a_rx) = socket(1, 10);
     placement.connect(a);
-    assert_eq!(placement.join(1, 10, 0, &scene), Join::Claimed);
+    assert_eq!(
+        placement.join(1, 10, At { scene: 0, step: 0 }, &scene),
+        Join::Claimed
+    );
     placement.disconnect(1, 10, false);
     assert!(matches!(
         placement.seat(&game(&[1]), 0, &[1]),
@@ -309,8 +333,15 @@ async fn ended_games_move_their_players_on() {
     assert_eq!(spot_of(&placement, 1), Some(SpotView::Moving));
     let (again, _) = socket(1, 11);
     placement.connect(again);
-    assert_eq!(placement.join(1, 11, 0, &scene), Join::Nothing);
-    assert!(placement.moved(1, Some(1)).is_some_and(|s| s.id == 11));
+    assert_eq!(
+        placement.join(1, 11, At { scene: 0, step: 0 }, &scene),
+        Join::Nothing
+    );
+    assert!(
+        placement
+            .moved(1, Some(At { scene: 1, step: 1 }))
+            .is_some_and(|s| s.id == 11)
+    );
     assert_eq!(spot_of(&placement, 1), Some(SpotView::Free));
     let snapshot = placement.snapshot();
     assert_eq!(snapshot.participants[0].scene, 1);
@@ -353,14 +384,17 @@ async fn a_stale_scene_is_neither_shown_nor_joined() {
     placement.game_ended(7, task.generation, &[1, 2]);
     let (again, mut again_rx) = socket(1, 11);
     placement.connect(again.clone());
-    assert!(placement.moved(1, Some(1)).is_some());
+    assert!(placement.moved(1, Some(At { scene: 1, step: 1 })).is_some());
     let stale = ServerMessage::Replaced;
     assert!(
         !placement.show(&again, 0, stale, false),
         "scene 0 is behind them"
     );
     assert!(sent(&mut again_rx).is_empty());
-    assert_eq!(placement.join(1, 11, 0, &scene), Join::Nothing);
+    assert_eq!(
+        placement.join(1, 11, At { scene: 0, step: 0 }, &scene),
+        Join::Nothing
+    );
     assert!(placement.show(&again, 1, ServerMessage::Replaced, true));
     assert_eq!(sent(&mut again_rx), vec!["unwatch", "json:replaced"]);
 }
@@ -374,7 +408,10 @@ async fn an_ending_game_takes_nobody() {
     let task = seated_pair(&placement, &scene);
     placement.game_ended(7, task.generation, &[1, 2]);
     placement.moved(1, None);
-    assert_eq!(placement.join(1, 10, 0, &scene), Join::Claimed);
+    assert_eq!(
+        placement.join(1, 10, At { scene: 0, step: 0 }, &scene),
+        Join::Claimed
+    );
     assert!(matches!(
         placement.seat(&game(&[1, 2]), 0, &[1]),
         Seating::Ended
@@ -382,7 +419,10 @@ async fn an_ending_game_takes_nobody() {
     assert_eq!(spot_of(&placement, 1), Some(SpotView::Moving));
     placement.game_closed(7);
     placement.moved(1, None);
-    assert_eq!(placement.join(1, 10, 0, &scene), Join::Claimed);
+    assert_eq!(
+        placement.join(1, 10, At { scene: 0, step: 0 }, &scene),
+        Join::Claimed
+    );
     assert!(matches!(
         placement.seat(&game(&[1, 2]), 0, &[1]),
         Seating::Start(_)
@@ -413,7 +453,7 @@ async fn forfeited_players_do_not_keep_a_game_alive() {
     let placement = Placement::default();
     let task = seated_pair(&placement, &scene);
     assert!(placement.forfeited(7, 1));
-    placement.moved(1, Some(1));
+    placement.moved(1, Some(At { scene: 1, step: 1 }));
     placement.disconnect(2, 20, false);
     assert!(placement.retire_if_idle(7, task.generation));
 }
@@ -425,7 +465,10 @@ async fn no_game_starts_while_stopping() {
     let placement = Placement::default();
     let (a, _a_rx) = socket(1, 10);
     placement.connect(a);
-    assert_eq!(placement.join(1, 10, 0, &scene), Join::Claimed);
+    assert_eq!(
+        placement.join(1, 10, At { scene: 0, step: 0 }, &scene),
+        Join::Claimed
+    );
     placement.stop();
     assert!(matches!(
         placement.seat(&game(&[1]), 0, &[1]),
