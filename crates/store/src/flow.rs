@@ -198,29 +198,8 @@ impl Store {
         &self,
         new: &NewParticipant,
     ) -> Result<Participant, StoreError> {
-        let sql = format!(
-            "INSERT INTO participants (token, public_id, experiment_id, prolific_pid, study_id,
-                 session_id, worker_id, assignment_id, hit_id, turk_submit_to, user_agent,
-                 created_us)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             RETURNING {PARTICIPANT_COLUMNS}"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&new.token)
-            .bind(&new.public_id)
-            .bind(&new.experiment_id)
-            .bind(&new.recruit.prolific_pid)
-            .bind(&new.recruit.study_id)
-            .bind(&new.recruit.session_id)
-            .bind(&new.recruit.worker_id)
-            .bind(&new.recruit.assignment_id)
-            .bind(&new.recruit.hit_id)
-            .bind(&new.recruit.turk_submit_to)
-            .bind(&new.user_agent)
-            .bind(now_us())
-            .fetch_one(self.pool())
-            .await?;
-        participant_from_row(&row)
+        let mut connection = self.pool().acquire().await?;
+        insert_participant(&mut connection, new, None, None, now_us()).await
     }
 
     /// Creates a participant and puts them at the first scene of what
@@ -234,46 +213,15 @@ impl Store {
         assign: impl FnOnce(&HashMap<String, u64>) -> Assigned,
     ) -> Result<Participant, StoreError> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let rows = sqlx::query(
-            "SELECT COALESCE(condition, '') AS condition, COUNT(*) AS n FROM participants
-             WHERE experiment_id = ? GROUP BY 1",
-        )
-        .bind(&new.experiment_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut counts = HashMap::new();
-        for r in &rows {
-            let n: i64 = r.try_get("n")?;
-            counts.insert(r.try_get("condition")?, u64::try_from(n).unwrap_or(0));
-        }
+        let counts: HashMap<String, u64> = condition_counts_in(&mut tx, &new.experiment_id)
+            .await?
+            .into_iter()
+            .collect();
         let assigned = assign(&counts);
         let plan = serde_json::to_string(&assigned.scene_plan).unwrap_or_else(|_| "[]".into());
-        let sql = format!(
-            "INSERT INTO participants (token, public_id, experiment_id, prolific_pid, study_id,
-                 session_id, worker_id, assignment_id, hit_id, turk_submit_to, user_agent,
-                 created_us, condition, scene_plan)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             RETURNING {PARTICIPANT_COLUMNS}"
-        );
         let now = now_us();
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&new.token)
-            .bind(&new.public_id)
-            .bind(&new.experiment_id)
-            .bind(&new.recruit.prolific_pid)
-            .bind(&new.recruit.study_id)
-            .bind(&new.recruit.session_id)
-            .bind(&new.recruit.worker_id)
-            .bind(&new.recruit.assignment_id)
-            .bind(&new.recruit.hit_id)
-            .bind(&new.recruit.turk_submit_to)
-            .bind(&new.user_agent)
-            .bind(now)
-            .bind(&assigned.condition)
-            .bind(plan)
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut participant = participant_from_row(&row)?;
+        let condition = assigned.condition.as_deref();
+        let mut participant = insert_participant(&mut tx, new, condition, Some(&plan), now).await?;
         let first = (assigned.first.0, assigned.first.1.as_str());
         advance(&mut tx, participant.id, None, first, now).await?;
         tx.commit().await?;
@@ -288,19 +236,8 @@ impl Store {
         &self,
         experiment_id: &str,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT COALESCE(condition, '') AS condition, COUNT(*) AS n FROM participants
-             WHERE experiment_id = ? GROUP BY 1 ORDER BY 1",
-        )
-        .bind(experiment_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let n: i64 = r.try_get("n")?;
-                Ok((r.try_get("condition")?, u64::try_from(n).unwrap_or(0)))
-            })
-            .collect()
+        let mut connection = self.pool().acquire().await?;
+        condition_counts_in(&mut connection, experiment_id).await
     }
 
     /// The participant with this database id.
@@ -530,6 +467,62 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// How many participants of `experiment_id` each condition has (`""`: those
+/// without one), by condition.
+async fn condition_counts_in(
+    connection: &mut sqlx::SqliteConnection,
+    experiment_id: &str,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT COALESCE(condition, '') AS condition, COUNT(*) AS n FROM participants
+         WHERE experiment_id = ? GROUP BY 1 ORDER BY 1",
+    )
+    .bind(experiment_id)
+    .fetch_all(&mut *connection)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let n: i64 = r.try_get("n")?;
+            Ok((r.try_get("condition")?, u64::try_from(n).unwrap_or(0)))
+        })
+        .collect()
+}
+
+/// Inserts a participant (`plan`: their scene plan as JSON).
+async fn insert_participant(
+    connection: &mut sqlx::SqliteConnection,
+    new: &NewParticipant,
+    condition: Option<&str>,
+    plan: Option<&str>,
+    now: i64,
+) -> Result<Participant, StoreError> {
+    let sql = format!(
+        "INSERT INTO participants (token, public_id, experiment_id, prolific_pid, study_id,
+             session_id, worker_id, assignment_id, hit_id, turk_submit_to, user_agent,
+             created_us, condition, scene_plan)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         RETURNING {PARTICIPANT_COLUMNS}"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&new.token)
+        .bind(&new.public_id)
+        .bind(&new.experiment_id)
+        .bind(&new.recruit.prolific_pid)
+        .bind(&new.recruit.study_id)
+        .bind(&new.recruit.session_id)
+        .bind(&new.recruit.worker_id)
+        .bind(&new.recruit.assignment_id)
+        .bind(&new.recruit.hit_id)
+        .bind(&new.recruit.turk_submit_to)
+        .bind(&new.user_agent)
+        .bind(now)
+        .bind(condition)
+        .bind(plan)
+        .fetch_one(&mut *connection)
+        .await?;
+    participant_from_row(&row)
 }
 
 /// The compare-and-set behind [`Store::enter_scene`]: moves the participant if they
