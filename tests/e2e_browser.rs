@@ -1174,10 +1174,44 @@ async fn browser_plays_breakout_through_a_python_worker() {
     eprintln!(
         "Breakout through a worker: the page drew {drawn} frames, {fps:.1} per second (scene fps 60)"
     );
+    // The picture the page rebuilt from whole frames and deltas, exactly.
+    let digest = eval(
+        &page,
+        "document.getElementById('game-canvas').pixelDigest()",
+    )
+    .await;
     chromium.close().await;
     server.stop().await;
 
     let db = server.db().await;
+    let tick = digest["tick"]
+        .as_i64()
+        .expect("the page holds a pixel frame");
+    let (episode, t): (i64, i64) =
+        sqlx::query_as("SELECT episode_id, t FROM steps WHERE tick = ? AND agent = 0")
+            .bind(tick)
+            .fetch_one(&db)
+            .await
+            .expect("the step that made the page's frame was recorded");
+    let store = tandem_store::Store::open_to_read(server.db_path.to_str().unwrap())
+        .await
+        .unwrap();
+    let steps = store.steps_for_episode(episode).await.unwrap();
+    let step = steps
+        .iter()
+        .find(|s| i64::from(s.t) == t)
+        .expect("the step");
+    let tandem_env::Observation::U8 { data, .. } = &step.obs else {
+        panic!("Breakout observes pixels");
+    };
+    let fnv1a = data.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    assert_eq!(
+        digest["fnv1a"].as_u64(),
+        Some(u64::from(fnv1a)),
+        "the page's picture at tick {tick} is the recorded observation, byte for byte"
+    );
     let steps = count(&db, "SELECT COUNT(*) FROM steps").await;
     let fired = count(&db, "SELECT COUNT(*) FROM steps WHERE keys = 'Space'").await;
     let moved = count(&db, "SELECT COUNT(*) FROM steps WHERE keys = 'd'").await;

@@ -1,7 +1,10 @@
-// Canvas renderer. Frames only update state (sprites by id, or a decoded PNG) and
+// Canvas renderer. Frames only update state (sprites by id, or pixels) and
 // mark the canvas dirty; drawing waits for the next animation frame, so a burst
-// costs one draw. PNG decoding keeps one slot, never a queue: a slow browser skips
-// frames rather than fall behind. It owns the animation-frame counter that inputs
+// costs one draw. Pixel messages are whole frames (PNG) or deltas (the XOR with
+// the frame before, raw-deflated) that apply only to the frame they name, so
+// every one is applied in order, and only the newest of a burst is turned into
+// a picture; the server sends each socket only its newest frame, so a slow
+// browser still skips frames rather than fall behind. It owns the animation-frame counter that inputs
 // are stamped with, so `frame` is the clock the participant sees, and it notes
 // when each frame's tick was drawn (`takeShown`), so the server learns the
 // display delay.
@@ -22,6 +25,9 @@ export class Renderer {
     this.decoding = false;
     this.generation = 0; // bumped per game, so a late decode cannot leak into the next
     this.loop = this.loop.bind(this);
+    // For tests and debugging: the newest applied pixel frame's tick and an
+    // FNV-1a hash of its RGB bytes, to compare with what the server recorded.
+    this.canvas.pixelDigest = () => this.pixels && { tick: this.pixels.tick, fnv1a: fnv1aRgb(this.pixels.rgba) };
     this.observer = new ResizeObserver(() => this.resize());
     addEventListener('resize', () => this.resize());
     this.configure({});
@@ -39,7 +45,8 @@ export class Renderer {
     this.order = null; // sprites sorted by z then id; null when stale
     this.bitmap?.close();
     this.bitmap = null;
-    this.waiting = null; // the newest pixel frame not yet decoded
+    this.pending = []; // pixel messages not yet applied, oldest first
+    this.pixels = null; // { tick, width, height, rgba } of the newest applied pixel frame
     this.stats = { frames: 0, tick: null, ack: null, dropped: 0 };
     this.shownTick = null; // the tick of the frame on screen
     this.shown = []; // [tick, performance.now()] of frames drawn, not yet reported
@@ -75,36 +82,76 @@ export class Renderer {
     this.applied(msg);
   }
 
-  /** Takes a binary pixel frame (an ArrayBuffer); see WIRE.md for the layout. */
+  /** Takes a binary pixel message (an ArrayBuffer); see WIRE.md for the layout. */
   applyPixels(buffer) {
-    if (this.decoding) {
-      if (this.waiting) this.stats.dropped += 1;
-      this.waiting = buffer;
-      return;
-    }
-    this.decode(buffer);
+    this.pending.push(buffer);
+    if (!this.decoding) this.decode();
   }
 
-  async decode(buffer) {
+  async decode() {
     this.decoding = true;
     const { generation } = this;
-    try {
-      const { header, png } = parsePixelFrame(buffer);
-      const bitmap = await createImageBitmap(new Blob([png], { type: 'image/png' }));
+    while (this.pending.length && generation === this.generation) {
+      const batch = this.pending.splice(0);
+      let newest = null;
+      for (const buffer of batch) {
+        try {
+          const header = await this.applyPixelMessage(buffer);
+          if (generation !== this.generation) break;
+          if (header) {
+            if (newest) this.stats.frames += 1;
+            newest = header;
+          } else {
+            this.stats.dropped += 1;
+          }
+        } catch (err) {
+          console.warn('tandem: bad pixel frame', err);
+        }
+      }
+      if (!newest || generation !== this.generation) continue;
+      const { rgba, width, height } = this.pixels;
+      const bitmap = await createImageBitmap(new ImageData(rgba.slice(), width, height));
       if (generation === this.generation) {
         this.bitmap?.close();
         this.bitmap = bitmap;
-        this.applied(header);
+        this.applied(newest);
       } else {
         bitmap.close(); // decoded for a game that has since been left
       }
-    } catch (err) {
-      console.warn('tandem: bad pixel frame', err);
     }
     this.decoding = false;
-    const next = this.waiting;
-    this.waiting = null;
-    if (next) this.decode(next);
+    if (this.pending.length) this.decode(); // arrived for the next game meanwhile
+  }
+
+  /** Applies one pixel message to `this.pixels`; returns its header, or null
+   *  for a delta whose base is not the frame held (it waits for a whole one). */
+  async applyPixelMessage(buffer) {
+    const { header, payload, delta } = parsePixelFrame(buffer);
+    const { width, height } = header;
+    if (!delta) {
+      const bitmap = await createImageBitmap(new Blob([payload], { type: 'image/png' }), {
+        colorSpaceConversion: 'none',
+        premultiplyAlpha: 'none',
+      });
+      const canvas = new OffscreenCanvas(width, height);
+      const ctx = canvas.getContext('2d', { willReadFrequently: true });
+      ctx.drawImage(bitmap, 0, 0);
+      bitmap.close();
+      this.pixels = { tick: header.tick, width, height, rgba: ctx.getImageData(0, 0, width, height).data };
+      return header;
+    }
+    const held = this.pixels;
+    if (!held || held.tick !== header.base || held.width !== width || held.height !== height) return null;
+    const xor = await inflateRaw(payload);
+    if (xor.length !== width * height * 3) throw new Error('a delta of the wrong size');
+    const { rgba } = held;
+    for (let i = 0, j = 0; j < xor.length; i += 4, j += 3) {
+      rgba[i] ^= xor[j];
+      rgba[i + 1] ^= xor[j + 1];
+      rgba[i + 2] ^= xor[j + 2];
+    }
+    held.tick = header.tick;
+    return header;
   }
 
   applied(meta) {
@@ -183,14 +230,33 @@ export class Renderer {
   }
 }
 
-/** Splits a binary pixel frame into its JSON header and PNG bytes. */
+/** Splits a binary pixel message into its JSON header and payload: a whole
+ *  frame (byte 0 is 1, the payload a PNG) or a delta (byte 0 is 2, the
+ *  payload the raw-deflated XOR with the frame of tick `header.base`). */
 export function parsePixelFrame(buffer) {
   const bytes = new Uint8Array(buffer);
-  if (bytes.length < 5 || bytes[0] !== 1) throw new Error('not a version 1 pixel frame');
+  if (bytes.length < 5 || (bytes[0] !== 1 && bytes[0] !== 2)) throw new Error('not a pixel frame');
   const n = new DataView(buffer).getUint32(1, true);
   if (5 + n > bytes.length) throw new Error('header runs past the end');
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(5, 5 + n)));
-  return { header, png: bytes.subarray(5 + n) };
+  return { header, payload: bytes.subarray(5 + n), delta: bytes[0] === 2 };
+}
+
+/** 32-bit FNV-1a over the RGB bytes of RGBA pixels. */
+function fnv1aRgb(rgba) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < rgba.length; i += 1) {
+    if (i % 4 === 3) continue;
+    h ^= rgba[i];
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/** Inflates raw-deflated bytes with what the browser ships. */
+async function inflateRaw(bytes) {
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
 function drawSprite(ctx, s, W, H, px) {

@@ -852,6 +852,7 @@ mod tests {
             height: 1,
             reward: 0.0,
             episode_return: 0.0,
+            base: None,
         };
         let Ok(frame) = encode_pixel_frame(&header, b"\x89PNG") else {
             panic!("the frame encodes");

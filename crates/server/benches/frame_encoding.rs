@@ -30,7 +30,9 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tandem_env::{Action, Env, Frame, Image, Sprite};
 use tandem_envs::{CartPole, rasterize};
-use tandem_server::{FrameContent, FrameEncoder, PublishedFrame, encode_png};
+use tandem_server::{
+    FrameContent, FrameEncoder, PixelContent, PublishedFrame, encode_png, pixel_delta,
+};
 
 /// Keeps the pole up (a linear controller), so episodes run to the 500-step limit.
 fn balance(env: &CartPole) -> i64 {
@@ -143,19 +145,36 @@ fn pixels(c: &mut Criterion) {
             black_box(png)
         })
     });
-    let ready = published(
+    let mut scratch = Vec::new();
+    let mut i = 1;
+    group.bench_function("delta_atari", |b| {
+        b.iter(|| {
+            let delta = pixel_delta(&atari_images[i - 1], &atari_images[i], &mut scratch);
+            i = i % (atari_images.len() - 1) + 1;
+            black_box(delta)
+        })
+    });
+    let previous = Arc::new(atari_images[0].clone());
+    let current = Arc::new(atari_images[1].clone());
+    let delta = pixel_delta(&previous, &current, &mut scratch);
+    let before = published(
         1,
         0,
         1,
-        FrameContent::Png {
-            width: atari.width,
-            height: atari.height,
-            png: encode_png(&atari_images[0]).expect("png"),
-        },
+        FrameContent::Pixels(PixelContent::new(previous, None)),
     );
-    let mut encoder = FrameEncoder::default();
+    let ready = published(
+        2,
+        0,
+        2,
+        FrameContent::Pixels(PixelContent::new(current, delta)),
+    );
     group.bench_function("message_atari", |b| {
-        b.iter(|| black_box(encoder.encode(&ready, 0)))
+        b.iter(|| {
+            let mut encoder = FrameEncoder::default();
+            black_box(encoder.encode(&before, 0));
+            black_box(encoder.encode(&ready, 0))
+        })
     });
     group.finish();
 

@@ -1,16 +1,16 @@
-//! Bytes per frame on the wire: what each frame kind costs today, and what a
-//! delta codec would cost instead, on the same frames the `frame_encoding` bench
+//! Bytes per frame on the wire: what each frame kind costs, and what other
+//! codecs would cost instead, on the same frames the `frame_encoding` bench
 //! times.
 //!
 //! - Atari Breakout, the 3,000 real frames of `testdata/atari` (160 × 210, every
-//!   emulator frame at 60 Hz): the PNG as served and the whole binary message; for
-//!   comparison, each frame XOR-ed with the previous one and then compressed with
-//!   zstd (levels 1 and 3) or PNG, and a whole frame with zstd (what a key frame
-//!   would cost).
+//!   emulator frame at 60 Hz): the message as served to a socket that keeps up
+//!   (a delta: header + raw-deflated XOR with the frame before), the whole frame
+//!   (header + PNG, what a socket that skipped a frame gets) and the PNG alone;
+//!   for comparison, each frame XOR-ed with the previous one and then compressed
+//!   with zstd (levels 1 and 3) or PNG, and a whole frame with zstd.
 //! - CartPole rasterized at 600 × 400 (one 500-step episode): the same figures.
 //! - CartPole sprite frames (two episodes): the JSON text messages.
 //!
-//! A measurement that informs the design; it changes nothing on the wire.
 //!
 //! ```text
 //! cargo run --release -p tandem-server --example pixel_frame_bytes
@@ -23,7 +23,9 @@ use std::sync::Arc;
 
 use tandem_env::{Action, Env, Frame, Image};
 use tandem_envs::{CartPole, rasterize};
-use tandem_server::{Encoded, FrameContent, FrameEncoder, PublishedFrame, encode_png};
+use tandem_server::{
+    Encoded, FrameContent, FrameEncoder, PixelContent, PublishedFrame, encode_png, pixel_delta,
+};
 
 /// A running mean of sizes.
 #[derive(Default)]
@@ -47,6 +49,7 @@ impl Mean {
 struct PixelSizes {
     png: Mean,
     message: Mean,
+    whole: Mean,
     zstd3_whole: Mean,
     xor_zstd1: Mean,
     xor_zstd3: Mean,
@@ -57,6 +60,7 @@ fn measure<'a>(width: u32, height: u32, frames: impl Iterator<Item = &'a [u8]>) 
     let mut sizes = PixelSizes {
         png: Mean::default(),
         message: Mean::default(),
+        whole: Mean::default(),
         zstd3_whole: Mean::default(),
         xor_zstd1: Mean::default(),
         xor_zstd3: Mean::default(),
@@ -67,9 +71,12 @@ fn measure<'a>(width: u32, height: u32, frames: impl Iterator<Item = &'a [u8]>) 
     let mut encoder = FrameEncoder::default();
     let image = |rgb: Vec<u8>| Image { width, height, rgb };
     let mut prev: Option<&[u8]> = None;
+    let mut scratch = Vec::new();
     for (tick, rgb) in frames.enumerate() {
         let png = encode_png(&image(rgb.to_vec())).expect("png");
         sizes.png.add(png.len());
+        let current = Arc::new(image(rgb.to_vec()));
+        let delta = prev.and_then(|p| pixel_delta(&image(p.to_vec()), &current, &mut scratch));
         let frame = Arc::new(PublishedFrame {
             tick: tick as u64 + 1,
             episode: 0,
@@ -77,12 +84,18 @@ fn measure<'a>(width: u32, height: u32, frames: impl Iterator<Item = &'a [u8]>) 
             acks: vec![Some(tick as u64)],
             rewards: vec![0.0],
             returns: vec![2.0],
-            content: FrameContent::Png { width, height, png },
+            content: FrameContent::Pixels(PixelContent::new(current, delta)),
         });
         let Encoded::Binary(message) = encoder.encode(&frame, 0) else {
             panic!("a pixel frame is a binary message");
         };
-        sizes.message.add(message.len());
+        if tick > 0 {
+            sizes.message.add(message.len());
+        }
+        let Encoded::Binary(whole) = FrameEncoder::default().encode(&frame, 0) else {
+            panic!("a pixel frame is a binary message");
+        };
+        sizes.whole.add(whole.len());
         sizes
             .zstd3_whole
             .add(zstd3.compress(rgb).expect("zstd").len());
@@ -107,7 +120,8 @@ fn print(label: &str, raw: usize, s: &PixelSizes) {
     println!("{label} ({} frames, {raw} raw bytes each)", s.png.count);
     for (what, mean) in [
         ("PNG per frame (as served)", &s.png),
-        ("binary frame message (header + PNG)", &s.message),
+        ("message as served (header + deflated XOR)", &s.message),
+        ("whole frame (header + PNG, after a skip)", &s.whole),
         ("zstd-3 of a whole frame (a key frame)", &s.zstd3_whole),
         ("XOR previous frame + zstd-1", &s.xor_zstd1),
         ("XOR previous frame + zstd-3", &s.xor_zstd3),

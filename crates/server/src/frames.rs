@@ -5,10 +5,14 @@
 //! socket always reads the newest frame and a slow browser skips frames instead of
 //! queueing them. Sprite frames are diffed per socket ([`FrameEncoder`]) against the
 //! frame that socket last sent, because a socket that skipped frames must still
-//! receive a change set that applies to what it holds. Pixel frames are PNG-encoded
-//! once by the game, since every viewer gets the same bytes.
+//! receive a change set that applies to what it holds. Pixel frames go as
+//! deltas: the game deflates the XOR of each frame with the one before once,
+//! for every viewer, and a socket that received that one gets the delta; a
+//! socket that skipped it (or just arrived) gets the whole frame as a PNG,
+//! encoded once, by the first socket that needs it.
 
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::{Arc, OnceLock};
 
 use tandem_env::{Image, Sprite, SpriteDiff};
 use tandem_wire::{PixelHeader, SpriteFrameRef, encode_pixel_frame};
@@ -38,12 +42,51 @@ pub struct PublishedFrame {
 #[derive(Debug)]
 pub enum FrameContent {
     Sprites(Vec<Sprite>),
-    /// A PNG image, ready to send.
-    Png {
-        width: u32,
-        height: u32,
-        png: Vec<u8>,
-    },
+    Pixels(PixelContent),
+}
+
+/// A pixel frame: the image, its delta from the frame published before it,
+/// and its PNG once a socket has needed one.
+#[derive(Debug)]
+pub struct PixelContent {
+    pub image: Arc<Image>,
+    /// The raw-deflated XOR of this frame's RGB bytes with the previous
+    /// frame's (tick − 1); `None` for a game's first frame or a new size.
+    pub delta: Option<Vec<u8>>,
+    png: OnceLock<Option<Vec<u8>>>,
+}
+
+impl PixelContent {
+    pub fn new(image: Arc<Image>, delta: Option<Vec<u8>>) -> PixelContent {
+        PixelContent {
+            image,
+            delta,
+            png: OnceLock::new(),
+        }
+    }
+
+    /// The whole frame as a PNG, encoded on first use (`None` if it cannot be).
+    pub fn png(&self) -> Option<&[u8]> {
+        self.png
+            .get_or_init(|| encode_png(&self.image).ok())
+            .as_deref()
+    }
+}
+
+/// The raw-deflated byte-wise XOR of `current` with `previous` (same length),
+/// through `scratch`; `None` when the sizes differ.
+pub fn pixel_delta(previous: &Image, current: &Image, scratch: &mut Vec<u8>) -> Option<Vec<u8>> {
+    if (previous.width, previous.height) != (current.width, current.height)
+        || previous.rgb.len() != current.rgb.len()
+    {
+        return None;
+    }
+    scratch.clear();
+    scratch.extend(previous.rgb.iter().zip(&current.rgb).map(|(a, b)| a ^ b));
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::with_capacity(256), flate2::Compression::fast());
+    encoder.write_all(scratch).ok()?;
+    encoder.finish().ok()
 }
 
 /// A message for one socket.
@@ -57,6 +100,11 @@ pub enum Encoded {
 
 /// Byte 0 of a binary pixel frame (see `docs/WIRE.md`).
 pub use tandem_wire::PIXEL_FRAME_V1;
+
+/// Every this many ticks each socket gets a whole pixel frame, delta or not:
+/// a page that could not apply a delta is never stuck for longer (at 60 fps,
+/// 2 s), for about 12 bytes a frame on average at Atari's size.
+pub const KEY_FRAME_EVERY: u64 = 120;
 
 /// Per-socket frame state: the last frame this socket sent, to diff against.
 #[derive(Default)]
@@ -99,18 +147,31 @@ impl FrameEncoder {
                     Err(_) => Encoded::Nothing,
                 }
             }
-            FrameContent::Png { width, height, png } => {
+            FrameContent::Pixels(pixels) => {
+                // A delta applies only to the frame just before it, and only
+                // if that is the one this socket holds.
+                let holds_previous = self.last.as_ref().is_some_and(|last| {
+                    last.tick + 1 == frame.tick && matches!(last.content, FrameContent::Pixels(_))
+                }) && !frame.tick.is_multiple_of(KEY_FRAME_EVERY);
+                let (base, payload) = match &pixels.delta {
+                    Some(delta) if holds_previous => (Some(frame.tick - 1), &delta[..]),
+                    _ => match pixels.png() {
+                        Some(png) => (None, png),
+                        None => return Encoded::Nothing,
+                    },
+                };
                 let header = PixelHeader {
                     tick: frame.tick,
                     episode: frame.episode,
                     step: frame.step,
                     ack,
-                    width: *width,
-                    height: *height,
+                    width: pixels.image.width,
+                    height: pixels.image.height,
                     reward,
                     episode_return: total,
+                    base,
                 };
-                match encode_pixel_frame(&header, png) {
+                match encode_pixel_frame(&header, payload) {
                     Ok(bytes) => Encoded::Binary(bytes),
                     Err(_) => return Encoded::Nothing,
                 }
@@ -185,37 +246,134 @@ mod tests {
         assert_eq!(next_episode["full"], true);
     }
 
-    /// Pixel frames follow the documented binary layout and carry a valid PNG.
-    #[test]
-    fn pixel_frames_have_header_and_png() {
-        let image = Image {
-            width: 4,
-            height: 2,
-            rgb: vec![200; 4 * 2 * 3],
-        };
-        let png = encode_png(&image).unwrap();
-        let frame = Arc::new(PublishedFrame {
-            tick: 7,
+    fn pixel_frame(tick: u64, image: &Arc<Image>, previous: Option<&Image>) -> Arc<PublishedFrame> {
+        let delta = previous.and_then(|p| pixel_delta(p, image, &mut Vec::new()));
+        Arc::new(PublishedFrame {
+            tick,
             episode: 0,
-            step: 3,
+            step: tick as u32,
             acks: vec![None],
             rewards: vec![0.0],
             returns: vec![0.0],
-            content: FrameContent::Png {
-                width: 4,
-                height: 2,
-                png: png.clone(),
-            },
-        });
-        let Encoded::Binary(bytes) = FrameEncoder::default().encode(&frame, 0) else {
-            panic!("expected binary");
+            content: FrameContent::Pixels(PixelContent::new(Arc::clone(image), delta)),
+        })
+    }
+
+    /// A busy background (hard to compress) with a ball that moves.
+    fn image(seed: u8) -> Arc<Image> {
+        let mut rgb: Vec<u8> = (0..40 * 30 * 3)
+            .map(|i: u32| (i * 7919 % 251) as u8)
+            .collect();
+        let at = 3 * (40 * 10 + 5 * usize::from(seed));
+        for byte in &mut rgb[at..at + 9] {
+            *byte = 255 - seed;
+        }
+        Arc::new(Image {
+            width: 40,
+            height: 30,
+            rgb,
+        })
+    }
+
+    fn binary(e: Encoded) -> Vec<u8> {
+        match e {
+            Encoded::Binary(bytes) => bytes,
+            other => panic!("expected binary, got {other:?}"),
+        }
+    }
+
+    /// What a page does with a pixel message: a PNG replaces its picture, a
+    /// delta is inflated and XORed into it (and only onto its base).
+    fn apply(held: &mut Option<(u64, Vec<u8>)>, bytes: &[u8]) {
+        let frame = tandem_wire::decode_pixel_frame(bytes).unwrap();
+        let rgb = match frame.header.base {
+            None => {
+                assert_eq!(&frame.payload[1..4], b"PNG");
+                let decoder = png::Decoder::new(std::io::Cursor::new(frame.payload));
+                let mut reader = decoder.read_info().unwrap();
+                let mut rgb = vec![0; reader.output_buffer_size().unwrap()];
+                let info = reader.next_frame(&mut rgb).unwrap();
+                rgb.truncate(info.buffer_size());
+                rgb
+            }
+            Some(base) => {
+                let (tick, previous) = held.as_ref().expect("a delta needs a frame to apply to");
+                assert_eq!(
+                    *tick, base,
+                    "a delta applies to the frame this socket holds"
+                );
+                let mut xor = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut flate2::read::DeflateDecoder::new(frame.payload),
+                    &mut xor,
+                )
+                .unwrap();
+                previous.iter().zip(&xor).map(|(a, b)| a ^ b).collect()
+            }
         };
+        *held = Some((frame.header.tick, rgb));
+    }
+
+    /// A socket that holds the frame before gets a small delta; one that
+    /// skipped a frame, or just arrived, gets the whole frame; either way
+    /// the page ends with exactly the game's picture.
+    #[test]
+    fn pixel_frames_are_deltas_to_sockets_that_hold_the_frame_before() {
+        let images: Vec<Arc<Image>> = (0..5).map(image).collect();
+        let frames: Vec<Arc<PublishedFrame>> = (0..5)
+            .map(|i| {
+                pixel_frame(
+                    i as u64 + 1,
+                    &images[i],
+                    i.checked_sub(1).map(|p| &*images[p]),
+                )
+            })
+            .collect();
+        let mut every = FrameEncoder::default();
+        let mut held = None;
+        for (i, frame) in frames.iter().enumerate() {
+            let bytes = binary(every.encode(frame, 0));
+            assert_eq!(
+                bytes[0],
+                if i == 0 {
+                    PIXEL_FRAME_V1
+                } else {
+                    tandem_wire::PIXEL_DELTA_V1
+                }
+            );
+            apply(&mut held, &bytes);
+            assert_eq!(
+                held.as_ref().map(|h| &h.1),
+                Some(&images[i].rgb),
+                "frame {i}"
+            );
+        }
+        let png_len = frames[4].content_png_len();
+        let mut encoder = FrameEncoder {
+            last: Some(Arc::clone(&frames[3])),
+        };
+        let delta_len = binary(encoder.encode(&frames[4], 0)).len();
+        assert!(
+            delta_len * 4 < png_len,
+            "delta {delta_len} B against PNG {png_len} B"
+        );
+
+        // A socket that skipped frames 2 and 3 gets frame 4 whole.
+        let mut skipping = FrameEncoder::default();
+        let mut held = None;
+        apply(&mut held, &binary(skipping.encode(&frames[1], 0)));
+        let bytes = binary(skipping.encode(&frames[4], 0));
         assert_eq!(bytes[0], PIXEL_FRAME_V1);
-        let n = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
-        let header: serde_json::Value = serde_json::from_slice(&bytes[5..5 + n]).unwrap();
-        assert_eq!(header["tick"], 7);
-        assert_eq!(header["width"], 4);
-        assert_eq!(&bytes[5 + n..], &png[..]);
-        assert_eq!(&png[1..4], b"PNG");
+        apply(&mut held, &bytes);
+        assert_eq!(held.map(|h| h.1), Some(images[4].rgb.clone()));
+    }
+
+    impl PublishedFrame {
+        fn content_png_len(&self) -> usize {
+            match &self.content {
+                FrameContent::Pixels(p) => p.png().map_or(0, <[u8]>::len),
+                FrameContent::Sprites(_) => 0,
+            }
+        }
     }
 }

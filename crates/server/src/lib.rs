@@ -75,7 +75,10 @@ use tracing::{info, warn};
 
 pub use admission::AdmissionLimits;
 pub use arrival::plausible_id;
-pub use frames::{Encoded, FrameContent, FrameEncoder, PIXEL_FRAME_V1, PublishedFrame, encode_png};
+pub use frames::{
+    Encoded, FrameContent, FrameEncoder, PIXEL_FRAME_V1, PixelContent, PublishedFrame, encode_png,
+    pixel_delta,
+};
 pub use headers::frame_ancestor;
 pub use options::{
     DEFAULT_FRAME_ANCESTORS, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SOCKETS,

@@ -8,7 +8,12 @@
 //!
 //! A pixel frame is binary, because a PNG in JSON would grow by a third: byte 0
 //! is [`PIXEL_FRAME_V1`], bytes 1–4 a little-endian u32 `n`, bytes 5..5+n a JSON
-//! [`PixelHeader`], and the rest the PNG.
+//! [`PixelHeader`], and the rest the PNG. A pixel delta has the same layout with
+//! byte 0 [`PIXEL_DELTA_V1`]: its header names the `base` tick it applies to
+//! (the frame this socket received last), and the rest is the raw-deflated
+//! byte-wise XOR of the two frames' RGB pixels. Consecutive game frames differ
+//! in a few pixels, so a delta is tens of bytes where a PNG is over a thousand,
+//! and browsers inflate it with `DecompressionStream("deflate-raw")`.
 
 use serde::{Deserialize, Serialize};
 use tandem_env::Sprite;
@@ -216,6 +221,9 @@ mod flat {
 /// Byte 0 of a binary pixel frame: pixel frame, version 1.
 pub const PIXEL_FRAME_V1: u8 = 1;
 
+/// Byte 0 of a binary pixel delta, version 1.
+pub const PIXEL_DELTA_V1: u8 = 2;
+
 /// The JSON header of a binary pixel frame. The fields mean what they mean in
 /// [`SpriteFrame`]; `width` and `height` are the PNG's.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -229,13 +237,25 @@ pub struct PixelHeader {
     pub reward: f64,
     #[serde(rename = "return")]
     pub episode_return: f64,
+    /// A delta's base: the tick of the frame it applies to (absent in a whole
+    /// frame).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<u64>,
 }
 
-/// A decoded pixel frame: its header and the PNG, borrowed from the message.
+/// A decoded pixel message: its header and its payload, borrowed from the
+/// message: a PNG, or for a delta (`header.base` set) the raw-deflated XOR.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PixelFrame<'a> {
     pub header: PixelHeader,
-    pub png: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+impl PixelFrame<'_> {
+    /// Whether this is a delta against the frame of tick `header.base`.
+    pub fn is_delta(&self) -> bool {
+        self.header.base.is_some()
+    }
 }
 
 /// Why a binary message is not a pixel frame.
@@ -243,8 +263,10 @@ pub struct PixelFrame<'a> {
 pub enum PixelFrameError {
     #[error("the message is empty")]
     Empty,
-    #[error("byte 0 is {0}, not {PIXEL_FRAME_V1} (pixel frame, version 1)")]
+    #[error("byte 0 is {0}, not {PIXEL_FRAME_V1} (pixel frame) or {PIXEL_DELTA_V1} (pixel delta)")]
     Version(u8),
+    #[error("a pixel delta's header has no base, or a whole frame's has one")]
+    Base,
     #[error("the message ends inside the header")]
     Truncated,
     #[error("the header is not valid JSON: {0}")]
@@ -253,23 +275,33 @@ pub enum PixelFrameError {
     HeaderTooLong(usize),
 }
 
-/// Encodes a binary pixel frame: version byte, header length, header, PNG.
-pub fn encode_pixel_frame(header: &PixelHeader, png: &[u8]) -> Result<Vec<u8>, PixelFrameError> {
+/// Encodes a binary pixel message: version byte ([`PIXEL_DELTA_V1`] when the
+/// header has a `base`, else [`PIXEL_FRAME_V1`]), header length, header,
+/// payload (the PNG, or a delta's deflated XOR).
+pub fn encode_pixel_frame(
+    header: &PixelHeader,
+    payload: &[u8],
+) -> Result<Vec<u8>, PixelFrameError> {
     let json = serde_json::to_vec(header).map_err(PixelFrameError::Header)?;
     let length =
         u32::try_from(json.len()).map_err(|_| PixelFrameError::HeaderTooLong(json.len()))?;
-    let mut bytes = Vec::with_capacity(5 + json.len() + png.len());
-    bytes.push(PIXEL_FRAME_V1);
+    let mut bytes = Vec::with_capacity(5 + json.len() + payload.len());
+    bytes.push(if header.base.is_some() {
+        PIXEL_DELTA_V1
+    } else {
+        PIXEL_FRAME_V1
+    });
     bytes.extend_from_slice(&length.to_le_bytes());
     bytes.extend_from_slice(&json);
-    bytes.extend_from_slice(png);
+    bytes.extend_from_slice(payload);
     Ok(bytes)
 }
 
-/// Decodes a binary pixel frame. The PNG is returned as sent, not decoded.
+/// Decodes a binary pixel message. The payload is returned as sent, not
+/// decoded.
 pub fn decode_pixel_frame(bytes: &[u8]) -> Result<PixelFrame<'_>, PixelFrameError> {
     let (&version, rest) = bytes.split_first().ok_or(PixelFrameError::Empty)?;
-    if version != PIXEL_FRAME_V1 {
+    if version != PIXEL_FRAME_V1 && version != PIXEL_DELTA_V1 {
         return Err(PixelFrameError::Version(version));
     }
     let (length, rest) = rest
@@ -280,9 +312,12 @@ pub fn decode_pixel_frame(bytes: &[u8]) -> Result<PixelFrame<'_>, PixelFrameErro
     if rest.len() < length {
         return Err(PixelFrameError::Truncated);
     }
-    let (header, png) = rest.split_at(length);
-    let header = serde_json::from_slice(header).map_err(PixelFrameError::Header)?;
-    Ok(PixelFrame { header, png })
+    let (header, payload) = rest.split_at(length);
+    let header: PixelHeader = serde_json::from_slice(header).map_err(PixelFrameError::Header)?;
+    if header.base.is_some() != (version == PIXEL_DELTA_V1) {
+        return Err(PixelFrameError::Base);
+    }
+    Ok(PixelFrame { header, payload })
 }
 
 #[cfg(test)]
@@ -469,6 +504,7 @@ mod tests {
             height: 2,
             reward: 1.0,
             episode_return: 3.0,
+            base: None,
         };
         let png = b"\x89PNG\r\n\x1a\nrest";
         let Ok(bytes) = encode_pixel_frame(&header, png) else {
@@ -490,9 +526,27 @@ mod tests {
             decoded,
             Some(PixelFrame {
                 header,
-                png: &png[..]
+                payload: &png[..]
             })
         );
+        // A delta: byte 0 says so, the header names its base.
+        let delta = PixelHeader {
+            base: Some(6),
+            ..header
+        };
+        let Ok(bytes) = encode_pixel_frame(&delta, b"xor") else {
+            panic!("encodes");
+        };
+        assert_eq!(bytes[0], PIXEL_DELTA_V1);
+        let decoded = decode_pixel_frame(&bytes).ok();
+        assert!(decoded.is_some_and(|f| f.is_delta() && f.payload == b"xor"));
+        // A base under byte 1, or none under byte 2, is refused.
+        let mut wrong = bytes.clone();
+        wrong[0] = PIXEL_FRAME_V1;
+        assert!(matches!(
+            decode_pixel_frame(&wrong),
+            Err(PixelFrameError::Base)
+        ));
     }
 
     /// Malformed binary messages are refused with a reason, never a panic.
@@ -509,8 +563,8 @@ mod tests {
             Err(PixelFrameError::Truncated)
         ));
         assert!(matches!(
-            decode_pixel_frame(&[2, 0, 0, 0, 0]),
-            Err(PixelFrameError::Version(2))
+            decode_pixel_frame(&[3, 0, 0, 0, 0]),
+            Err(PixelFrameError::Version(3))
         ));
         assert!(matches!(
             decode_pixel_frame(&[1, 255, 255, 255, 255, b'{']),

@@ -38,8 +38,8 @@ pub use codes::{
     PING_INTERVAL_S, PROTOCOL_VERSION, SILENCE_LIMIT_S,
 };
 pub use frame::{
-    PIXEL_FRAME_V1, PixelFrame, PixelFrameError, PixelHeader, SpriteFrame, SpriteFrameRef,
-    decode_pixel_frame, encode_pixel_frame,
+    PIXEL_DELTA_V1, PIXEL_FRAME_V1, PixelFrame, PixelFrameError, PixelHeader, SpriteFrame,
+    SpriteFrameRef, decode_pixel_frame, encode_pixel_frame,
 };
 pub use scene::{
     Canvas, EndView, GameView, InfoView, MturkSubmit, QuestionKind, QuestionView, RenderMode,

@@ -315,6 +315,7 @@ fn pixel_frame(image: &Image, t: usize) -> Value {
         height: image.height,
         reward: 0.0,
         episode_return: 0.0,
+        base: None,
     };
     match encode_png(image)
         .ok()

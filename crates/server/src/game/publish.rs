@@ -3,9 +3,10 @@
 //!
 //! A frame goes into the game's `watch` channel, so each socket reads the
 //! newest one and a slow browser skips frames instead of queueing them (each
-//! socket diffs and encodes for itself: see `frames`). Pixel frames are
-//! PNG-encoded here, once per tick, since every viewer gets the same image;
-//! a sprite environment shown as pixels is rasterized first.
+//! socket diffs and encodes for itself: see `frames`). For pixel frames the
+//! delta from the frame before is deflated here, once per tick, since every
+//! viewer that holds that frame gets the same bytes; a sprite environment
+//! shown as pixels is rasterized first.
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use tandem_store::now_us;
 use tandem_wire::{GameState, GameStatus, ServerMessage};
 use tracing::warn;
 
-use crate::frames::{FrameContent, FrameSender, PublishedFrame, encode_png};
+use crate::frames::{FrameContent, FrameSender, PixelContent, PublishedFrame, pixel_delta};
 
 /// Publishes a game's frames.
 pub(super) struct Publisher {
@@ -25,6 +26,10 @@ pub(super) struct Publisher {
     render: RenderMode,
     canvas: (u32, u32),
     game_id: i64,
+    /// The last pixel frame published, which the next one's delta is from.
+    previous_image: Option<Arc<Image>>,
+    /// Reused for each delta's XOR.
+    scratch: Vec<u8>,
 }
 
 /// Where a frame is in the game, and each agent's figures at it.
@@ -44,6 +49,8 @@ impl Publisher {
             render: scene.render,
             canvas: scene.canvas(),
             game_id,
+            previous_image: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -56,20 +63,13 @@ impl Publisher {
     pub(super) fn publish(&mut self, frame: Frame, facts: FrameFacts<'_>) {
         self.tick += 1;
         let content = match (frame, self.render) {
-            (Frame::Sprites(sprites), RenderMode::Sprites) => Ok(FrameContent::Sprites(sprites)),
+            (Frame::Sprites(sprites), RenderMode::Sprites) => FrameContent::Sprites(sprites),
             (Frame::Sprites(sprites), RenderMode::Pixels) => {
                 let (width, height) = self.canvas;
                 let image = tandem_envs::rasterize(&sprites, width, height, [255, 255, 255]);
-                png_content(&image)
+                FrameContent::Pixels(self.pixels(image))
             }
-            (Frame::Pixels(image), _) => png_content(&image),
-        };
-        let content = match content {
-            Ok(content) => content,
-            Err(e) => {
-                warn!(game = self.game_id, cause = %e, "could not encode a frame");
-                return;
-            }
+            (Frame::Pixels(image), _) => FrameContent::Pixels(self.pixels(image)),
         };
         self.frames.send_replace(Some(Arc::new(PublishedFrame {
             tick: self.tick,
@@ -82,19 +82,28 @@ impl Publisher {
         })));
     }
 
+    /// A pixel frame, with its delta from the one published before.
+    fn pixels(&mut self, image: Image) -> PixelContent {
+        let image = Arc::new(image);
+        let delta = self
+            .previous_image
+            .as_ref()
+            .and_then(|previous| pixel_delta(previous, &image, &mut self.scratch));
+        if delta.is_none() && self.previous_image.is_some() {
+            warn!(
+                game = self.game_id,
+                "a pixel frame changed size; sending it whole"
+            );
+        }
+        self.previous_image = Some(Arc::clone(&image));
+        PixelContent::new(image, delta)
+    }
+
     /// Takes the last frame down: whoever plays next must not be shown an
     /// interrupted episode's last frame as if it were the new one.
     pub(super) fn clear(&self) {
         self.frames.send_replace(None);
     }
-}
-
-fn png_content(image: &Image) -> Result<FrameContent, png::EncodingError> {
-    Ok(FrameContent::Png {
-        width: image.width,
-        height: image.height,
-        png: encode_png(image)?,
-    })
 }
 
 /// Where a game stands, for its `game` status message.
