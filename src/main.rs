@@ -319,7 +319,12 @@ fn bench(options: tandem_bench::Options) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
-    match runtime.block_on(tandem_bench::run(options)) {
+    let outcome = if options.sweep {
+        runtime.block_on(tandem_bench::sweep(options))
+    } else {
+        runtime.block_on(tandem_bench::run(options))
+    };
+    match outcome {
         Ok(outcome) if outcome.is_clean() => Ok(ExitCode::SUCCESS),
         Ok(_) => Ok(ExitCode::from(3)),
         Err(e) if e.downcast_ref::<tandem_bench::OptionsError>().is_some() => {

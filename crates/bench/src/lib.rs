@@ -15,6 +15,7 @@
 //! - `stats`: pooling the bots' samples into percentiles and rates.
 //! - `report`: the figures, as a table for people and one JSON line for machines.
 //! - `run`: the order of a run: start, ramp up, measure, close, check, report.
+//! - `sweep`: runs of growing, then bisected, sizes: the most sessions that hold.
 //! - `walk`: bots walking a study to its end, for `tandem test`.
 //!
 //! The bots run in this process and the server in another (as a child, or behind
@@ -31,10 +32,12 @@ mod scenario;
 mod server;
 mod stats;
 mod storage;
+mod sweep;
 mod walk;
 
 pub use diagnostic::{SLOW_FIRST_ID, SLOW_STEP, catalog_with_diagnostics, diagnostic_envs};
 pub use options::{Options, OptionsError, ScenarioName};
 pub use report::Figures;
 pub use run::{Outcome, run};
+pub use sweep::{shortfall, sweep};
 pub use walk::{Walked, walk};

@@ -14,7 +14,7 @@ use clap::ValueEnum;
 
 /// Most sessions one run may ask for: far past what one machine's sockets and
 /// ports allow, so a typo (an extra zero) is refused rather than attempted.
-const MAX_SESSIONS: usize = 100_000;
+pub(crate) const MAX_SESSIONS: usize = 100_000;
 /// Longest ramp-up and measurement: a day.
 const MAX_SECONDS: f64 = 86_400.0;
 
@@ -48,6 +48,21 @@ pub struct Options {
     /// Print only the JSON line (no progress, no table).
     #[arg(long)]
     pub json_only: bool,
+    /// Run the server on these CPUs only (a `taskset` list such as `0` or
+    /// `0-1`): the child it starts, or with --url the --server-pid process.
+    #[arg(long, value_name = "LIST")]
+    pub server_cpus: Option<String>,
+    /// Run the bots (this process) on these CPUs only.
+    #[arg(long, value_name = "LIST")]
+    pub bot_cpus: Option<String>,
+    /// Find the most sessions that meet the criterion (at least 95 % of the
+    /// frames, a p99 frame interval of at most two frame times, no step
+    /// lost): runs at --sessions, doubles while it holds, then bisects.
+    #[arg(long)]
+    pub sweep: bool,
+    /// With --sweep: stop bisecting when the bounds are this close (sessions).
+    #[arg(long, value_name = "N", default_value_t = 50, requires = "sweep")]
+    pub sweep_step: usize,
 }
 
 /// The built-in scenarios.
@@ -99,6 +114,12 @@ pub enum OptionsError {
     ServerPid(u32),
     #[error("--experiment {path}: {cause}")]
     Experiment { path: String, cause: String },
+    #[error("--{flag} {list:?}: a CPU list is numbers, ranges and commas, such as 0 or 0-1 or 0,2")]
+    CpuList { flag: &'static str, list: String },
+    #[error("--server-cpus with --url needs --server-pid, the process to pin")]
+    PinWhat,
+    #[error("--sweep-step must be at least 1")]
+    SweepStep,
 }
 
 /// Where the server under test is.
@@ -125,6 +146,8 @@ pub struct Plan {
     pub target: Target,
     pub scenario: crate::scenario::Scenario,
     pub json_only: bool,
+    pub server_cpus: Option<String>,
+    pub bot_cpus: Option<String>,
 }
 
 impl Options {
@@ -134,6 +157,25 @@ impl Options {
             return Err(OptionsError::Sessions(self.sessions));
         }
         let ramp_up = seconds("ramp-up", self.ramp_up, 0.0)?;
+        for (flag, list) in [
+            ("server-cpus", &self.server_cpus),
+            ("bot-cpus", &self.bot_cpus),
+        ] {
+            if let Some(list) = list
+                && !is_cpu_list(list)
+            {
+                return Err(OptionsError::CpuList {
+                    flag,
+                    list: list.chars().take(40).collect(),
+                });
+            }
+        }
+        if self.url.is_some() && self.server_cpus.is_some() && self.server_pid.is_none() {
+            return Err(OptionsError::PinWhat);
+        }
+        if self.sweep && self.sweep_step == 0 {
+            return Err(OptionsError::SweepStep);
+        }
         let duration = seconds("duration", self.duration, 0.1)?;
         let scenario = match &self.experiment {
             Some(path) => crate::scenario::Scenario::from_file(path).map_err(|cause| {
@@ -177,8 +219,28 @@ impl Options {
             target,
             scenario,
             json_only: self.json_only,
+            server_cpus: self.server_cpus.clone(),
+            bot_cpus: self.bot_cpus.clone(),
         })
     }
+}
+
+/// Whether `list` is a CPU list `taskset -c` takes: `0`, `0-3`, `0,2-3`.
+fn is_cpu_list(list: &str) -> bool {
+    !list.is_empty()
+        && list.split(',').all(|part| {
+            let mut ends = part.splitn(2, '-');
+            let number = |s: Option<&str>| {
+                s.is_some_and(|s| {
+                    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.len() <= 4
+                })
+            };
+            let first = ends.next();
+            match ends.next() {
+                None => number(first),
+                Some(last) => number(first) && number(Some(last)),
+            }
+        })
 }
 
 fn seconds(flag: &'static str, value: f64, min: f64) -> Result<Duration, OptionsError> {
@@ -204,6 +266,18 @@ fn url_host(url: &str) -> Result<String, OptionsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// CPU lists are what `taskset -c` takes, and nothing that could be read
+    /// as another flag or a command.
+    #[test]
+    fn cpu_lists_are_numbers_ranges_and_commas() {
+        for good in ["0", "1", "0-1", "0,2", "0-3,6"] {
+            assert!(is_cpu_list(good), "{good}");
+        }
+        for bad in ["", "-1", "0-", "a", "0;rm", "0,,1", "1-2-3", "--all"] {
+            assert!(!is_cpu_list(bad), "{bad}");
+        }
+    }
 
     /// Only plain `http://host:port` URLs are taken; anything else is refused early.
     #[test]

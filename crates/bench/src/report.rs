@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 /// Everything a run measured.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Figures {
     pub scenario: String,
     pub experiment_id: String,
@@ -116,6 +116,11 @@ pub struct Figures {
     /// This process (the bots) in the window, for judging how much of the
     /// machine the load generator itself took.
     pub bench_cpu_cores: Option<f64>,
+    /// The CPUs the server and the bots were pinned to (`taskset` lists).
+    pub server_cpus: Option<String>,
+    pub bot_cpus: Option<String>,
+    /// Server CPU time per frame a bot received, in µs (recording included).
+    pub server_cpu_us_per_frame: Option<f64>,
     pub recorder_commits_per_s: Option<f64>,
 
     pub steps_played: u64,
@@ -340,6 +345,22 @@ impl Figures {
         t.row(
             "CPU s per session-second",
             opt(self.server_cpu_s_per_session_s, 5),
+            "",
+            None,
+        );
+        t.row(
+            "CPU µs per frame delivered",
+            opt(self.server_cpu_us_per_frame, 1),
+            "≤ 15 µs",
+            self.server_cpu_us_per_frame.map(|us| us <= 15.0),
+        );
+        t.row(
+            "CPUs pinned (server / bots)",
+            format!(
+                "{} / {}",
+                self.server_cpus.as_deref().unwrap_or("any"),
+                self.bot_cpus.as_deref().unwrap_or("any")
+            ),
             "",
             None,
         );

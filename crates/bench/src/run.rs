@@ -68,6 +68,12 @@ struct Server {
 /// `--json-only`) and the JSON line, and returns the figures.
 pub async fn run(options: Options) -> anyhow::Result<Outcome> {
     let plan = options.plan().await?;
+    if let Some(cpus) = &plan.bot_cpus {
+        server::pin(std::process::id(), cpus)?;
+    }
+    if let (Some(cpus), Target::Url { pid: Some(pid), .. }) = (&plan.server_cpus, &plan.target) {
+        server::pin(*pid, cpus)?;
+    }
     let open_files = raise_open_files(plan.sessions, plan.json_only);
     let run_seconds = (plan.ramp_up + plan.duration).as_secs_f64();
     let warnings = [
@@ -148,6 +154,8 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         },
         url: check.url.clone(),
         machine_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        server_cpus: plan.server_cpus.clone(),
+        bot_cpus: plan.bot_cpus.clone(),
         load_avg_1m_start: load_start,
         load_avg_1m_end: server::load_average(),
         open_files_limit: open_files,
@@ -218,6 +226,10 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
             .zip(server_end)
             .and_then(|(a, b)| ratio(b.cpu_s - a.cpu_s, pooled.session_seconds))
             .map(|c| round(c, 6)),
+        server_cpu_us_per_frame: server_start
+            .zip(server_end)
+            .and_then(|(a, b)| ratio((b.cpu_s - a.cpu_s) * 1e6, pooled.frames as f64))
+            .map(|c| round(c, 2)),
         server_cpu_cores: server_start
             .zip(server_end)
             .and_then(|(a, b)| cores(&a, &b)),
@@ -294,7 +306,7 @@ async fn start_server(plan: &Plan, dir: &std::path::Path) -> anyhow::Result<Serv
                     path
                 }
             };
-            let child = ChildServer::start(&file, dir).await?;
+            let child = ChildServer::start(&file, dir, plan.server_cpus.as_deref()).await?;
             Ok(Server {
                 url: child.url.clone(),
                 host: child.addr.to_string(),

@@ -38,15 +38,27 @@ pub struct ChildServer {
 }
 
 impl ChildServer {
-    /// Starts `tandem serve experiment --db dir/bench.db --addr 127.0.0.1:0` and
-    /// waits for its URL.
-    pub async fn start(experiment: &Path, dir: &Path) -> anyhow::Result<ChildServer> {
+    /// Starts `tandem serve experiment --db dir/bench.db --addr 127.0.0.1:0`
+    /// (under `taskset -c CPUS` when `cpus` is given) and waits for its URL.
+    pub async fn start(
+        experiment: &Path,
+        dir: &Path,
+        cpus: Option<&str>,
+    ) -> anyhow::Result<ChildServer> {
         let exe = std::env::current_exe().context("cannot find the tandem binary")?;
         let db = dir.join("bench.db");
         let log = dir.join("server.log");
         let log_file = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
-        let mut child = Command::new(exe)
+        let mut command = match cpus {
+            Some(cpus) => {
+                let mut command = Command::new("taskset");
+                command.args(["-c", cpus]).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .arg("serve")
             .arg(experiment)
             .arg("--db")
@@ -258,6 +270,22 @@ fn rss_kb(status: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
+}
+
+/// Pins every thread of process `pid` (and those it makes later) to `cpus`,
+/// with `taskset -a -p -c`.
+pub fn pin(pid: u32, cpus: &str) -> anyhow::Result<()> {
+    let out = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .output()
+        .context("cannot run taskset (util-linux) to pin CPUs")?;
+    if !out.status.success() {
+        bail!(
+            "taskset could not pin process {pid} to CPUs {cpus}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// Clock ticks per second for `/proc` CPU times (`getconf CLK_TCK`; 100 on
