@@ -48,7 +48,7 @@ socket
   .on('seat', (msg) => party.seat(msg))
   .on('notice', (msg) => party.notice(msg))
   .on('frame', (msg) => renderer.applyFrame(msg))
-  .on('binary', (buffer) => renderer.applyPixels(buffer))
+  .on('binary', (buffer) => renderer.applyBinary(buffer))
   .on('error', (msg) => {
     console.warn('tandem: refused', msg.code, msg.message);
     view?.refused(msg);

@@ -19,7 +19,8 @@ socket.binaryType = 'arraybuffer';
 socket.onopen = () => { status.textContent = 'live'; };
 socket.onmessage = (event) => {
   if (event.data instanceof ArrayBuffer) {
-    renderer.applyPixels(event.data);
+    const header = renderer.applyBinary(event.data);
+    if (header) status.textContent = `live · episode ${header.episode}, step ${header.step}`;
     return;
   }
   let msg;

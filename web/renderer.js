@@ -1,7 +1,7 @@
 // Canvas renderer. Frames only update state (sprites by id, or pixels) and
 // mark the canvas dirty; drawing waits for the next animation frame, so a burst
-// costs one draw. Pixel messages are whole frames (PNG) or deltas (the XOR with
-// the frame before, raw-deflated) that apply only to the frame they name, so
+// costs one draw. Pixel messages are whole frames (PNG) or deltas (runs of
+// changed bytes, raw-deflated) that apply only to the frame they name, so
 // every one is applied in order, and only the newest of a burst is turned into
 // a picture; the server sends each socket only its newest frame, so a slow
 // browser still skips frames rather than fall behind. It owns the animation-frame counter that inputs
@@ -82,6 +82,38 @@ export class Renderer {
     this.applied(msg);
   }
 
+  /** Takes any binary frame message: sprites (byte 0 is 3) or pixels. */
+  applyBinary(buffer) {
+    const first = new Uint8Array(buffer, 0, Math.min(1, buffer.byteLength))[0];
+    if (first === 3) return this.applySprites(buffer);
+    this.applyPixels(buffer);
+    return null;
+  }
+
+  /** Applies a binary sprite frame (see WIRE.md); returns its header. */
+  applySprites(buffer) {
+    let frame;
+    try {
+      frame = parseSpriteFrame(buffer);
+    } catch (err) {
+      console.warn('tandem: bad sprite frame', err);
+      return null;
+    }
+    if (frame.full) this.sprites.clear();
+    for (const id of frame.remove) this.sprites.delete(id);
+    for (const { id, bits, values } of frame.patches) {
+      const sprite = this.sprites.get(id);
+      if (!sprite) continue; // cannot happen while the socket is in order
+      const numbers = spriteNumbers(sprite);
+      bits.forEach((bit, k) => { numbers[bit] = values[k]; });
+      setSpriteNumbers(sprite, numbers);
+    }
+    for (const sprite of frame.whole) this.sprites.set(sprite.id, sprite);
+    this.order = null;
+    this.applied(frame.header);
+    return frame.header;
+  }
+
   /** Takes a binary pixel message (an ArrayBuffer); see WIRE.md for the layout. */
   applyPixels(buffer) {
     this.pending.push(buffer);
@@ -142,13 +174,27 @@ export class Renderer {
     }
     const held = this.pixels;
     if (!held || held.tick !== header.base || held.width !== width || held.height !== height) return null;
-    const xor = await inflateRaw(payload);
-    if (xor.length !== width * height * 3) throw new Error('a delta of the wrong size');
+    const runs = await inflateRaw(payload);
     const { rgba } = held;
-    for (let i = 0, j = 0; j < xor.length; i += 4, j += 3) {
-      rgba[i] ^= xor[j];
-      rgba[i + 1] ^= xor[j + 1];
-      rgba[i + 2] ^= xor[j + 2];
+    const end = width * height * 3;
+    let at = 0; // in RGB bytes
+    let i = 0;
+    const varint = () => {
+      let value = 0;
+      for (let shift = 0; shift < 35; shift += 7) {
+        const b = runs[i++];
+        if (b === undefined) throw new Error('a delta ends inside a number');
+        value += (b & 0x7f) * 2 ** shift;
+        if (b < 0x80) return value;
+      }
+      throw new Error('a delta number is too long');
+    };
+    while (i < runs.length) {
+      at += varint();
+      const n = varint();
+      if (at + n > end || i + n > runs.length) throw new Error('a delta runs past the frame');
+      for (let k = 0; k < n; k += 1, at += 1) rgba[at + Math.floor(at / 3)] = runs[i + k];
+      i += n;
     }
     held.tick = header.tick;
     return header;
@@ -240,6 +286,105 @@ export function parsePixelFrame(buffer) {
   if (5 + n > bytes.length) throw new Error('header runs past the end');
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(5, 5 + n)));
   return { header, payload: bytes.subarray(5 + n), delta: bytes[0] === 2 };
+}
+
+/** Reads a binary sprite frame: its header (as a `frame` message's fields),
+ *  the ids removed, the patches (bit indices of a sprite's numbers and their
+ *  new values) and the sprites sent whole. Throws on a malformed message. */
+export function parseSpriteFrame(buffer) {
+  const bytes = new Uint8Array(buffer);
+  const view = new DataView(buffer);
+  let i = 0;
+  const need = (n) => {
+    if (i + n > bytes.length) throw new Error('the message ends early');
+  };
+  const varint = () => {
+    let value = 0;
+    for (let shift = 0; shift < 56; shift += 7) {
+      need(1);
+      const b = bytes[i++];
+      value += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return value;
+    }
+    throw new Error('a number is too long');
+  };
+  const maskBits = () => {
+    const bits = [];
+    for (let shift = 0; shift < 70; shift += 7) {
+      need(1);
+      const b = bytes[i++];
+      for (let j = 0; j < 7; j += 1) if (b & (1 << j)) bits.push(shift + j);
+      if (b < 0x80) return bits;
+    }
+    throw new Error('a mask is too long');
+  };
+  const count = () => {
+    const n = varint();
+    if (n > bytes.length - i) throw new Error('a count past the end');
+    return n;
+  };
+  need(1);
+  if (bytes[i++] !== 3) throw new Error('not a sprite frame');
+  const tick = varint();
+  const episode = varint();
+  const step = varint();
+  const ackPlusOne = varint();
+  need(17);
+  const full = (bytes[i] & 1) === 1;
+  const reward = view.getFloat64(i + 1, true);
+  const ret = view.getFloat64(i + 9, true);
+  i += 17;
+  const remove = [];
+  for (let n = count(); n > 0; n -= 1) remove.push(varint());
+  const patches = [];
+  for (let n = count(); n > 0; n -= 1) {
+    const id = varint();
+    const bits = maskBits();
+    need(4 * bits.length);
+    const values = bits.map((_, k) => view.getFloat32(i + 4 * k, true));
+    i += 4 * bits.length;
+    patches.push({ id, bits, values });
+  }
+  const length = varint();
+  need(length);
+  const whole = length ? JSON.parse(new TextDecoder().decode(bytes.subarray(i, i + length))) : [];
+  i += length;
+  if (i !== bytes.length) throw new Error('bytes after the end');
+  const header = { tick, episode, step, ack: ackPlusOne ? ackPlusOne - 1 : null, full, reward, return: ret };
+  return { header, full, remove, patches, whole };
+}
+
+/** A sprite's numbers, in the order patches count them (see WIRE.md). */
+function spriteNumbers(s) {
+  let numbers;
+  switch (s.shape) {
+    case 'rect': numbers = [s.x, s.y, s.w, s.h, s.angle || 0]; break;
+    case 'circle': numbers = [s.x, s.y, s.r]; break;
+    case 'line':
+    case 'polygon': numbers = s.points.flat(); break;
+    case 'text': numbers = [s.x, s.y, s.size]; break;
+    case 'image': numbers = [s.x, s.y, s.w, s.h]; break;
+    default: numbers = [];
+  }
+  numbers.push(s.line_width || 0);
+  return numbers;
+}
+
+function setSpriteNumbers(s, n) {
+  let k;
+  switch (s.shape) {
+    case 'rect': [s.x, s.y, s.w, s.h, s.angle] = n; k = 5; break;
+    case 'circle': [s.x, s.y, s.r] = n; k = 3; break;
+    case 'line':
+    case 'polygon':
+      s.points = s.points.map((_, p) => [n[2 * p], n[2 * p + 1]]);
+      k = 2 * s.points.length;
+      break;
+    case 'text': [s.x, s.y, s.size] = n; k = 3; break;
+    case 'image': [s.x, s.y, s.w, s.h] = n; k = 4; break;
+    default: k = 0;
+  }
+  s.line_width = n[k];
 }
 
 /** 32-bit FNV-1a over the RGB bytes of RGBA pixels. */

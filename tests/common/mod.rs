@@ -241,6 +241,9 @@ pub struct Client {
     pub opened: std::time::Instant,
     /// How long it waits before answering a clock probe: a slow connection.
     pub clock_delay: Duration,
+    /// The sprites the binary sprite frames received so far leave, as a page
+    /// holds them.
+    pub sprites: tandem_wire::SpriteState,
 }
 
 /// `GET /` with `query`, returning the participant cookie (`name=value`).
@@ -312,6 +315,7 @@ impl Client {
             seq: 0,
             opened: std::time::Instant::now(),
             clock_delay: Duration::ZERO,
+            sprites: tandem_wire::SpriteState::default(),
         }
     }
 
@@ -323,6 +327,7 @@ impl Client {
             seq: 0,
             opened: std::time::Instant::now(),
             clock_delay: Duration::ZERO,
+            sprites: tandem_wire::SpriteState::default(),
         }
     }
 
@@ -388,6 +393,18 @@ impl Client {
                         ),
                     }
                     return Some(serde_json::from_str(text.as_str()).expect("server sends JSON"));
+                }
+                Ok(Message::Binary(bytes))
+                    if bytes.first() == Some(&tandem_wire::SPRITE_FRAME_V1) =>
+                {
+                    // Sprite frames read as the `frame` text message would.
+                    let frame = self
+                        .sprites
+                        .apply(&bytes)
+                        .unwrap_or_else(|e| panic!("the server sent a bad sprite frame: {e}"));
+                    let mut value = serde_json::to_value(frame).expect("a frame as JSON");
+                    value["type"] = json!("frame");
+                    return Some(value);
                 }
                 Ok(Message::Binary(bytes)) => {
                     return Some(json!({"type": "binary", "len": bytes.len(), "byte0": bytes[0]}));

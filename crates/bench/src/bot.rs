@@ -36,8 +36,9 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 use tandem_wire::{
-    ClientMessage, GameView, Input, MAX_KEYS, OtherSeat, QuestionKind, SceneMessage, SceneView,
-    SeatMessage, SeatView, ServerMessage, SurveyView, decode_pixel_frame,
+    ClientMessage, GameView, Input, MAX_KEYS, OtherSeat, QuestionKind, SPRITE_FRAME_V1,
+    SceneMessage, SceneView, SeatMessage, SeatView, ServerMessage, SurveyView, decode_pixel_frame,
+    sprite_frame_header,
 };
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -331,7 +332,11 @@ impl Bot {
             let next = match message {
                 Some(Ok(Message::Text(text))) => self.on_text(socket, text.as_str(), now).await,
                 Some(Ok(Message::Binary(bytes))) => {
-                    self.on_pixels(&bytes, now);
+                    if bytes.first() == Some(&SPRITE_FRAME_V1) {
+                        self.on_sprites(&bytes, now);
+                    } else {
+                        self.on_pixels(&bytes, now);
+                    }
                     Ok(Next::Continue)
                 }
                 Some(Ok(Message::Close(frame))) => {
@@ -590,6 +595,23 @@ impl Bot {
         self.pending.clear();
         self.last_frame = None;
         self.last_tick = None;
+    }
+
+    /// A binary sprite frame: only its header is read (a bot draws nothing).
+    fn on_sprites(&mut self, bytes: &[u8], now: Instant) {
+        match sprite_frame_header(bytes) {
+            Ok(header) => {
+                let facts = FrameFacts {
+                    ack: header.ack,
+                    step: header.step,
+                    tick: header.tick,
+                    bytes: bytes.len(),
+                    pixels: false,
+                };
+                self.on_frame(now, &facts);
+            }
+            Err(_) => self.report.server_errors += 1,
+        }
     }
 
     fn on_pixels(&mut self, bytes: &[u8], now: Instant) {

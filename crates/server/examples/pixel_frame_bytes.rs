@@ -4,12 +4,13 @@
 //!
 //! - Atari Breakout, the 3,000 real frames of `testdata/atari` (160 × 210, every
 //!   emulator frame at 60 Hz): the message as served to a socket that keeps up
-//!   (a delta: header + raw-deflated XOR with the frame before), the whole frame
+//!   (a delta: header + raw-deflated runs of changed bytes), the whole frame
 //!   (header + PNG, what a socket that skipped a frame gets) and the PNG alone;
 //!   for comparison, each frame XOR-ed with the previous one and then compressed
 //!   with zstd (levels 1 and 3) or PNG, and a whole frame with zstd.
 //! - CartPole rasterized at 600 × 400 (one 500-step episode): the same figures.
-//! - CartPole sprite frames (two episodes): the JSON text messages.
+//! - CartPole and MountainCar sprite frames (two episodes each): the binary
+//!   messages as served, and the JSON text messages they replaced.
 //!
 //!
 //! ```text
@@ -21,11 +22,12 @@ mod fixture;
 
 use std::sync::Arc;
 
-use tandem_env::{Action, Env, Frame, Image};
-use tandem_envs::{CartPole, rasterize};
+use tandem_env::{Action, Env, Frame, Image, Sprite, SpriteDiff};
+use tandem_envs::{CartPole, MountainCar, rasterize};
 use tandem_server::{
     Encoded, FrameContent, FrameEncoder, PixelContent, PublishedFrame, encode_png, pixel_delta,
 };
+use tandem_wire::SpriteFrameRef;
 
 /// A running mean of sizes.
 #[derive(Default)]
@@ -120,7 +122,7 @@ fn print(label: &str, raw: usize, s: &PixelSizes) {
     println!("{label} ({} frames, {raw} raw bytes each)", s.png.count);
     for (what, mean) in [
         ("PNG per frame (as served)", &s.png),
-        ("message as served (header + deflated XOR)", &s.message),
+        ("message as served (header + deflated runs)", &s.message),
         ("whole frame (header + PNG, after a skip)", &s.whole),
         ("zstd-3 of a whole frame (a key frame)", &s.zstd3_whole),
         ("XOR previous frame + zstd-1", &s.xor_zstd1),
@@ -143,34 +145,88 @@ fn main() {
     let sizes = measure(atari.width, atari.height, atari.frames());
     print("Atari Breakout 160x210", atari.frame_len(), &sizes);
 
-    // One CartPole episode as sprites, then the same frames rasterized.
+    // Two CartPole episodes as sprites, then the first rasterized.
     let mut env = CartPole::new();
-    let mut sprite_frames = Vec::new();
-    let mut sprite_json = Mean::default();
+    let (cartpole, sprite_frames) = sprite_sizes(&mut env, balance);
+    let images: Vec<Image> = sprite_frames
+        .iter()
+        .map(|s| rasterize(s, 600, 400, [255, 255, 255]))
+        .collect();
+    let sizes = measure(600, 400, images.iter().map(|i| i.rgb.as_slice()));
+    print("CartPole rasterized 600x400", 600 * 400 * 3, &sizes);
+    print_sprites("CartPole", &cartpole);
+    // MountainCar rocked by its velocity (it reaches the flag).
+    let mut env = MountainCar::new();
+    let (mountain_car, _) = sprite_sizes(
+        &mut env,
+        |env: &MountainCar| {
+            if env.state()[1] < 0.0 { 0 } else { 2 }
+        },
+    );
+    print_sprites("MountainCar", &mountain_car);
+}
+
+/// Mean sizes of sprite frame messages: as served (binary), and as the
+/// `frame` text message (JSON diff) for comparison.
+struct SpriteSizes {
+    binary: Mean,
+    json: Mean,
+}
+
+/// Two episodes of `env` played by `policy`: message sizes, and the first
+/// episode's sprites.
+fn sprite_sizes<E: Env>(
+    env: &mut E,
+    policy: impl Fn(&E) -> i64,
+) -> (SpriteSizes, Vec<Vec<Sprite>>) {
+    let mut sizes = SpriteSizes {
+        binary: Mean::default(),
+        json: Mean::default(),
+    };
+    let mut first_episode = Vec::new();
     let mut encoder = FrameEncoder::default();
     for episode in 0..2u32 {
         env.reset(u64::from(episode)).expect("reset");
+        let mut previous: Option<Vec<Sprite>> = None;
         for step in 0.. {
             let Frame::Sprites(sprites) = env.render() else {
-                panic!("CartPole draws sprites");
+                panic!("a sprite environment");
             };
             let frame = Arc::new(PublishedFrame {
                 tick: u64::from(step),
                 episode,
                 step,
                 acks: vec![Some(u64::from(step))],
-                rewards: vec![1.0],
-                returns: vec![f64::from(step)],
+                rewards: vec![-1.0],
+                returns: vec![-f64::from(step)],
                 content: FrameContent::Sprites(sprites.clone()),
             });
-            let Encoded::Text(text) = encoder.encode(&frame, 0) else {
-                panic!("a sprite frame is a text message");
+            let Encoded::Binary(bytes) = encoder.encode(&frame, 0) else {
+                panic!("a sprite frame is a binary message");
             };
-            sprite_json.add(text.len());
-            if episode == 0 {
-                sprite_frames.push(sprites);
+            let diff = previous.as_ref().map(|p| SpriteDiff::between(p, &sprites));
+            let text = SpriteFrameRef {
+                tick: frame.tick,
+                episode,
+                step,
+                ack: Some(u64::from(step)),
+                full: diff.is_none(),
+                upsert: diff.as_ref().map_or(&sprites, |d| &d.upsert),
+                remove: diff.as_ref().map_or(&[], |d| &d.remove),
+                reward: -1.0,
+                episode_return: -f64::from(step),
+            };
+            if step > 0 {
+                sizes.binary.add(bytes.len());
+                sizes
+                    .json
+                    .add(serde_json::to_string(&text).expect("json").len());
             }
-            let action = balance(&env);
+            if episode == 0 {
+                first_episode.push(sprites.clone());
+            }
+            previous = Some(sprites);
+            let action = policy(env);
             if env
                 .step(&[Action::Discrete(action)])
                 .expect("step")
@@ -180,16 +236,22 @@ fn main() {
             }
         }
     }
-    let images: Vec<Image> = sprite_frames
-        .iter()
-        .map(|s| rasterize(s, 600, 400, [255, 255, 255]))
-        .collect();
-    let sizes = measure(600, 400, images.iter().map(|i| i.rgb.as_slice()));
-    print("CartPole rasterized 600x400", 600 * 400 * 3, &sizes);
+    (sizes, first_episode)
+}
+
+fn print_sprites(label: &str, s: &SpriteSizes) {
     println!(
-        "CartPole sprite frames ({} frames, 2 episodes)\n  {:<40} {:>9.0} bytes/frame",
-        sprite_json.count,
-        "JSON text message (diff)",
-        sprite_json.value()
+        "{label} sprite frames ({} frames after the first, 2 episodes)",
+        s.binary.count
+    );
+    println!(
+        "  {:<40} {:>9.1} bytes/frame",
+        "binary patch message (as served)",
+        s.binary.value()
+    );
+    println!(
+        "  {:<40} {:>9.1} bytes/frame",
+        "JSON text message (diff, before)",
+        s.json.value()
     );
 }

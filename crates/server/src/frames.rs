@@ -5,17 +5,18 @@
 //! socket always reads the newest frame and a slow browser skips frames instead of
 //! queueing them. Sprite frames are diffed per socket ([`FrameEncoder`]) against the
 //! frame that socket last sent, because a socket that skipped frames must still
-//! receive a change set that applies to what it holds. Pixel frames go as
-//! deltas: the game deflates the XOR of each frame with the one before once,
-//! for every viewer, and a socket that received that one gets the delta; a
+//! receive a change set that applies to what it holds; they go in binary, as
+//! patches of the numbers that changed (`tandem_wire::encode_sprite_frame`). Pixel frames go as
+//! deltas: the game encodes what changed since the frame before once, for
+//! every viewer, and a socket that received that one gets the delta; a
 //! socket that skipped it (or just arrived) gets the whole frame as a PNG,
 //! encoded once, by the first socket that needs it.
 
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
-use tandem_env::{Image, Sprite, SpriteDiff};
-use tandem_wire::{PixelHeader, SpriteFrameRef, encode_pixel_frame};
+use tandem_env::{Image, Sprite};
+use tandem_wire::{PixelHeader, SpriteHeader, encode_pixel_frame, encode_sprite_frame};
 
 /// What a game publishes into; each viewer's socket holds a receiver.
 pub type FrameSender = tokio::sync::watch::Sender<Option<Arc<PublishedFrame>>>;
@@ -50,8 +51,8 @@ pub enum FrameContent {
 #[derive(Debug)]
 pub struct PixelContent {
     pub image: Arc<Image>,
-    /// The raw-deflated XOR of this frame's RGB bytes with the previous
-    /// frame's (tick − 1); `None` for a game's first frame or a new size.
+    /// What changed since the previous frame (tick − 1), as [`pixel_delta`]
+    /// writes it; `None` for a game's first frame or a new size.
     pub delta: Option<Vec<u8>>,
     png: OnceLock<Option<Vec<u8>>>,
 }
@@ -73,8 +74,14 @@ impl PixelContent {
     }
 }
 
-/// The raw-deflated byte-wise XOR of `current` with `previous` (same length),
-/// through `scratch`; `None` when the sizes differ.
+/// What changed from `previous` to `current` (same size), as a pixel delta's
+/// payload: runs over their RGB bytes, each a varint count of bytes that stay,
+/// a varint count of bytes that change and those bytes' new values, all
+/// raw-deflated; built in `scratch`. `None` when the sizes differ.
+///
+/// Runs first, because deflate alone cannot say "100 kB unchanged" in fewer
+/// than several hundred bytes (its longest match is 258 bytes), and a game
+/// frame is mostly unchanged: Breakout's deltas are tens of bytes this way.
 pub fn pixel_delta(previous: &Image, current: &Image, scratch: &mut Vec<u8>) -> Option<Vec<u8>> {
     if (previous.width, previous.height) != (current.width, current.height)
         || previous.rgb.len() != current.rgb.len()
@@ -82,11 +89,56 @@ pub fn pixel_delta(previous: &Image, current: &Image, scratch: &mut Vec<u8>) -> 
         return None;
     }
     scratch.clear();
-    scratch.extend(previous.rgb.iter().zip(&current.rgb).map(|(a, b)| a ^ b));
-    let mut encoder =
-        flate2::write::DeflateEncoder::new(Vec::with_capacity(256), flate2::Compression::fast());
+    let (old, new) = (&previous.rgb, &current.rgb);
+    let mut at = 0;
+    while at < new.len() {
+        let same = old[at..]
+            .iter()
+            .zip(&new[at..])
+            .take_while(|(a, b)| a == b)
+            .count();
+        let start = at + same;
+        // A changed run ends at the first stretch of 4 unchanged bytes: a
+        // shorter one costs less inside the run than as a run of its own.
+        let mut end = start;
+        let mut unchanged = 0;
+        while end < new.len() && unchanged < 4 {
+            unchanged = if old[end] == new[end] {
+                unchanged + 1
+            } else {
+                0
+            };
+            end += 1;
+        }
+        if unchanged == 4 {
+            end -= 4;
+        }
+        put_varint(scratch, same as u64);
+        put_varint(scratch, (end - start) as u64);
+        scratch.extend_from_slice(&new[start..end]);
+        at = end.max(start);
+        if start == new.len() {
+            break;
+        }
+    }
+    let mut encoder = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(scratch.len() / 2 + 16),
+        flate2::Compression::fast(),
+    );
     encoder.write_all(scratch).ok()?;
     encoder.finish().ok()
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
 }
 
 /// A message for one socket.
@@ -127,25 +179,20 @@ impl FrameEncoder {
         let encoded = match &frame.content {
             FrameContent::Sprites(sprites) => {
                 let previous = self.last.as_ref().and_then(|last| match &last.content {
-                    FrameContent::Sprites(s) if last.episode == frame.episode => Some(s),
+                    FrameContent::Sprites(s) if last.episode == frame.episode => Some(&s[..]),
                     _ => None,
                 });
-                let diff = previous.map(|prev| SpriteDiff::between(prev, sprites));
-                let message = SpriteFrameRef {
+                let header = SpriteHeader {
                     tick: frame.tick,
                     episode: frame.episode,
                     step: frame.step,
                     ack,
-                    full: diff.is_none(),
-                    upsert: diff.as_ref().map_or(sprites, |d| &d.upsert),
-                    remove: diff.as_ref().map_or(&[], |d| &d.remove),
                     reward,
                     episode_return: total,
                 };
-                match serde_json::to_string(&message) {
-                    Ok(text) => Encoded::Text(text),
-                    Err(_) => Encoded::Nothing,
-                }
+                let mut bytes = Vec::with_capacity(64);
+                encode_sprite_frame(&mut bytes, &header, previous, sprites);
+                Encoded::Binary(bytes)
             }
             FrameContent::Pixels(pixels) => {
                 // A delta applies only to the frame just before it, and only
@@ -221,10 +268,11 @@ mod tests {
         })
     }
 
-    fn json(e: Encoded) -> serde_json::Value {
+    /// What a receiver makes of an encoded sprite frame, as the text form's JSON.
+    fn json(state: &mut tandem_wire::SpriteState, e: Encoded) -> serde_json::Value {
         match e {
-            Encoded::Text(t) => serde_json::from_str(&t).unwrap(),
-            other => panic!("expected text, got {other:?}"),
+            Encoded::Binary(bytes) => serde_json::to_value(state.apply(&bytes).unwrap()).unwrap(),
+            other => panic!("expected binary, got {other:?}"),
         }
     }
 
@@ -233,16 +281,18 @@ mod tests {
     #[test]
     fn sprite_frames_are_diffs_per_socket() {
         let mut enc = FrameEncoder::default();
-        let first = json(enc.encode(&frame(0, 0, 0.1), 0));
+        let mut page = tandem_wire::SpriteState::default();
+        let first = json(&mut page, enc.encode(&frame(0, 0, 0.1), 0));
         assert_eq!(first["full"], true);
         assert_eq!(first["upsert"].as_array().unwrap().len(), 2);
         // The socket skipped step 1 and gets step 2: the diff is against step 0.
-        let second = json(enc.encode(&frame(0, 2, 0.3), 0));
+        let second = json(&mut page, enc.encode(&frame(0, 2, 0.3), 0));
         assert_eq!(second["full"], false);
         assert_eq!(second["upsert"].as_array().unwrap().len(), 1);
-        assert_eq!(second["upsert"][0]["x"], 0.3);
+        let x = second["upsert"][0]["x"].as_f64().map(|x| x as f32);
+        assert_eq!(x, Some(0.3), "sprites hold f32s, sent exactly");
         assert_eq!(second["ack"], 2);
-        let next_episode = json(enc.encode(&frame(1, 0, 0.3), 0));
+        let next_episode = json(&mut page, enc.encode(&frame(1, 0, 0.3), 0));
         assert_eq!(next_episode["full"], true);
     }
 
@@ -283,7 +333,7 @@ mod tests {
     }
 
     /// What a page does with a pixel message: a PNG replaces its picture, a
-    /// delta is inflated and XORed into it (and only onto its base).
+    /// delta is inflated and its runs written into it (only onto its base).
     fn apply(held: &mut Option<(u64, Vec<u8>)>, bytes: &[u8]) {
         let frame = tandem_wire::decode_pixel_frame(bytes).unwrap();
         let rgb = match frame.header.base {
@@ -302,13 +352,33 @@ mod tests {
                     *tick, base,
                     "a delta applies to the frame this socket holds"
                 );
-                let mut xor = Vec::new();
+                let mut runs = Vec::new();
                 std::io::Read::read_to_end(
                     &mut flate2::read::DeflateDecoder::new(frame.payload),
-                    &mut xor,
+                    &mut runs,
                 )
                 .unwrap();
-                previous.iter().zip(&xor).map(|(a, b)| a ^ b).collect()
+                let mut rgb = previous.clone();
+                let (mut at, mut i) = (0usize, 0usize);
+                let varint = |i: &mut usize| {
+                    let (mut v, mut shift) = (0usize, 0);
+                    loop {
+                        let b = runs[*i];
+                        *i += 1;
+                        v |= usize::from(b & 0x7f) << shift;
+                        shift += 7;
+                        if b & 0x80 == 0 {
+                            return v;
+                        }
+                    }
+                };
+                while i < runs.len() {
+                    at += varint(&mut i);
+                    let n = varint(&mut i);
+                    rgb[at..at + n].copy_from_slice(&runs[i..i + n]);
+                    (at, i) = (at + n, i + n);
+                }
+                rgb
             }
         };
         *held = Some((frame.header.tick, rgb));

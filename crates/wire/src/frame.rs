@@ -10,9 +10,10 @@
 //! is [`PIXEL_FRAME_V1`], bytes 1–4 a little-endian u32 `n`, bytes 5..5+n a JSON
 //! [`PixelHeader`], and the rest the PNG. A pixel delta has the same layout with
 //! byte 0 [`PIXEL_DELTA_V1`]: its header names the `base` tick it applies to
-//! (the frame this socket received last), and the rest is the raw-deflated
-//! byte-wise XOR of the two frames' RGB pixels. Consecutive game frames differ
-//! in a few pixels, so a delta is tens of bytes where a PNG is over a thousand,
+//! (the frame this socket received last), and the rest is what changed: runs
+//! over the RGB bytes (a varint count of bytes that stay, a varint count that
+//! change, their new values), raw-deflated. Consecutive game frames differ in
+//! a few pixels, so a delta is tens of bytes where a PNG is over a thousand,
 //! and browsers inflate it with `DecompressionStream("deflate-raw")`.
 
 use serde::{Deserialize, Serialize};
@@ -115,7 +116,7 @@ impl SpriteFrame {
 /// afterwards. The format is still `tandem-env`'s:
 /// `tests::sprites_decode_as_env_does` holds this reader to `Sprite`'s own for
 /// every shape and optional field.
-mod flat {
+pub(crate) mod flat {
     use serde::de::Error;
     use serde::{Deserialize, Deserializer};
     use tandem_env::{Shape, Sprite};
@@ -207,7 +208,7 @@ mod flat {
     }
 
     /// A sprite list, as `tandem-env` writes it.
-    pub(super) fn sprites<'de, D: Deserializer<'de>>(
+    pub(crate) fn sprites<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Vec<Sprite>, D::Error> {
         let fields = Vec::<Fields>::deserialize(deserializer)?;
@@ -244,7 +245,7 @@ pub struct PixelHeader {
 }
 
 /// A decoded pixel message: its header and its payload, borrowed from the
-/// message: a PNG, or for a delta (`header.base` set) the raw-deflated XOR.
+/// message: a PNG, or for a delta (`header.base` set) its deflated runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PixelFrame<'a> {
     pub header: PixelHeader,
@@ -277,7 +278,7 @@ pub enum PixelFrameError {
 
 /// Encodes a binary pixel message: version byte ([`PIXEL_DELTA_V1`] when the
 /// header has a `base`, else [`PIXEL_FRAME_V1`]), header length, header,
-/// payload (the PNG, or a delta's deflated XOR).
+/// payload (the PNG, or a delta's deflated runs).
 pub fn encode_pixel_frame(
     header: &PixelHeader,
     payload: &[u8],

@@ -17,6 +17,8 @@
 //! - `frame`: sprite frames (an owned [`SpriteFrame`] for decoding, a borrowed
 //!   [`SpriteFrameRef`] for the server's hot path) and binary pixel frames
 //!   ([`encode_pixel_frame`], [`decode_pixel_frame`]).
+//! - `sprite_binary`: sprite frames in binary, patches of the numbers that
+//!   changed ([`encode_sprite_frame`], [`SpriteState`]).
 //!
 //! This crate does no I/O: it turns messages into text or bytes and back, and
 //! leaves sockets to its users.
@@ -27,6 +29,7 @@ mod frame;
 mod scene;
 mod seat;
 mod server;
+mod sprite_binary;
 
 pub use client::{
     ClientMessage, Input, MAX_CLIENT_MESSAGE, MAX_KEY_LEN, MAX_KEYS, MAX_PING_T_LEN,
@@ -49,4 +52,8 @@ pub use seat::{FeedbackKey, InputKind, OtherSeat, SeatView};
 pub use server::{
     ClockProbe, ErrorMessage, ExperimentInfo, GameState, GameStatus, Hello, Invalid, LobbyStatus,
     Notice, Pong, SceneMessage, SeatMessage, ServerMessage,
+};
+pub use sprite_binary::{
+    SPRITE_FRAME_V1, SpriteFrameError, SpriteHeader, SpriteState, encode_sprite_frame,
+    sprite_frame_header,
 };

@@ -4,7 +4,7 @@
 //! A frame goes into the game's `watch` channel, so each socket reads the
 //! newest one and a slow browser skips frames instead of queueing them (each
 //! socket diffs and encodes for itself: see `frames`). For pixel frames the
-//! delta from the frame before is deflated here, once per tick, since every
+//! delta from the frame before is encoded here, once per tick, since every
 //! viewer that holds that frame gets the same bytes; a sprite environment
 //! shown as pixels is rasterized first.
 
@@ -28,7 +28,7 @@ pub(super) struct Publisher {
     game_id: i64,
     /// The last pixel frame published, which the next one's delta is from.
     previous_image: Option<Arc<Image>>,
-    /// Reused for each delta's XOR.
+    /// Reused for each delta's runs.
     scratch: Vec<u8>,
 }
 
