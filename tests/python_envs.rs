@@ -192,6 +192,53 @@ async fn a_raising_environment_ends_its_game_and_the_next_plays() {
     assert!(cartpole_steps >= 20, "{cartpole_steps} steps");
 }
 
+/// The numbers of an environment's info at each complete episode's end are
+/// recorded with the episode and averaged per game scene (the dashboard's
+/// statistics); anything else in the info is left out of the means.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_environment_s_info_becomes_its_scene_s_statistics() {
+    let counting = STUDY
+        .replace("python:fault_envs:raising", "python:fault_envs:counting")
+        .replace("episodes = 1", "episodes = 2\nfps = 30");
+    let (dir, path) = study(&counting);
+    let db = dir.path().join("counting.db");
+    let server = ServeProcess::start(&db, &[path.to_str().expect("UTF-8 path")]).await;
+    let cookie = visit_addr(server.addr, "?PROLIFIC_PID=info", None).await;
+    let mut p = Client::connect_addr(server.addr, &cookie).await;
+    assert_eq!(p.expect_scene().await["scene"]["id"], "breaks");
+    // Two five-step episodes, then the next scene.
+    assert_eq!(p.expect_scene().await["scene"]["id"], "cartpole");
+    let stopped = server.signal("TERM").await;
+    assert!(stopped.success(), "{stopped:?}");
+
+    let store = tandem_store::Store::open_to_read(db.to_str().expect("UTF-8 path"))
+        .await
+        .expect("database opens");
+    let pool = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("database opens");
+    let infos: Vec<String> = sqlx::query_scalar(
+        "SELECT e.final_info FROM episodes e JOIN games g ON g.id = e.game_id
+         WHERE g.scene_id = 'breaks' AND e.outcome = 'complete' ORDER BY e.id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("episodes read");
+    assert_eq!(infos.len(), 2, "{infos:?}");
+    let first: serde_json::Value = serde_json::from_str(&infos[0]).expect("JSON");
+    assert_eq!(first["bricks"], 5, "{first}");
+    let stats = store.game_scene_stats("python-envs").await.expect("stats");
+    let scene = stats
+        .iter()
+        .find(|s| s.scene_index == 0)
+        .expect("the scene's stats");
+    assert_eq!(
+        scene.info_means,
+        vec![("bricks".to_string(), 5.0), ("lives".to_string(), 3.0)],
+        "numbers only, in the order first seen"
+    );
+}
+
 const DUO: &str = r#"
 id = "duo"
 title = "PettingZoo"

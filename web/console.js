@@ -96,8 +96,9 @@ function games(list) {
 function gameStats(list) {
   if (!list.length) return el('p', { class: 'muted' }, 'No game played yet.');
   const n = (v, digits = 1) => (v == null ? '–' : Number(v).toFixed(digits));
-  return table(['Scene', 'Games', 'Complete episodes', 'Mean return', 'Mean steps', 'Mean play per participant (s)'],
-    list.map((g) => [g.scene_id, String(g.games), String(g.episodes), n(g.mean_return, 2), n(g.mean_steps), n(g.mean_play_s)]));
+  const info = (g) => Object.entries(g.info || {}).map(([k, v]) => `${k} ${n(v, 2)}`).join(' · ');
+  return table(['Scene', 'Games', 'Complete episodes', 'Mean return', 'Mean steps', 'Mean play per participant (s)', 'Mean at episode end (env info)'],
+    list.map((g) => [g.scene_id, String(g.games), String(g.episodes), n(g.mean_return, 2), n(g.mean_steps), n(g.mean_play_s), info(g)]));
 }
 
 function episodes(list) {

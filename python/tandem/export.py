@@ -259,7 +259,8 @@ _TABLES = {
     ),
     "episodes": (
         """SELECT e.id, e.game_id, g.scene_id, e.idx AS episode_index, e.seed, e.env_id, e.env_version,
-                  e.started_us, e.ended_us, e.steps, e.outcome, e.reason, e.total_return
+                  e.started_us, e.ended_us, e.steps, e.outcome, e.reason, e.total_return,
+                  {final_info}
            FROM episodes e JOIN games g ON g.id = e.game_id WHERE 1 = 1""",
         "e.started_us",
         _EPISODE_PARTICIPANT,
@@ -326,15 +327,18 @@ def export_parquet(rec: Recording, out: Path, flt: Filter) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     progress = Progress(len(_TABLES), "tables")
     written = []
-    # Recordings made before study designs existed have no condition or plan.
+    # Recordings made before study designs and episode infos existed have
+    # neither column.
     columns = {row[1] for row in rec.db.execute("PRAGMA table_info(participants)")}
     design = (
         "condition, scene_plan"
         if {"condition", "scene_plan"} <= columns
         else "NULL AS condition, NULL AS scene_plan"
     )
+    episode_columns = {row[1] for row in rec.db.execute("PRAGMA table_info(episodes)")}
+    final_info = "e.final_info" if "final_info" in episode_columns else "NULL AS final_info"
     for table, (query, time_column, participant_column, scene_column) in _TABLES.items():
-        query = query.replace("{design}", design)
+        query = query.replace("{design}", design).replace("{final_info}", final_info)
         clause, args = flt.sql(time_column, participant_column, scene_column)
         frame = pd.read_sql_query(query + clause, rec.db, params=args)
         for flag in ("terminated", "truncated"):

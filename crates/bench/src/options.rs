@@ -68,7 +68,7 @@ pub struct Options {
 /// The built-in scenarios.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ScenarioName {
-    /// CartPole-v1 at 30 fps with sprite frames (JSON diffs).
+    /// CartPole-v1 at 30 fps with sprite frames (binary patches).
     Sprites,
     /// CartPole-v1 at 30 fps rendered as PNG pixel frames.
     Pixels,

@@ -91,6 +91,13 @@ pub trait Env: Send {
 
     /// Draws the current state.
     fn render(&self) -> Frame;
+
+    /// What the environment says about its state beside the observations
+    /// (Gymnasium's `info`; the first agent's, for several): its numbers at
+    /// an episode's end become the game scene's statistics. `None` by default.
+    fn info(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        None
+    }
 }
 
 /// Checks a joint action against the spec: one action per agent, each in its space.

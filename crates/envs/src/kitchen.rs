@@ -475,6 +475,13 @@ impl Env for Kitchen {
     fn render(&self) -> Frame {
         Frame::Sprites(self.sprites())
     }
+
+    /// Soups served so far in the episode: the kitchen's statistic.
+    fn info(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let mut info = serde_json::Map::new();
+        info.insert("soups_served".into(), self.served.into());
+        Some(info)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -911,6 +918,12 @@ mod tests {
         let s = act(&mut env, INTERACT, &mut total);
         assert_eq!(s.rewards, vec![SOUP_REWARD, SOUP_REWARD]);
         assert_eq!(env.served(), 1);
+        let info = env.info().unwrap_or_default();
+        assert_eq!(
+            info.get("soups_served"),
+            Some(&serde_json::json!(1)),
+            "the statistic"
+        );
         assert_eq!(env.chefs[0].held, None);
     }
 

@@ -115,6 +115,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             steps: (end - start - 1) as u32,
             outcome: Outcome::Complete,
             returns: vec![0.0],
+            final_info: None,
         };
         recorder.end_episode(episode_id, end_episode).await?;
         episodes.push((episode_id, *start));

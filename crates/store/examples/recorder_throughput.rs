@@ -126,6 +126,7 @@ async fn run(
                     steps: len,
                     outcome: Outcome::Complete,
                     returns: vec![f64::from(len); agents],
+                    final_info: None,
                 },
             )
             .await?;

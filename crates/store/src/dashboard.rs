@@ -170,7 +170,15 @@ pub struct GameSceneStats {
     pub mean_steps: Option<f64>,
     /// Seconds of episodes per participant who played one themselves.
     pub mean_play_s: Option<f64>,
+    /// The mean of each number in the environment's info at the end of its
+    /// complete episodes (the latest 1,000), by key; at most 8 keys.
+    pub info_means: Vec<(String, f64)>,
 }
+
+/// Most info keys a game scene's statistics show.
+const MAX_INFO_KEYS: usize = 8;
+/// Most recent episodes whose info is averaged, per query.
+const INFO_EPISODES: i64 = 1000;
 
 impl Store {
     /// Per game scene of `experiment_id`: games, complete episodes, their
@@ -198,17 +206,67 @@ impl Store {
         .bind(experiment_id)
         .fetch_all(self.pool())
         .await?;
+        let infos = self.info_means(experiment_id).await?;
         rows.iter()
             .map(|r| {
+                let scene_index = u32::try_from(r.try_get::<i64, _>("scene_index")?).unwrap_or(0);
                 Ok(GameSceneStats {
-                    scene_index: u32::try_from(r.try_get::<i64, _>("scene_index")?).unwrap_or(0),
+                    scene_index,
                     games: r.try_get("games")?,
                     complete_episodes: r.try_get("complete")?,
                     mean_return: r.try_get("mean_return")?,
                     mean_steps: r.try_get("mean_steps")?,
                     mean_play_s: r.try_get("mean_play_s")?,
+                    info_means: infos.get(&scene_index).cloned().unwrap_or_default(),
                 })
             })
             .collect()
+    }
+
+    /// Per scene index, the mean of each number in the final infos of its
+    /// latest complete episodes (keys in the order first seen).
+    async fn info_means(
+        &self,
+        experiment_id: &str,
+    ) -> Result<std::collections::HashMap<u32, Vec<(String, f64)>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT g.scene_index, e.final_info FROM episodes e JOIN games g ON g.id = e.game_id
+             WHERE g.experiment_id = ? AND e.outcome = 'complete' AND e.final_info IS NOT NULL
+             ORDER BY e.id DESC LIMIT ?",
+        )
+        .bind(experiment_id)
+        .bind(INFO_EPISODES)
+        .fetch_all(self.pool())
+        .await?;
+        // Per scene: key → (sum, count), keys in first-seen order.
+        let mut sums: std::collections::HashMap<u32, Vec<(String, f64, u32)>> = Default::default();
+        for r in &rows {
+            let scene = u32::try_from(r.try_get::<i64, _>("scene_index")?).unwrap_or(0);
+            let text: String = r.try_get("final_info")?;
+            let Ok(serde_json::Value::Object(info)) = serde_json::from_str(&text) else {
+                continue;
+            };
+            let keys = sums.entry(scene).or_default();
+            for (key, value) in info {
+                let Some(number) = value.as_f64().filter(|n| n.is_finite()) else {
+                    continue;
+                };
+                if let Some((_, sum, n)) = keys.iter_mut().find(|(k, _, _)| *k == key) {
+                    (*sum, *n) = (*sum + number, *n + 1);
+                } else if keys.len() < MAX_INFO_KEYS {
+                    keys.push((key, number, 1));
+                }
+            }
+        }
+        Ok(sums
+            .into_iter()
+            .map(|(scene, keys)| {
+                let means = keys
+                    .into_iter()
+                    .map(|(k, sum, n)| (k, sum / f64::from(n.max(1))))
+                    .collect();
+                (scene, means)
+            })
+            .collect())
     }
 }

@@ -111,4 +111,7 @@ pub struct EpisodeEnd {
     pub outcome: Outcome,
     /// Each agent's return, in agent order; their sum is stored as the episode's.
     pub returns: Vec<f64>,
+    /// The environment's info after the last step (see `Env::info`), for a
+    /// complete episode: its numbers are the game scene's statistics.
+    pub final_info: Option<serde_json::Map<String, serde_json::Value>>,
 }

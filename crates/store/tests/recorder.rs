@@ -99,6 +99,7 @@ async fn end_episode_after_steps_means_steps_are_present() {
         steps: 100,
         outcome: Outcome::Complete,
         returns: vec![100.0, 50.0],
+        final_info: None,
     };
     recorder.end_episode(ep, end).await.unwrap();
 
@@ -135,6 +136,7 @@ async fn interrupt_unfinished_marks_open_episodes() {
         steps: 0,
         outcome: Outcome::Complete,
         returns: vec![0.0],
+        final_info: None,
     };
     recorder.end_episode(done, end).await.unwrap();
     let open = recorder
@@ -250,6 +252,7 @@ async fn a_rejected_step_does_not_poison_the_batch() {
         steps: 0,
         outcome: Outcome::Complete,
         returns: vec![],
+        final_info: None,
     };
     recorder.end_episode(ep + 1000, end).await.unwrap();
 }
@@ -463,6 +466,7 @@ async fn episode_boundaries_are_batched_with_their_steps() {
         steps,
         outcome: Outcome::Complete,
         returns: vec![f64::from(steps)],
+        final_info: None,
     };
     recorder.record_episode_end(first, end(10)).unwrap();
     let second = recorder

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tandem_env::{
     Action, Env, EnvError, EnvSpec, Frame, Image, Observation, RenderKind, Step, check_actions,
 };
@@ -30,6 +30,8 @@ pub struct WorkerEnv {
     /// waits for a worker on the server's runtime.
     worker: Option<Worker>,
     frame: Frame,
+    /// The first agent's info from the last reply, if it had one.
+    info: Option<Map<String, Value>>,
 }
 
 impl WorkerEnv {
@@ -41,6 +43,7 @@ impl WorkerEnv {
             pool,
             worker: None,
             frame,
+            info: None,
         }
     }
 
@@ -119,6 +122,7 @@ impl Env for WorkerEnv {
         let deadline = self.pool.config.reset_deadline;
         let request = Message::new(Kind::Reset, json!({"seed": seed}));
         let reply = self.ask(&request, Kind::ResetDone, "reset", deadline)?;
+        self.info = first_info(&reply);
         convert::observations(&reply, &self.spec).map_err(|e| self.broken(e))
     }
 
@@ -131,6 +135,7 @@ impl Env for WorkerEnv {
         let listed: Vec<Value> = actions.iter().map(convert::action_to_json).collect();
         let request = Message::new(Kind::Step, json!({"actions": listed}));
         let reply = self.ask(&request, Kind::StepDone, "a step", deadline)?;
+        self.info = first_info(&reply);
         let agents = self.spec.agents.len();
         let step = (|| {
             Ok::<_, String>(Step {
@@ -146,4 +151,18 @@ impl Env for WorkerEnv {
     fn render(&self) -> Frame {
         self.frame.clone()
     }
+
+    fn info(&self) -> Option<Map<String, Value>> {
+        self.info.clone()
+    }
+}
+
+/// The first agent's info in a reply, when it is a non-empty object.
+fn first_info(reply: &Message) -> Option<Map<String, Value>> {
+    let infos = reply.header.get("infos")?.as_array()?;
+    infos
+        .first()?
+        .as_object()
+        .filter(|i| !i.is_empty())
+        .cloned()
 }

@@ -287,9 +287,15 @@ pub(super) async fn overview(state: &AppState) -> Result<Value, tandem_store::St
                 .scenes
                 .get(g.scene_index as usize)
                 .map_or("", |s| s.id());
+            let info: serde_json::Map<String, Value> = g
+                .info_means
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
             json!({"scene": g.scene_index, "scene_id": id, "games": g.games,
                    "episodes": g.complete_episodes, "mean_return": g.mean_return,
-                   "mean_steps": g.mean_steps, "mean_play_s": g.mean_play_s})
+                   "mean_steps": g.mean_steps, "mean_play_s": g.mean_play_s,
+                   "info": info})
         })
         .collect();
     let games: Vec<Value> = snapshot.games.iter().map(|g| game_view(state, g)).collect();

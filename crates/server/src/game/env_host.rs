@@ -36,8 +36,11 @@ pub(super) struct Hosted {
 
 enum Request {
     Reset(u64, oneshot::Sender<Answer<Vec<Observation>>>),
-    Step(Vec<Action>, oneshot::Sender<Answer<Step>>),
+    Step(Vec<Action>, oneshot::Sender<Answer<(Step, Option<Info>)>>),
 }
+
+/// An environment's info (see [`Env::info`]).
+pub(super) type Info = serde_json::Map<String, serde_json::Value>;
 
 /// What the thread answers: the call's result and the frame drawn after it.
 type Answer<T> = Result<(T, Frame), EnvError>;
@@ -93,19 +96,24 @@ impl EnvRunner {
         }
     }
 
-    /// One joint step, and the frame after it.
-    pub(super) async fn step(&mut self, actions: &[Action]) -> Result<(Step, Frame), GameError> {
+    /// One joint step, the frame after it, and the environment's info then.
+    pub(super) async fn step(
+        &mut self,
+        actions: &[Action],
+    ) -> Result<(Step, Frame, Option<Info>), GameError> {
         match self {
             EnvRunner::Inline(env) => {
                 let step = env.step(actions).map_err(GameError::Step)?;
-                Ok((step, env.render()))
+                let info = env.info();
+                Ok((step, env.render(), info))
             }
             EnvRunner::Hosted(hosted) => {
                 let (tx, rx) = oneshot::channel();
-                hosted
+                let ((step, info), frame) = hosted
                     .ask(Request::Step(actions.to_vec(), tx), rx)
                     .await?
-                    .map_err(GameError::Step)
+                    .map_err(GameError::Step)?;
+                Ok((step, frame, info))
             }
         }
     }
@@ -133,7 +141,9 @@ fn serve(mut env: Box<dyn Env>, inbox: std_mpsc::Receiver<Request>) {
                 let _ = reply.send(answer);
             }
             Request::Step(actions, reply) => {
-                let answer = env.step(&actions).map(|s| (s, env.render()));
+                let answer = env
+                    .step(&actions)
+                    .map(|step| ((step, env.info()), env.render()));
                 let _ = reply.send(answer);
             }
         }));

@@ -234,6 +234,7 @@ impl GameTask<'_> {
             let end = EpisodeEnd {
                 ended_us: now_us(),
                 steps: t,
+                final_info: None,
                 outcome: Outcome::Interrupted {
                     reason: reason.to_string(),
                 },
@@ -302,7 +303,7 @@ impl GameTask<'_> {
                     return EpisodeExit::Ended(GameExit::Shutdown);
                 }
             };
-            let (step, frame) = match stepped {
+            let (step, frame, info) = match stepped {
                 Ok(stepped) => stepped,
                 Err(e) => {
                     warn!(game = self.game_id, cause = %e, "environment step failed");
@@ -331,6 +332,7 @@ impl GameTask<'_> {
                     steps: t,
                     outcome: Outcome::Complete,
                     returns: tally.returns.clone(),
+                    final_info: info,
                 };
                 // Queued behind the steps, not awaited: a game never waits for
                 // the disk between episodes.

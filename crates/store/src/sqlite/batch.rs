@@ -223,7 +223,7 @@ async fn apply_op(conn: &mut SqliteConnection, op: &Op) -> Result<(), sqlx::Erro
         Op::EndEpisode { episode_id, end } => {
             let done = sqlx::query(
                 "UPDATE episodes SET ended_us = ?, steps = ?, outcome = ?, reason = ?,
-                     total_return = ?
+                     total_return = ?, final_info = ?
                  WHERE id = ? AND outcome IS NULL",
             )
             .bind(end.ended_us)
@@ -231,6 +231,11 @@ async fn apply_op(conn: &mut SqliteConnection, op: &Op) -> Result<(), sqlx::Erro
             .bind(end.outcome.as_str())
             .bind(end.outcome.reason())
             .bind(end.returns.iter().sum::<f64>())
+            .bind(
+                end.final_info
+                    .as_ref()
+                    .map(|i| serde_json::Value::Object(i.clone()).to_string()),
+            )
             .bind(episode_id)
             .execute(&mut *conn)
             .await?;

@@ -108,3 +108,16 @@ def garbage(render_mode=None):
 
 def healthy(render_mode=None):
     return _Tiny(lambda: None, render_mode)
+
+
+class _Counting(_Tiny):
+    """Ends after five steps; its info counts them (a statistic to average)."""
+
+    def step(self, action):
+        self._steps += 1
+        info = {"bricks": self._steps, "lives": 3, "note": "not a number"}
+        return np.full(4, 0.5, np.float32), 1.0, self._steps == 5, False, info
+
+
+def counting(render_mode=None):
+    return _Counting(lambda: None, render_mode)
