@@ -161,3 +161,76 @@ async fn participant_plays_start_to_finish_and_everything_is_recorded() {
     .await;
     assert_eq!(returns_match, 0);
 }
+
+/// Pixel frames: deltas to a socket that keeps up, but a page that offers
+/// `tandem.whole-pixels` (it cannot inflate deltas) gets whole frames only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_cannot_inflate_gets_whole_pixel_frames() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    const PIXELS: &str = r#"
+id = "pixels"
+title = "Pixels"
+
+[[scene]]
+kind = "game"
+id = "drive"
+title = "Drive"
+env = "MountainCar-v0"
+render = "pixels"
+fps = 30
+time_limit_s = 60
+default_action = 1
+[scene.keys]
+ArrowLeft = 0
+
+[[scene]]
+kind = "end"
+id = "end"
+title = "Done"
+markdown = "Thanks."
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_at(PIXELS, &dir.path().join("t.db")).await;
+    // Byte 0 of the first 12 binary messages on a socket offering `protocols`.
+    let first_bytes = |protocols: Option<&'static str>| {
+        let server = &server;
+        async move {
+            let cookie = common::visit(server, "", None).await;
+            let mut request = format!("ws://{}/ws", server.addr)
+                .into_client_request()
+                .unwrap();
+            request
+                .headers_mut()
+                .insert("cookie", cookie.parse().unwrap());
+            if let Some(protocols) = protocols {
+                request
+                    .headers_mut()
+                    .insert("sec-websocket-protocol", protocols.parse().unwrap());
+            }
+            let (mut ws, _) = tokio_tungstenite::connect_async(request)
+                .await
+                .expect("opens");
+            let mut seen = Vec::new();
+            while seen.len() < 12 {
+                match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await {
+                    Ok(Some(Ok(Message::Binary(bytes)))) => seen.push(bytes[0]),
+                    Ok(Some(Ok(_))) => {}
+                    other => panic!("the socket ended: {other:?}"),
+                }
+            }
+            seen
+        }
+    };
+    let plain = first_bytes(None).await;
+    assert_eq!(plain[0], 1, "a whole frame first: {plain:?}");
+    assert!(plain.contains(&2), "then deltas: {plain:?}");
+    let whole = first_bytes(Some("tandem.v1, tandem.whole-pixels")).await;
+    assert!(
+        whole.iter().all(|&b| b == 1),
+        "whole frames only: {whole:?}"
+    );
+    server.stop().await;
+}

@@ -124,11 +124,17 @@ export class Renderer {
     this.decoding = true;
     const { generation } = this;
     while (this.pending.length && generation === this.generation) {
-      const batch = this.pending.splice(0);
+      let batch = this.pending.splice(0);
+      // Whatever comes before the newest whole frame is replaced by it.
+      const lastWhole = batch.findLastIndex((b) => new Uint8Array(b, 0, Math.min(1, b.byteLength))[0] === 1);
+      if (lastWhole > 0) {
+        this.stats.frames += lastWhole;
+        batch = batch.slice(lastWhole);
+      }
       let newest = null;
       for (const buffer of batch) {
         try {
-          const header = await this.applyPixelMessage(buffer);
+          const header = await this.applyPixelMessage(buffer, generation);
           if (generation !== this.generation) break;
           if (header) {
             if (newest) this.stats.frames += 1;
@@ -156,8 +162,9 @@ export class Renderer {
   }
 
   /** Applies one pixel message to `this.pixels`; returns its header, or null
-   *  for a delta whose base is not the frame held (it waits for a whole one). */
-  async applyPixelMessage(buffer) {
+   *  for a delta whose base is not the frame held (it waits for a whole one).
+   *  A message that turns out malformed changes nothing. */
+  async applyPixelMessage(buffer, generation) {
     const { header, payload, delta } = parsePixelFrame(buffer);
     const { width, height } = header;
     if (!delta) {
@@ -169,6 +176,7 @@ export class Renderer {
       const ctx = canvas.getContext('2d', { willReadFrequently: true });
       ctx.drawImage(bitmap, 0, 0);
       bitmap.close();
+      if (generation !== this.generation) return null; // decoded for a game since left
       this.pixels = { tick: header.tick, width, height, rgba: ctx.getImageData(0, 0, width, height).data };
       return header;
     }
@@ -189,12 +197,22 @@ export class Renderer {
       }
       throw new Error('a delta number is too long');
     };
+    // Checked whole first, so that a bad delta leaves the picture as it was.
+    const writes = [];
     while (i < runs.length) {
       at += varint();
       const n = varint();
       if (at + n > end || i + n > runs.length) throw new Error('a delta runs past the frame');
-      for (let k = 0; k < n; k += 1, at += 1) rgba[at + Math.floor(at / 3)] = runs[i + k];
+      writes.push(at, i, n);
+      at += n;
       i += n;
+    }
+    for (let w = 0; w < writes.length; w += 3) {
+      const [start, from, n] = [writes[w], writes[w + 1], writes[w + 2]];
+      for (let k = 0; k < n; k += 1) {
+        const rgb = start + k;
+        rgba[rgb + Math.floor(rgb / 3)] = runs[from + k];
+      }
     }
     held.tick = header.tick;
     return header;
@@ -278,7 +296,8 @@ export class Renderer {
 
 /** Splits a binary pixel message into its JSON header and payload: a whole
  *  frame (byte 0 is 1, the payload a PNG) or a delta (byte 0 is 2, the
- *  payload the raw-deflated XOR with the frame of tick `header.base`). */
+ *  payload raw-deflated runs of changed bytes against the frame of tick
+ *  `header.base`; see WIRE.md). */
 export function parsePixelFrame(buffer) {
   const bytes = new Uint8Array(buffer);
   if (bytes.length < 5 || (bytes[0] !== 1 && bytes[0] !== 2)) throw new Error('not a pixel frame');

@@ -20,9 +20,23 @@ export function socketUrl(location) {
 
 /** The subprotocols the socket offers: with a key (an MTurk frame, where no
  *  cookie is sent), the key rides in the handshake's header, never in a URL
- *  that proxies log. */
-export function socketProtocols(key) {
-  return key && /^[A-Za-z0-9]+$/.test(key) ? ['tandem.v1', `tandem.key.${key}`] : [];
+ *  that proxies log; a browser that cannot inflate pixel deltas asks for
+ *  whole frames. */
+export function socketProtocols(key, inflates = canInflateDeltas()) {
+  const offered = [];
+  if (key && /^[A-Za-z0-9]+$/.test(key)) offered.push(`tandem.key.${key}`);
+  if (!inflates) offered.push('tandem.whole-pixels');
+  return offered.length ? ['tandem.v1', ...offered] : [];
+}
+
+/** Whether this browser has what pixel deltas need. */
+function canInflateDeltas() {
+  try {
+    new DecompressionStream('deflate-raw'); // eslint-disable-line no-new
+    return typeof OffscreenCanvas === 'function';
+  } catch {
+    return false;
+  }
 }
 
 /** This participant's key, when the page has one: given in a <meta> by the

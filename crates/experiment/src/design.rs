@@ -364,6 +364,24 @@ pub(crate) fn read(
                 continue;
             }
         };
+        // A group that lasts must meet again at one scene: not at versions
+        // that differ by condition.
+        for &file_index in replaced.keys() {
+            if let Some(game) = catalogue.scenes[file_index].as_game()
+                && game.group_same
+            {
+                result = Err(problems.report(
+                    table.span(),
+                    table.path().to_string(),
+                    format!(
+                        "condition {id:?} changes scene {:?}, which has group = \"same\": \
+                         members of one group may be in different conditions and would \
+                         wait at different versions; change it in no condition",
+                        game.id
+                    ),
+                ));
+            }
+        }
         let (list, list_field) = match table.field("scenes") {
             None => ((0..catalogue.file_count()).collect(), None),
             Some(field) => {
@@ -376,6 +394,22 @@ pub(crate) fn read(
                 }
             }
         };
+        if let Some(field) = &list_field
+            && let Some(game) = catalogue.scenes[..catalogue.file_count()]
+                .iter()
+                .filter_map(Scene::as_game)
+                .find(|g| g.group_same)
+        {
+            result = Err(field.report(
+                problems,
+                format!(
+                    "scene {:?} has group = \"same\", so conditions may not choose their \
+                     scenes: members of one group may be in different conditions and \
+                     would not reach it together",
+                    game.id
+                ),
+            ));
+        }
         let list: Vec<usize> = list
             .iter()
             .map(|i| replaced.get(i).copied().unwrap_or(*i))
@@ -404,6 +438,9 @@ pub(crate) fn read(
             Ok(runs) => conditions.push(Condition { id: None, runs }),
             Err(r) => result = Err(r),
         }
+    }
+    for block in &blocks {
+        check_block_order(problems, block, &catalogue.scenes);
     }
     result?;
     let blocks = blocks.into_iter().map(|b| b.block).collect();
@@ -786,6 +823,44 @@ fn runs(
         i += n;
     }
     Ok(runs)
+}
+
+/// A block whose order varies may not hold a scene that needs another of
+/// the block before it (a score scene and its game), nor a game whose group
+/// must meet again (`group = "same"`): members would reach it at different
+/// steps.
+fn check_block_order(problems: &mut Problems, block: &BlockRead, scenes: &[Scene]) {
+    if block.block.order == BlockOrder::Fixed {
+        return;
+    }
+    let order = block.block.order.name();
+    for &member in &block.members {
+        match &scenes[member] {
+            Scene::Score(score) if block.members.iter().any(|&g| scenes[g].id() == score.game) => {
+                block.field.report(
+                    problems,
+                    format!(
+                        "score scene {:?} shows game {:?} of the same block, whose order is \
+                         {order}: it could come before its game; put the score scene after \
+                         the block, or use order = \"fixed\"",
+                        score.id, score.game
+                    ),
+                );
+            }
+            Scene::Game(game) if game.group_same => {
+                block.field.report(
+                    problems,
+                    format!(
+                        "scene {:?} has group = \"same\", and this block's order is {order}: \
+                         members of one group would reach it at different times; use order \
+                         = \"fixed\" or take it out of the block",
+                        game.id
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A condition that chooses its scenes must end with one end scene, and show

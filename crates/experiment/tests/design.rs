@@ -308,3 +308,54 @@ fn a_condition_may_give_a_game_another_partner() {
     assert!(error.contains("scriptd"), "{error}");
     assert!(error.contains("t.toml:"), "{error}");
 }
+
+/// Orders that vary and conditions that differ may not separate what must
+/// come together: a score scene from its game, a lasting group from itself.
+#[test]
+fn designs_that_would_strand_a_score_or_a_group_are_refused() {
+    let score = format!(
+        "{HEAD}[[scene]]\nkind = \"game\"\nid = \"g\"\ntitle = \"G\"\nenv = \"CartPole-v1\"\nepisodes = 1\ndefault_action = 0\n[scene.keys]\nArrowLeft = 0\n\
+         [[scene]]\nkind = \"score\"\nid = \"s\"\ntitle = \"S\"\ngame = \"g\"\n\
+         [[scene]]\nkind = \"end\"\nid = \"end\"\ntitle = \"E\"\nmarkdown = \"x\"\n\
+         [[block]]\nid = \"k\"\nscenes = [\"g\", \"s\"]\norder = \"latin_square\"\n"
+    );
+    let error = parse(&score, "t.toml").unwrap_err().to_string();
+    assert!(error.contains("could come before its game"), "{error}");
+    assert!(parse(&score.replace("latin_square", "fixed"), "t.toml").is_ok());
+
+    let kitchen = |id: &str, extra: &str| {
+        format!(
+            "[[scene]]\nkind = \"game\"\nid = \"{id}\"\ntitle = \"K\"\nenv = \"Kitchen-v0\"\n\
+             time_limit_s = 10\ndefault_action = 0\nhuman_timeout_s = 30\n{extra}\
+             [scene.keys]\nSpace = 5\n[[scene.seat]]\nagent = \"chef_0\"\nhuman = true\n\
+             [[scene.seat]]\nagent = \"chef_1\"\nhuman = true\n"
+        )
+    };
+    let teams = format!(
+        "{HEAD}{}{}{}[[scene]]\nkind = \"end\"\nid = \"end\"\ntitle = \"E\"\nmarkdown = \"x\"\n",
+        kitchen("first", ""),
+        kitchen("again", "group = \"same\"\n"),
+        kitchen("third", ""),
+    );
+    parse(&teams, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    let cases = [
+        (
+            "[[condition]]\nid = \"x\"\n[condition.override.again]\nfps = 10\n",
+            "changes scene \"again\"",
+        ),
+        (
+            "[[condition]]\nid = \"x\"\nscenes = [\"first\", \"again\", \"end\"]\n",
+            "may not choose their scenes",
+        ),
+        (
+            "[[block]]\nid = \"k\"\nscenes = [\"again\", \"third\"]\n",
+            "members of one group would reach it at different times",
+        ),
+    ];
+    for (design, expected) in cases {
+        let error = parse(&format!("{teams}{design}"), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(expected), "{design}\n→ {error}");
+    }
+}

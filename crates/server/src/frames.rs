@@ -162,9 +162,19 @@ pub const KEY_FRAME_EVERY: u64 = 120;
 #[derive(Default)]
 pub struct FrameEncoder {
     last: Option<Arc<PublishedFrame>>,
+    /// Whole pixel frames only: for a page that cannot inflate deltas.
+    whole_pixels: bool,
 }
 
 impl FrameEncoder {
+    /// An encoder that never sends pixel deltas.
+    pub fn whole_pixels() -> FrameEncoder {
+        FrameEncoder {
+            last: None,
+            whole_pixels: true,
+        }
+    }
+
     /// Forgets what the browser holds, so the next sprite frame is sent in full
     /// (after the socket switches games).
     pub fn reset(&mut self) {
@@ -199,7 +209,8 @@ impl FrameEncoder {
                 // if that is the one this socket holds.
                 let holds_previous = self.last.as_ref().is_some_and(|last| {
                     last.tick + 1 == frame.tick && matches!(last.content, FrameContent::Pixels(_))
-                }) && !frame.tick.is_multiple_of(KEY_FRAME_EVERY);
+                }) && !frame.tick.is_multiple_of(KEY_FRAME_EVERY)
+                    && !self.whole_pixels;
                 let (base, payload) = match &pixels.delta {
                     Some(delta) if holds_previous => (Some(frame.tick - 1), &delta[..]),
                     _ => match pixels.png() {
@@ -421,6 +432,7 @@ mod tests {
         let png_len = frames[4].content_png_len();
         let mut encoder = FrameEncoder {
             last: Some(Arc::clone(&frames[3])),
+            whole_pixels: false,
         };
         let delta_len = binary(encoder.encode(&frames[4], 0)).len();
         assert!(
@@ -436,6 +448,12 @@ mod tests {
         assert_eq!(bytes[0], PIXEL_FRAME_V1);
         apply(&mut held, &bytes);
         assert_eq!(held.map(|h| h.1), Some(images[4].rgb.clone()));
+
+        // A page that cannot inflate gets whole frames, in order too.
+        let mut whole = FrameEncoder::whole_pixels();
+        for frame in &frames {
+            assert_eq!(binary(whole.encode(frame, 0))[0], PIXEL_FRAME_V1);
+        }
     }
 
     impl PublishedFrame {

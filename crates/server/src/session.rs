@@ -62,12 +62,14 @@ enum Ending {
 }
 
 /// Runs one participant's socket until it closes. `permit` is its place under
-/// the server's cap on sockets, given back when this returns.
+/// the server's cap on sockets, given back when this returns. `frames` says
+/// what the page can decode.
 pub async fn run<S, E>(
     socket: S,
     state: AppState,
     participant_id: i64,
     permit: OwnedSemaphorePermit,
+    frames: FrameEncoder,
 ) where
     S: Stream<Item = Result<Message, E>> + Sink<Message> + Send + 'static,
     E: std::error::Error + 'static,
@@ -76,7 +78,7 @@ pub async fn run<S, E>(
     let connection = Connection::new(participant_id, state.next_connection_id(), out_tx);
     let (sink, mut stream) = socket.split();
     let telemetry = Arc::clone(&state.games.telemetry);
-    let mut send_task = tokio::spawn(send_loop(sink, out_rx, telemetry));
+    let mut send_task = tokio::spawn(send_loop(sink, out_rx, telemetry, frames));
 
     flow::on_connect(&state, &connection).await;
     let mut timing = PageTiming::new();
@@ -433,11 +435,11 @@ async fn send_loop<K>(
     mut sink: K,
     mut control: mpsc::Receiver<Outgoing>,
     telemetry: Arc<crate::telemetry::Telemetry>,
+    mut encoder: FrameEncoder,
 ) where
     K: Sink<Message> + Unpin,
 {
     let mut frames: Option<(Frames, usize)> = None;
-    let mut encoder = FrameEncoder::default();
     loop {
         let next_frame = async {
             match frames.as_mut() {

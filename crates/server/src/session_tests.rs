@@ -139,7 +139,13 @@ async fn session_in(
         .unwrap_or_else(|e| panic!("{e}"));
     let ended = tokio::time::timeout(
         Duration::from_secs(20),
-        run(socket, state.clone(), participant.id, permit),
+        run(
+            socket,
+            state.clone(),
+            participant.id,
+            permit,
+            FrameEncoder::default(),
+        ),
     )
     .await;
     assert!(ended.is_ok(), "the session ended by itself");

@@ -107,6 +107,19 @@ const MAX_KEY_LEN: usize = 64;
 /// that carries the key (see `web/socket.js`).
 const PROTOCOL: &str = "tandem.v1";
 const KEY_PROTOCOL: &str = "tandem.key.";
+/// Offered by a page that cannot inflate pixel deltas (no
+/// `DecompressionStream("deflate-raw")`): it is sent whole frames only.
+const WHOLE_PIXELS_PROTOCOL: &str = "tandem.whole-pixels";
+
+/// Whether the handshake offers subprotocol `name`.
+fn offers(headers: &HeaderMap, name: &str) -> bool {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == name)
+}
 
 /// An MTurk participant's key from the handshake's subprotocols, offered by a
 /// page that had no cookie to send.
@@ -142,6 +155,11 @@ async fn participant_socket(
     // is still upgraded, to be closed with a code the page can act on (a
     // failed upgrade tells a browser nothing).
     let permit = Arc::clone(&state.sockets).try_acquire_owned().ok();
+    let encoder = if offers(&headers, WHOLE_PIXELS_PROTOCOL) {
+        crate::frames::FrameEncoder::whole_pixels()
+    } else {
+        crate::frames::FrameEncoder::default()
+    };
     // tungstenite's default 128 KiB read buffer, zeroed on first use, was most of
     // a session's memory; client messages are small (BENCHMARKS.md, 168 → 39 KB).
     // A page that offered subprotocols gets `tandem.v1` back, as browsers
@@ -155,7 +173,9 @@ async fn participant_socket(
                 (Some(_), _) if state.is_shutting_down() => {
                     (tandem_wire::CLOSE_RESTART, "server restarting")
                 }
-                (Some(p), Some(permit)) => return session::run(socket, state, p.id, permit).await,
+                (Some(p), Some(permit)) => {
+                    return session::run(socket, state, p.id, permit, encoder).await;
+                }
                 (Some(p), None) => {
                     warn!(
                         participant = p.id,

@@ -171,13 +171,13 @@ pub struct GameSceneStats {
     /// Seconds of episodes per participant who played one themselves.
     pub mean_play_s: Option<f64>,
     /// The mean of each number in the environment's info at the end of its
-    /// complete episodes (the latest 1,000), by key; at most 8 keys.
+    /// complete episodes (the scene's latest 1,000), by key; at most 8 keys.
     pub info_means: Vec<(String, f64)>,
 }
 
 /// Most info keys a game scene's statistics show.
 const MAX_INFO_KEYS: usize = 8;
-/// Most recent episodes whose info is averaged, per query.
+/// Most recent episodes of a scene whose info is averaged.
 const INFO_EPISODES: i64 = 1000;
 
 impl Store {
@@ -230,9 +230,13 @@ impl Store {
         experiment_id: &str,
     ) -> Result<std::collections::HashMap<u32, Vec<(String, f64)>>, StoreError> {
         let rows = sqlx::query(
-            "SELECT g.scene_index, e.final_info FROM episodes e JOIN games g ON g.id = e.game_id
-             WHERE g.experiment_id = ? AND e.outcome = 'complete' AND e.final_info IS NOT NULL
-             ORDER BY e.id DESC LIMIT ?",
+            "SELECT scene_index, final_info FROM (
+               SELECT g.scene_index, e.final_info,
+                      ROW_NUMBER() OVER (PARTITION BY g.scene_index ORDER BY e.id DESC) AS n
+               FROM episodes e JOIN games g ON g.id = e.game_id
+               WHERE g.experiment_id = ? AND e.outcome = 'complete'
+                 AND e.final_info IS NOT NULL)
+             WHERE n <= ?",
         )
         .bind(experiment_id)
         .bind(INFO_EPISODES)

@@ -535,12 +535,12 @@ mod tests {
             base: Some(6),
             ..header
         };
-        let Ok(bytes) = encode_pixel_frame(&delta, b"xor") else {
+        let Ok(bytes) = encode_pixel_frame(&delta, b"runs") else {
             panic!("encodes");
         };
         assert_eq!(bytes[0], PIXEL_DELTA_V1);
         let decoded = decode_pixel_frame(&bytes).ok();
-        assert!(decoded.is_some_and(|f| f.is_delta() && f.payload == b"xor"));
+        assert!(decoded.is_some_and(|f| f.is_delta() && f.payload == b"runs"));
         // A base under byte 1, or none under byte 2, is refused.
         let mut wrong = bytes.clone();
         wrong[0] = PIXEL_FRAME_V1;

@@ -179,13 +179,17 @@ impl SpriteState {
             let mask = r.varint()?;
             let sprite = next.get_mut(&id).ok_or(SpriteFrameError::Patch(id))?;
             let mut values = numbers(sprite);
+            // The encoder sends a sprite with more numbers than a mask has
+            // bits whole; a patch for one, or a bit past its numbers, is forged.
+            if values.len() > MAX_PATCHED
+                || (values.len() < MAX_PATCHED && mask >> values.len() != 0)
+            {
+                return Err(SpriteFrameError::Patch(id));
+            }
             for (i, value) in values.iter_mut().enumerate() {
-                if mask & (1 << i) != 0 {
+                if mask & (1u64 << i) != 0 {
                     *value = f32::from_le_bytes(r.array()?);
                 }
-            }
-            if values.len() < 64 && mask >> values.len() != 0 {
-                return Err(SpriteFrameError::Patch(id));
             }
             set_numbers(sprite, &values);
             upsert.push(sprite.clone());
@@ -486,5 +490,25 @@ mod tests {
         assert!(state.apply(&forged).is_err());
         assert_eq!(state.sprites().cloned().collect::<Vec<_>>(), held);
         assert_eq!(sprite_frame_header(&patch).map(|h| h.tick), Ok(2));
+
+        // A patch for a sprite with more numbers than a mask has bits (a
+        // 40-point line: 81 numbers) is refused, not applied.
+        let long = vec![Sprite::new(
+            9,
+            Shape::Line {
+                points: vec![[0.5, 0.5]; 40],
+            },
+        )];
+        let mut state = SpriteState::default();
+        encode_sprite_frame(&mut out, &header(1), None, &long);
+        state.apply(&out).unwrap();
+        let mut forged = vec![SPRITE_FRAME_V1, 2, 1, 7, 0, 0];
+        forged.extend_from_slice(&[0; 16]);
+        forged.extend_from_slice(&[0, 1, 9]); // no removals, one patch of sprite 9
+        forged.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        forged.extend_from_slice(&[0; 4 * 64]);
+        forged.push(0);
+        assert_eq!(state.apply(&forged), Err(SpriteFrameError::Patch(9)));
+        assert_eq!(state.sprites().cloned().collect::<Vec<_>>(), long);
     }
 }
