@@ -386,6 +386,12 @@ async fn a_failed_commit_keeps_the_batch_and_retries() {
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
 
     assert_eq!(wait_for_steps(&store, 10).await, 10);
+    // The writer counts a batch once its commit has returned, which can be a
+    // moment after the rows are visible to another connection.
+    let give_up = std::time::Instant::now() + Duration::from_secs(5);
+    while recorder.stats().steps_written < 10 && std::time::Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let stats = recorder.stats();
     assert_eq!(
         (stats.steps_written, stats.steps_dropped),
