@@ -81,11 +81,8 @@ pub(super) fn random_token() -> String {
 
 /// Equal strings, in time that depends only on their lengths.
 pub(super) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    use subtle::ConstantTimeEq;
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 /// The console is closed until a user exists: the refusal to send until then.
