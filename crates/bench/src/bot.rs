@@ -139,8 +139,12 @@ pub struct BotReport {
     pub skipped_frames: u64,
     /// Microseconds between consecutive frames, both inside the window.
     pub intervals_us: Vec<u32>,
-    /// Input-to-frame latency of inputs sent inside the window, microseconds.
+    /// Input-to-frame latency of inputs sent inside the window and applied
+    /// in the episode they were sent in, microseconds.
     pub latencies_us: Vec<u32>,
+    /// The same for inputs that waited over an episode's end: an input sent
+    /// at a last or reset frame applies at the next episode's first step.
+    pub boundary_latencies_us: Vec<u32>,
     pub inputs_sent: u64,
     /// Inputs sent inside the window that no frame acknowledged before the end.
     pub inputs_unacked: u64,
@@ -263,8 +267,11 @@ struct Bot {
     /// The keys held now.
     keys: Vec<String>,
     last_sent: Option<Instant>,
-    /// Inputs sent and not yet acknowledged: (seq, sent at, sent inside window).
-    pending: VecDeque<(u64, Instant, bool)>,
+    /// Inputs sent and not yet acknowledged: (seq, sent at, sent inside
+    /// window, the episode of the frame on screen then).
+    pending: VecDeque<(u64, Instant, bool, Option<u32>)>,
+    /// The episode of the last frame received.
+    last_episode: Option<u32>,
     /// When the previous frame arrived, and its `tick` (within the current game).
     last_frame: Option<Instant>,
     last_tick: Option<u64>,
@@ -280,6 +287,7 @@ struct FrameFacts {
     /// Step within the episode: 0 is the frame right after a reset, which the
     /// game publishes besides its one frame per tick.
     step: u32,
+    episode: u32,
     bytes: usize,
     pixels: bool,
 }
@@ -302,6 +310,7 @@ impl Bot {
             keys: Vec::new(),
             last_sent: None,
             pending: VecDeque::new(),
+            last_episode: None,
             last_frame: None,
             last_tick: None,
             frames_seen: 0,
@@ -413,6 +422,7 @@ impl Bot {
                 let facts = FrameFacts {
                     ack: frame.ack,
                     step: frame.step,
+                    episode: frame.episode,
                     tick: frame.tick,
                     bytes: text.len(),
                     pixels: false,
@@ -595,6 +605,7 @@ impl Bot {
         self.pending.clear();
         self.last_frame = None;
         self.last_tick = None;
+        self.last_episode = None;
     }
 
     /// A binary sprite frame: only its header is read (a bot draws nothing).
@@ -604,6 +615,7 @@ impl Bot {
                 let facts = FrameFacts {
                     ack: header.ack,
                     step: header.step,
+                    episode: header.episode,
                     tick: header.tick,
                     bytes: bytes.len(),
                     pixels: false,
@@ -620,6 +632,7 @@ impl Bot {
                 let facts = FrameFacts {
                     ack: frame.header.ack,
                     step: frame.header.step,
+                    episode: frame.header.episode,
                     tick: frame.header.tick,
                     bytes: bytes.len(),
                     pixels: true,
@@ -657,14 +670,23 @@ impl Bot {
         }
         self.last_frame = Some(now);
         self.last_tick = Some(frame.tick);
+        self.last_episode = Some(frame.episode);
         if let Some(ack) = frame.ack {
-            while let Some(&(seq, sent, in_window)) = self.pending.front() {
+            while let Some(&(seq, sent, in_window, episode)) = self.pending.front() {
                 if seq > ack {
                     break;
                 }
                 self.pending.pop_front();
                 if in_window {
-                    self.report.latencies_us.push(micros(now - sent));
+                    // Applied at an episode's first step, or in another
+                    // episode than the one on screen: it waited for a reset.
+                    let across = frame.step <= 1 || episode != Some(frame.episode);
+                    let latency = micros(now - sent);
+                    if across {
+                        self.report.boundary_latencies_us.push(latency);
+                    } else {
+                        self.report.latencies_us.push(latency);
+                    }
                 }
             }
         }
@@ -709,11 +731,12 @@ impl Bot {
             self.report.inputs_sent += 1;
         }
         if self.pending.len() >= MAX_PENDING
-            && let Some((_, _, true)) = self.pending.pop_front()
+            && let Some((_, _, true, _)) = self.pending.pop_front()
         {
             self.report.inputs_unacked += 1;
         }
-        self.pending.push_back((self.seq, now, in_window));
+        self.pending
+            .push_back((self.seq, now, in_window, self.last_episode));
         self.last_sent = Some(now);
         Ok(())
     }
@@ -886,6 +909,34 @@ mod tests {
         assert_eq!(r.pixel_bytes, frame.len() as u64);
         assert_eq!(r.server_errors, 1);
         assert_eq!(bot.last_tick, Some(9));
+    }
+
+    /// An input applied in the episode it was sent in counts as latency; one
+    /// that waited over an episode's end (acknowledged at the next episode's
+    /// first step) is counted apart.
+    #[test]
+    fn inputs_over_an_episode_end_are_counted_apart() {
+        let t = Instant::now();
+        let live = Arc::new(Live::default());
+        let mut bot = bot(t, &live);
+        let frame = |step, episode, ack| FrameFacts {
+            ack: Some(ack),
+            tick: u64::from(step) + u64::from(episode) * 100,
+            step,
+            episode,
+            bytes: 80,
+            pixels: false,
+        };
+        bot.on_frame(t + Duration::from_millis(10), &frame(4, 0, 0));
+        bot.pending
+            .push_back((1, t + Duration::from_millis(20), true, bot.last_episode));
+        bot.on_frame(t + Duration::from_millis(50), &frame(5, 0, 1));
+        bot.pending
+            .push_back((2, t + Duration::from_millis(60), true, bot.last_episode));
+        bot.on_frame(t + Duration::from_millis(80), &frame(0, 1, 1));
+        bot.on_frame(t + Duration::from_millis(120), &frame(1, 1, 2));
+        assert_eq!(bot.report.latencies_us, vec![30_000]);
+        assert_eq!(bot.report.boundary_latencies_us, vec![60_000]);
     }
 
     /// A bot that waits in a multiplayer scene's lobby starts its game clock at

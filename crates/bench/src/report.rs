@@ -76,6 +76,10 @@ pub struct Figures {
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
     pub latency_max_ms: Option<f64>,
+    /// Inputs that waited over an episode's end (applied at the next
+    /// episode's first step), counted apart from the latencies above.
+    pub latency_boundary_samples: u64,
+    pub latency_boundary_p99_ms: Option<f64>,
     pub inputs_sent: u64,
     pub inputs_unacked: u64,
 
@@ -287,7 +291,7 @@ impl Figures {
         );
         t.section("input to frame");
         t.row(
-            "latency p50 / p99 / max",
+            "latency p50 / p99 / max (within an episode)",
             format!(
                 "{} / {} / {} ms",
                 opt(self.latency_p50_ms, 1),
@@ -301,6 +305,16 @@ impl Figures {
             self.latency_p99_ms
                 .zip(nominal_ms)
                 .map(|(p, n)| p <= n + 2.0),
+        );
+        t.row(
+            "over an episode's end: samples / p99",
+            format!(
+                "{} / {} ms",
+                self.latency_boundary_samples,
+                opt(self.latency_boundary_p99_ms, 1)
+            ),
+            "",
+            None,
         );
         t.row(
             "samples / inputs sent / unacked",

@@ -198,6 +198,8 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         latency_p50_ms: pooled.latencies.p50_ms,
         latency_p99_ms: pooled.latencies.p99_ms,
         latency_max_ms: pooled.latencies.max_ms,
+        latency_boundary_samples: pooled.boundary_latencies.count,
+        latency_boundary_p99_ms: pooled.boundary_latencies.p99_ms,
         inputs_sent: pooled.inputs_sent,
         inputs_unacked: pooled.inputs_unacked,
         sessions_multiplayer: pooled.multiplayer,

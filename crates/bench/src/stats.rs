@@ -37,6 +37,8 @@ pub struct Pooled {
     pub rated_sessions: u64,
     pub intervals: Percentiles,
     pub latencies: Percentiles,
+    /// Input-to-frame latency of inputs that waited over an episode's end.
+    pub boundary_latencies: Percentiles,
     pub inputs_sent: u64,
     pub inputs_unacked: u64,
     pub sprite_frames: u64,
@@ -97,6 +99,7 @@ impl Pooled {
         let mut p = Pooled::default();
         let mut intervals = Vec::with_capacity(reports.iter().map(|r| r.intervals_us.len()).sum());
         let mut latencies = Vec::with_capacity(reports.iter().map(|r| r.latencies_us.len()).sum());
+        let mut boundary_latencies = Vec::new();
         let mut lobby_waits = Vec::new();
         let mut rates = Vec::new();
         let mut fps_counts: std::collections::BTreeMap<u32, u64> = Default::default();
@@ -133,6 +136,7 @@ impl Pooled {
             }
             intervals.extend_from_slice(&r.intervals_us);
             latencies.extend_from_slice(&r.latencies_us);
+            boundary_latencies.extend_from_slice(&r.boundary_latencies_us);
             p.inputs_sent += r.inputs_sent;
             p.inputs_unacked += r.inputs_unacked;
             p.sprite_frames += r.sprite_frames;
@@ -165,6 +169,7 @@ impl Pooled {
         }
         p.intervals = Percentiles::of_micros(intervals);
         p.latencies = Percentiles::of_micros(latencies);
+        p.boundary_latencies = Percentiles::of_micros(boundary_latencies);
         p.lobby_waits = Percentiles::of_micros(lobby_waits);
         p
     }
