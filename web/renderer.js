@@ -188,14 +188,9 @@ export class Renderer {
     let at = 0; // in RGB bytes
     let i = 0;
     const varint = () => {
-      let value = 0;
-      for (let shift = 0; shift < 35; shift += 7) {
-        const b = runs[i++];
-        if (b === undefined) throw new Error('a delta ends inside a number');
-        value += (b & 0x7f) * 2 ** shift;
-        if (b < 0x80) return value;
-      }
-      throw new Error('a delta number is too long');
+      const [value, next] = readVarint(runs, i);
+      i = next;
+      return value;
     };
     // Checked whole first, so that a bad delta leaves the picture as it was.
     const writes = [];
@@ -318,14 +313,9 @@ export function parseSpriteFrame(buffer) {
     if (i + n > bytes.length) throw new Error('the message ends early');
   };
   const varint = () => {
-    let value = 0;
-    for (let shift = 0; shift < 56; shift += 7) {
-      need(1);
-      const b = bytes[i++];
-      value += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return value;
-    }
-    throw new Error('a number is too long');
+    const [value, next] = readVarint(bytes, i);
+    i = next;
+    return value;
   };
   const maskBits = () => {
     const bits = [];
@@ -371,6 +361,19 @@ export function parseSpriteFrame(buffer) {
   if (i !== bytes.length) throw new Error('bytes after the end');
   const header = { tick, episode, step, ack: ackPlusOne ? ackPlusOne - 1 : null, full, reward, return: ret };
   return { header, full, remove, patches, whole };
+}
+
+/** Reads the LEB128 varint of binary frames at `at`: [its value, the
+ *  position after it]. Throws at the end of `bytes` or past 56 bits. */
+function readVarint(bytes, at) {
+  let value = 0;
+  for (let shift = 0; shift < 56; shift += 7) {
+    if (at >= bytes.length) throw new Error('the message ends inside a number');
+    const b = bytes[at++];
+    value += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) return [value, at];
+  }
+  throw new Error('a number is too long');
 }
 
 /** A sprite's numbers, in the order patches count them (see WIRE.md). */

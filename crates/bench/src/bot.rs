@@ -341,11 +341,7 @@ impl Bot {
             let next = match message {
                 Some(Ok(Message::Text(text))) => self.on_text(socket, text.as_str(), now).await,
                 Some(Ok(Message::Binary(bytes))) => {
-                    if bytes.first() == Some(&SPRITE_FRAME_V1) {
-                        self.on_sprites(&bytes, now);
-                    } else {
-                        self.on_pixels(&bytes, now);
-                    }
+                    self.on_binary(&bytes, now);
                     Ok(Next::Continue)
                 }
                 Some(Ok(Message::Close(frame))) => {
@@ -608,38 +604,32 @@ impl Bot {
         self.last_episode = None;
     }
 
-    /// A binary sprite frame: only its header is read (a bot draws nothing).
-    fn on_sprites(&mut self, bytes: &[u8], now: Instant) {
-        match sprite_frame_header(bytes) {
-            Ok(header) => {
+    /// A binary frame, sprites or pixels: only its header is read (a bot
+    /// draws nothing); one that does not read is the server's error.
+    fn on_binary(&mut self, bytes: &[u8], now: Instant) {
+        let pixels = bytes.first() != Some(&SPRITE_FRAME_V1);
+        let header = if pixels {
+            decode_pixel_frame(bytes)
+                .ok()
+                .map(|f| (f.header.ack, f.header.step, f.header.episode, f.header.tick))
+        } else {
+            sprite_frame_header(bytes)
+                .ok()
+                .map(|h| (h.ack, h.step, h.episode, h.tick))
+        };
+        match header {
+            Some((ack, step, episode, tick)) => {
                 let facts = FrameFacts {
-                    ack: header.ack,
-                    step: header.step,
-                    episode: header.episode,
-                    tick: header.tick,
+                    ack,
+                    step,
+                    episode,
+                    tick,
                     bytes: bytes.len(),
-                    pixels: false,
+                    pixels,
                 };
                 self.on_frame(now, &facts);
             }
-            Err(_) => self.report.server_errors += 1,
-        }
-    }
-
-    fn on_pixels(&mut self, bytes: &[u8], now: Instant) {
-        match decode_pixel_frame(bytes) {
-            Ok(frame) => {
-                let facts = FrameFacts {
-                    ack: frame.header.ack,
-                    step: frame.header.step,
-                    episode: frame.header.episode,
-                    tick: frame.header.tick,
-                    bytes: bytes.len(),
-                    pixels: true,
-                };
-                self.on_frame(now, &facts);
-            }
-            Err(_) => self.report.server_errors += 1,
+            None => self.report.server_errors += 1,
         }
     }
 
@@ -902,8 +892,8 @@ mod tests {
         let Ok(frame) = encode_pixel_frame(&header, b"\x89PNG") else {
             panic!("the frame encodes");
         };
-        bot.on_pixels(&frame, t + Duration::from_secs(1));
-        bot.on_pixels(&frame[..8], t + Duration::from_secs(1));
+        bot.on_binary(&frame, t + Duration::from_secs(1));
+        bot.on_binary(&frame[..8], t + Duration::from_secs(1));
         let r = &bot.report;
         assert_eq!((r.frames, r.reset_frames, r.pixel_frames), (1, 1, 1));
         assert_eq!(r.pixel_bytes, frame.len() as u64);

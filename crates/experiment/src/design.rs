@@ -131,11 +131,7 @@ impl Design {
 
     /// How many scenes the file itself lists (the catalogue's first ones).
     pub fn file_scene_count(&self) -> usize {
-        self.origins
-            .iter()
-            .enumerate()
-            .take_while(|(i, o)| i == *o)
-            .count()
+        file_scenes(&self.origins)
     }
 
     /// Whether the file declares conditions.
@@ -203,6 +199,16 @@ impl Design {
         }
         plan
     }
+}
+
+/// How many of a catalogue's scenes the file lists: the first ones, each
+/// its own origin.
+fn file_scenes(origins: &[usize]) -> usize {
+    origins
+        .iter()
+        .enumerate()
+        .take_while(|(i, o)| i == *o)
+        .count()
 }
 
 /// Row `ordinal` (cyclically) of a balanced Latin square of `n` (Williams
@@ -465,11 +471,7 @@ struct Catalogue {
 
 impl Catalogue {
     fn file_count(&self) -> usize {
-        self.origins
-            .iter()
-            .enumerate()
-            .take_while(|(i, o)| i == *o)
-            .count()
+        file_scenes(&self.origins)
     }
 
     fn push(&mut self, scene: Scene, origin: usize) -> usize {

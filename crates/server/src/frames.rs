@@ -16,7 +16,7 @@ use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
 use tandem_env::{Image, Sprite};
-use tandem_wire::{PixelHeader, SpriteHeader, encode_pixel_frame, encode_sprite_frame};
+use tandem_wire::{PixelHeader, SpriteHeader, encode_pixel_frame, encode_sprite_frame, put_varint};
 
 /// What a game publishes into; each viewer's socket holds a receiver.
 pub type FrameSender = tokio::sync::watch::Sender<Option<Arc<PublishedFrame>>>;
@@ -127,18 +127,6 @@ pub fn pixel_delta(previous: &Image, current: &Image, scratch: &mut Vec<u8>) -> 
     );
     encoder.write_all(scratch).ok()?;
     encoder.finish().ok()
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 /// A message for one socket.

@@ -111,25 +111,20 @@ const KEY_PROTOCOL: &str = "tandem.key.";
 /// `DecompressionStream("deflate-raw")`): it is sent whole frames only.
 const WHOLE_PIXELS_PROTOCOL: &str = "tandem.whole-pixels";
 
-/// Whether the handshake offers subprotocol `name`.
-fn offers(headers: &HeaderMap, name: &str) -> bool {
-    headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim() == name)
-}
-
 /// An MTurk participant's key from the handshake's subprotocols, offered by a
 /// page that had no cookie to send.
 fn key_of(headers: &HeaderMap) -> Option<String> {
+    offered(headers).find_map(|p| p.strip_prefix(KEY_PROTOCOL).map(str::to_string))
+}
+
+/// The subprotocols a handshake offers.
+fn offered(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .find_map(|p| p.trim().strip_prefix(KEY_PROTOCOL).map(str::to_string))
+        .map(str::trim)
 }
 
 async fn participant_socket(
@@ -155,7 +150,7 @@ async fn participant_socket(
     // is still upgraded, to be closed with a code the page can act on (a
     // failed upgrade tells a browser nothing).
     let permit = Arc::clone(&state.sockets).try_acquire_owned().ok();
-    let encoder = if offers(&headers, WHOLE_PIXELS_PROTOCOL) {
+    let encoder = if offered(&headers).any(|p| p == WHOLE_PIXELS_PROTOCOL) {
         crate::frames::FrameEncoder::whole_pixels()
     } else {
         crate::frames::FrameEncoder::default()

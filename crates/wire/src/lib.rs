@@ -54,6 +54,6 @@ pub use server::{
     Notice, Pong, SceneMessage, SeatMessage, ServerMessage,
 };
 pub use sprite_binary::{
-    SPRITE_FRAME_V1, SpriteFrameError, SpriteHeader, SpriteState, encode_sprite_frame,
+    SPRITE_FRAME_V1, SpriteFrameError, SpriteHeader, SpriteState, encode_sprite_frame, put_varint,
     sprite_frame_header,
 };

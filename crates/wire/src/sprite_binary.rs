@@ -152,16 +152,7 @@ impl SpriteState {
     /// error nothing is applied.
     pub fn apply(&mut self, bytes: &[u8]) -> Result<SpriteFrame, SpriteFrameError> {
         let mut r = Reader { bytes, at: 0 };
-        if r.byte()? != SPRITE_FRAME_V1 {
-            return Err(SpriteFrameError::Version);
-        }
-        let tick = r.varint()?;
-        let episode = u32::try_from(r.varint()?).map_err(|_| SpriteFrameError::Overflow)?;
-        let step = u32::try_from(r.varint()?).map_err(|_| SpriteFrameError::Overflow)?;
-        let ack = r.varint()?.checked_sub(1);
-        let full = r.byte()? & 1 == 1;
-        let reward = f64::from_le_bytes(r.array()?);
-        let episode_return = f64::from_le_bytes(r.array()?);
+        let (header, full) = read_header(&mut r)?;
         let mut next = if full {
             BTreeMap::new()
         } else {
@@ -210,15 +201,15 @@ impl SpriteState {
         }
         self.sprites = next;
         Ok(SpriteFrame {
-            tick,
-            episode,
-            step,
-            ack,
+            tick: header.tick,
+            episode: header.episode,
+            step: header.step,
+            ack: header.ack,
             full,
             upsert,
             remove,
-            reward,
-            episode_return,
+            reward: header.reward,
+            episode_return: header.episode_return,
         })
     }
 }
@@ -226,7 +217,11 @@ impl SpriteState {
 /// Reads only a sprite frame's header: for counting frames without keeping
 /// sprites (the bench's bots).
 pub fn sprite_frame_header(bytes: &[u8]) -> Result<SpriteHeader, SpriteFrameError> {
-    let mut r = Reader { bytes, at: 0 };
+    read_header(&mut Reader { bytes, at: 0 }).map(|(header, _)| header)
+}
+
+/// Reads byte 0 and the header; returns it and the `full` flag.
+fn read_header(r: &mut Reader) -> Result<(SpriteHeader, bool), SpriteFrameError> {
     if r.byte()? != SPRITE_FRAME_V1 {
         return Err(SpriteFrameError::Version);
     }
@@ -234,15 +229,16 @@ pub fn sprite_frame_header(bytes: &[u8]) -> Result<SpriteHeader, SpriteFrameErro
     let episode = u32::try_from(r.varint()?).map_err(|_| SpriteFrameError::Overflow)?;
     let step = u32::try_from(r.varint()?).map_err(|_| SpriteFrameError::Overflow)?;
     let ack = r.varint()?.checked_sub(1);
-    r.byte()?;
-    Ok(SpriteHeader {
+    let full = r.byte()? & 1 == 1;
+    let header = SpriteHeader {
         tick,
         episode,
         step,
         ack,
         reward: f64::from_le_bytes(r.array()?),
         episode_return: f64::from_le_bytes(r.array()?),
-    })
+    };
+    Ok((header, full))
 }
 
 /// Whether `b` can be sent as a patch of `a`: everything but its numbers is
@@ -310,7 +306,9 @@ fn set_numbers(sprite: &mut Sprite, values: &[f32]) {
     sprite.line_width = v(count);
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+/// Appends `value` as a LEB128 varint (seven bits a byte, low first), the
+/// integer form of binary frames (sprite headers and pixel-delta runs).
+pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     loop {
         let byte = (value & 0x7f) as u8;
         value >>= 7;

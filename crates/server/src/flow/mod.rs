@@ -425,29 +425,43 @@ pub async fn submit_survey(
         }
         Ok(normalized) => normalized,
     };
-    let Some(to) = next_after(state, &p, scene) else {
-        return Ok(Submitted::Accepted);
-    };
-    let Some(next) = state.experiment.scenes.get(to.index) else {
-        return Ok(Submitted::Accepted);
-    };
-    let moved = state
-        .store
-        .submit_scene(
-            p.id,
-            (scene as u32, &survey.id),
-            &normalized,
-            (to.index as u32, next.id()),
-        )
+    answer_and_move_on(state, &p, (scene, &survey.id), &normalized)
         .await
         .map_err(|e| {
             error!(participant = p.id, cause = %e, "could not save survey answers");
             Refusal::Storage
         })?;
+    Ok(Submitted::Accepted)
+}
+
+/// Stores `answers` to scene `from` and moves `p` to the next scene of their
+/// plan, in one transaction, then shows it. Nothing is stored when `from` is
+/// the plan's last scene, or when another socket moved them first.
+pub(super) async fn answer_and_move_on(
+    state: &AppState,
+    p: &Participant,
+    (from, from_id): (usize, &str),
+    answers: &[(String, Value)],
+) -> Result<(), tandem_store::StoreError> {
+    let Some(to) = next_after(state, p, from) else {
+        return Ok(());
+    };
+    let Some(next) = state.experiment.scenes.get(to.index) else {
+        return Ok(());
+    };
+    let moved = state
+        .store
+        .submit_scene(
+            p.id,
+            (from as u32, from_id),
+            answers,
+            (to.index as u32, next.id()),
+        )
+        .await?;
     if moved {
         arrived(state, p.id, to).await;
     }
-    Ok(Submitted::Accepted)
+    Ok(())
 }
 
 /// Moves a participant from scene `from` to the next one and shows it to their

@@ -8,7 +8,7 @@ use serde_json::json;
 use tandem_experiment::{Measured, Scene, browser_of};
 use tracing::{error, info};
 
-use super::{EarlyEnding, Refusal, arrived, current, early_end_message, next_after, position};
+use super::{EarlyEnding, Refusal, answer_and_move_on, current, early_end_message, position};
 use crate::connection::Connection;
 use crate::state::AppState;
 
@@ -75,26 +75,9 @@ pub async fn screen(
         Refusal::Storage
     };
     if failures.is_empty() {
-        let Some(to) = next_after(state, &p, index) else {
-            return Ok(());
-        };
-        let Some(next) = state.experiment.scenes.get(to.index) else {
-            return Ok(());
-        };
-        let moved = state
-            .store
-            .submit_scene(
-                p.id,
-                (index as u32, &scene.id),
-                &answers,
-                (to.index as u32, next.id()),
-            )
+        return answer_and_move_on(state, &p, (index, &scene.id), &answers)
             .await
-            .map_err(storage)?;
-        if moved {
-            arrived(state, p.id, to).await;
-        }
-        return Ok(());
+            .map_err(storage);
     }
     state
         .store
