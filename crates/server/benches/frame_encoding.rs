@@ -31,7 +31,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tandem_env::{Action, Env, Frame, Image, Sprite};
 use tandem_envs::{CartPole, rasterize};
 use tandem_server::{
-    FrameContent, FrameEncoder, PixelContent, PublishedFrame, encode_png, pixel_delta,
+    FrameContent, FrameEncoder, PixelContent, PixelDeltaEncoder, PublishedFrame, encode_png,
 };
 
 /// Keeps the pole up (a linear controller), so episodes run to the 500-step limit.
@@ -145,18 +145,18 @@ fn pixels(c: &mut Criterion) {
             black_box(png)
         })
     });
-    let mut scratch = Vec::new();
+    let mut deltas = PixelDeltaEncoder::default();
     let mut i = 1;
     group.bench_function("delta_atari", |b| {
         b.iter(|| {
-            let delta = pixel_delta(&atari_images[i - 1], &atari_images[i], &mut scratch);
+            let delta = deltas.encode(&atari_images[i - 1], &atari_images[i]);
             i = i % (atari_images.len() - 1) + 1;
             black_box(delta)
         })
     });
     let previous = Arc::new(atari_images[0].clone());
     let current = Arc::new(atari_images[1].clone());
-    let delta = pixel_delta(&previous, &current, &mut scratch);
+    let delta = deltas.encode(&previous, &current);
     let before = published(
         1,
         0,

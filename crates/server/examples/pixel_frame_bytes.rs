@@ -25,7 +25,8 @@ use std::sync::Arc;
 use tandem_env::{Action, Env, Frame, Image, Sprite, SpriteDiff};
 use tandem_envs::{CartPole, MountainCar, rasterize};
 use tandem_server::{
-    Encoded, FrameContent, FrameEncoder, PixelContent, PublishedFrame, encode_png, pixel_delta,
+    Encoded, FrameContent, FrameEncoder, PixelContent, PixelDeltaEncoder, PublishedFrame,
+    encode_png,
 };
 use tandem_wire::SpriteFrameRef;
 
@@ -73,12 +74,12 @@ fn measure<'a>(width: u32, height: u32, frames: impl Iterator<Item = &'a [u8]>) 
     let mut encoder = FrameEncoder::default();
     let image = |rgb: Vec<u8>| Image { width, height, rgb };
     let mut prev: Option<&[u8]> = None;
-    let mut scratch = Vec::new();
+    let mut deltas = PixelDeltaEncoder::default();
     for (tick, rgb) in frames.enumerate() {
         let png = encode_png(&image(rgb.to_vec())).expect("png");
         sizes.png.add(png.len());
         let current = Arc::new(image(rgb.to_vec()));
-        let delta = prev.and_then(|p| pixel_delta(&image(p.to_vec()), &current, &mut scratch));
+        let delta = prev.and_then(|p| deltas.encode(&image(p.to_vec()), &current));
         let frame = Arc::new(PublishedFrame {
             tick: tick as u64 + 1,
             episode: 0,

@@ -12,11 +12,10 @@
 //! socket that skipped it (or just arrived) gets the whole frame as a PNG,
 //! encoded once, by the first socket that needs it.
 
-use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
 use tandem_env::{Image, Sprite};
-use tandem_wire::{PixelHeader, SpriteHeader, encode_pixel_frame, encode_sprite_frame, put_varint};
+use tandem_wire::{PixelHeader, SpriteHeader, encode_pixel_frame, encode_sprite_frame};
 
 /// What a game publishes into; each viewer's socket holds a receiver.
 pub type FrameSender = tokio::sync::watch::Sender<Option<Arc<PublishedFrame>>>;
@@ -51,7 +50,7 @@ pub enum FrameContent {
 #[derive(Debug)]
 pub struct PixelContent {
     pub image: Arc<Image>,
-    /// What changed since the previous frame (tick − 1), as [`pixel_delta`]
+    /// What changed since the previous frame (tick − 1), as [`PixelDeltaEncoder`](crate::PixelDeltaEncoder)
     /// writes it; `None` for a game's first frame or a new size.
     pub delta: Option<Vec<u8>>,
     png: OnceLock<Option<Vec<u8>>>,
@@ -72,61 +71,6 @@ impl PixelContent {
             .get_or_init(|| encode_png(&self.image).ok())
             .as_deref()
     }
-}
-
-/// What changed from `previous` to `current` (same size), as a pixel delta's
-/// payload: runs over their RGB bytes, each a varint count of bytes that stay,
-/// a varint count of bytes that change and those bytes' new values, all
-/// raw-deflated; built in `scratch`. `None` when the sizes differ.
-///
-/// Runs first, because deflate alone cannot say "100 kB unchanged" in fewer
-/// than several hundred bytes (its longest match is 258 bytes), and a game
-/// frame is mostly unchanged: Breakout's deltas are tens of bytes this way.
-pub fn pixel_delta(previous: &Image, current: &Image, scratch: &mut Vec<u8>) -> Option<Vec<u8>> {
-    if (previous.width, previous.height) != (current.width, current.height)
-        || previous.rgb.len() != current.rgb.len()
-    {
-        return None;
-    }
-    scratch.clear();
-    let (old, new) = (&previous.rgb, &current.rgb);
-    let mut at = 0;
-    while at < new.len() {
-        let same = old[at..]
-            .iter()
-            .zip(&new[at..])
-            .take_while(|(a, b)| a == b)
-            .count();
-        let start = at + same;
-        // A changed run ends at the first stretch of 4 unchanged bytes: a
-        // shorter one costs less inside the run than as a run of its own.
-        let mut end = start;
-        let mut unchanged = 0;
-        while end < new.len() && unchanged < 4 {
-            unchanged = if old[end] == new[end] {
-                unchanged + 1
-            } else {
-                0
-            };
-            end += 1;
-        }
-        if unchanged == 4 {
-            end -= 4;
-        }
-        put_varint(scratch, same as u64);
-        put_varint(scratch, (end - start) as u64);
-        scratch.extend_from_slice(&new[start..end]);
-        at = end.max(start);
-        if start == new.len() {
-            break;
-        }
-    }
-    let mut encoder = flate2::write::DeflateEncoder::new(
-        Vec::with_capacity(scratch.len() / 2 + 16),
-        flate2::Compression::fast(),
-    );
-    encoder.write_all(scratch).ok()?;
-    encoder.finish().ok()
 }
 
 /// A message for one socket.
@@ -244,6 +188,7 @@ pub fn encode_png(image: &Image) -> Result<Vec<u8>, png::EncodingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PixelDeltaEncoder;
     use tandem_env::Shape;
 
     fn frame(episode: u32, step: u32, x: f32) -> Arc<PublishedFrame> {
@@ -296,7 +241,7 @@ mod tests {
     }
 
     fn pixel_frame(tick: u64, image: &Arc<Image>, previous: Option<&Image>) -> Arc<PublishedFrame> {
-        let delta = previous.and_then(|p| pixel_delta(p, image, &mut Vec::new()));
+        let delta = previous.and_then(|p| PixelDeltaEncoder::default().encode(p, image));
         Arc::new(PublishedFrame {
             tick,
             episode: 0,

@@ -48,6 +48,7 @@ mod headers;
 mod lobby;
 mod options;
 mod page_timing;
+mod pixel_delta;
 mod placement;
 pub mod policies;
 mod serve;
@@ -77,13 +78,13 @@ pub use admission::AdmissionLimits;
 pub use arrival::plausible_id;
 pub use frames::{
     Encoded, FrameContent, FrameEncoder, PIXEL_FRAME_V1, PixelContent, PublishedFrame, encode_png,
-    pixel_delta,
 };
 pub use headers::frame_ancestor;
 pub use options::{
     DEFAULT_FRAME_ANCESTORS, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SOCKETS,
     DEFAULT_MTURK_SUBMIT_TO, ExtraMetrics, Liveness, Options,
 };
+pub use pixel_delta::PixelDeltaEncoder;
 pub use placement::{GamePlace, ParticipantPlace, Snapshot, SpotView};
 pub use state::AppState;
 

@@ -16,7 +16,8 @@ use tandem_store::now_us;
 use tandem_wire::{GameState, GameStatus, ServerMessage};
 use tracing::warn;
 
-use crate::frames::{FrameContent, FrameSender, PixelContent, PublishedFrame, pixel_delta};
+use crate::frames::{FrameContent, FrameSender, PixelContent, PublishedFrame};
+use crate::pixel_delta::PixelDeltaEncoder;
 
 /// Publishes a game's frames.
 pub(super) struct Publisher {
@@ -28,8 +29,7 @@ pub(super) struct Publisher {
     game_id: i64,
     /// The last pixel frame published, which the next one's delta is from.
     previous_image: Option<Arc<Image>>,
-    /// Reused for each delta's runs.
-    scratch: Vec<u8>,
+    deltas: PixelDeltaEncoder,
 }
 
 /// Where a frame is in the game, and each agent's figures at it.
@@ -50,7 +50,7 @@ impl Publisher {
             canvas: scene.canvas(),
             game_id,
             previous_image: None,
-            scratch: Vec::new(),
+            deltas: PixelDeltaEncoder::default(),
         }
     }
 
@@ -88,7 +88,7 @@ impl Publisher {
         let delta = self
             .previous_image
             .as_ref()
-            .and_then(|previous| pixel_delta(previous, &image, &mut self.scratch));
+            .and_then(|previous| self.deltas.encode(previous, &image));
         if delta.is_none() && self.previous_image.is_some() {
             warn!(
                 game = self.game_id,
