@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::error;
 
 use crate::TimingRecord;
@@ -39,6 +39,9 @@ pub struct Recorder {
     /// Unbounded so that `record_step` never waits: the writer drains it far
     /// faster than games fill it, and `RecorderStats` shows a backlog if not.
     tx: mpsc::UnboundedSender<Command>,
+    /// Wakes the writer for a command someone waits on (it lets the rest
+    /// gather; see `Writer::run`).
+    urgent: Arc<Notify>,
     counters: Arc<Counters>,
     /// Where episode ids come from: blocks reserved from the database.
     ids: Arc<EpisodeIds>,
@@ -51,6 +54,7 @@ pub struct RecorderHandle {
     /// Weak, so that the writer still stops when the last `Recorder` goes even if
     /// the handle is kept.
     tx: mpsc::WeakUnboundedSender<Command>,
+    urgent: Arc<Notify>,
     /// Answered by the writer with the result of its last commit when it exits.
     done: oneshot::Receiver<Result<(), StoreError>>,
     counters: Arc<Counters>,
@@ -69,6 +73,8 @@ impl Store {
     /// started.
     pub fn recorder(&self, config: RecorderConfig) -> (Recorder, RecorderHandle) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let urgent = Arc::new(Notify::new());
+        let writer_urgent = Arc::clone(&urgent);
         let counters = Arc::new(Counters::default());
         let (done_tx, done) = oneshot::channel();
         let ids = EpisodeIds::new(
@@ -84,7 +90,7 @@ impl Store {
         // start, the closure is handed back through this slot and run as a task.
         let start = move || async move {
             let writer = Writer::new(sink, config, writer_counters);
-            let result = writer.run(rx).await;
+            let result = writer.run(rx, writer_urgent).await;
             // After the last commit, nothing queued needs an id any more: stop
             // handing them out and give the unused ones back.
             writer_ids.close().await;
@@ -113,10 +119,16 @@ impl Store {
         }
         let handle = RecorderHandle {
             tx: tx.downgrade(),
+            urgent: Arc::clone(&urgent),
             done,
             counters: counters.clone(),
         };
-        let recorder = Recorder { tx, counters, ids };
+        let recorder = Recorder {
+            tx,
+            urgent,
+            counters,
+            ids,
+        };
         (recorder, handle)
     }
 }
@@ -164,7 +176,7 @@ impl Recorder {
     /// with the next flush: there is nothing to resend.
     pub async fn end_episode(&self, episode_id: i64, end: EpisodeEnd) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::EndEpisode(episode_id, end, Some(reply)))?;
+        self.send_urgent(Command::EndEpisode(episode_id, end, Some(reply)))?;
         answer.await.map_err(|_| StoreError::RecorderClosed)?
     }
 
@@ -209,7 +221,7 @@ impl Recorder {
     /// Waits until everything sent before this call is committed.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Flush(reply))?;
+        self.send_urgent(Command::Flush(reply))?;
         answer.await.map_err(|_| StoreError::RecorderClosed)?
     }
 
@@ -223,6 +235,14 @@ impl Recorder {
             .send(command)
             .map_err(|_| StoreError::RecorderClosed)
     }
+
+    /// Sends a command someone waits on, and wakes the writer for it rather
+    /// than let it wait out the writer's pause.
+    fn send_urgent(&self, command: Command) -> Result<(), StoreError> {
+        self.send(command)?;
+        self.urgent.notify_one();
+        Ok(())
+    }
 }
 
 impl RecorderHandle {
@@ -234,6 +254,7 @@ impl RecorderHandle {
         if let Some(tx) = self.tx.upgrade() {
             // The writer may stop between upgrade and send; then it is stopping anyway.
             let _ = tx.send(Command::Shutdown);
+            self.urgent.notify_one();
         }
         self.done.await.map_err(|_| {
             error!("the recorder's writer ended without a word (its thread failed)");

@@ -8,6 +8,8 @@
 
 use sqlx::sqlite::SqliteConnection;
 
+use crate::sqlite::MultiRowInsert;
+
 /// One `input` message, as the server read it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InputRecord {
@@ -71,56 +73,97 @@ fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-pub(crate) async fn insert(
-    conn: &mut SqliteConnection,
-    record: &TimingRecord,
-) -> Result<(), sqlx::Error> {
-    match record {
-        TimingRecord::Input(i) => {
-            sqlx::query(
-                "INSERT INTO inputs (participant_id, game_id, episode_id, seq, keys, client_ts,
-                     client_frame, tick, server_us)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(i.participant_id)
-            .bind(i.game_id)
-            .bind(i.episode_id)
-            .bind(int(i.seq))
-            .bind(serde_json::to_string(&i.keys).unwrap_or_default())
-            .bind(i.client_ts)
-            .bind(i.client_frame.map(int))
-            .bind(i.tick.map(int))
-            .bind(i.server_us)
-            .execute(&mut *conn)
-            .await?;
-        }
-        TimingRecord::Displays(d) => {
-            for (tick, client_ts) in &d.frames {
-                sqlx::query(
-                    "INSERT INTO frame_displays (participant_id, game_id, tick, client_ts, server_us)
-                     VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(d.participant_id)
-                .bind(d.game_id)
-                .bind(int(*tick))
-                .bind(client_ts)
-                .bind(d.server_us)
-                .execute(&mut *conn)
-                .await?;
-            }
-        }
-        TimingRecord::Clock(c) => {
-            sqlx::query(
-                "INSERT INTO clock_samples (participant_id, server_us, rtt_us, offset_us)
-                 VALUES (?, ?, ?, ?)",
-            )
-            .bind(c.participant_id)
-            .bind(c.server_us)
-            .bind(c.rtt_us)
-            .bind(c.offset_us)
-            .execute(&mut *conn)
-            .await?;
+/// The multi-row INSERTs of the three tables.
+pub(crate) struct TimingInserts {
+    inputs: MultiRowInsert,
+    displays: MultiRowInsert,
+    clocks: MultiRowInsert,
+}
+
+impl TimingInserts {
+    pub(crate) fn new() -> Self {
+        TimingInserts {
+            inputs: MultiRowInsert::new(
+                "inputs",
+                &[
+                    "participant_id",
+                    "game_id",
+                    "episode_id",
+                    "seq",
+                    "keys",
+                    "client_ts",
+                    "client_frame",
+                    "tick",
+                    "server_us",
+                ],
+            ),
+            displays: MultiRowInsert::new(
+                "frame_displays",
+                &[
+                    "participant_id",
+                    "game_id",
+                    "tick",
+                    "client_ts",
+                    "server_us",
+                ],
+            ),
+            clocks: MultiRowInsert::new(
+                "clock_samples",
+                &["participant_id", "server_us", "rtt_us", "offset_us"],
+            ),
         }
     }
-    Ok(())
+
+    /// Writes `records`, a few statements per table however many there are.
+    pub(crate) async fn insert(
+        &self,
+        conn: &mut SqliteConnection,
+        records: &[&TimingRecord],
+    ) -> Result<(), sqlx::Error> {
+        let mut inputs = Vec::new();
+        let mut displays = Vec::new();
+        let mut clocks = Vec::new();
+        for record in records {
+            match record {
+                TimingRecord::Input(i) => inputs.push(i),
+                TimingRecord::Displays(d) => {
+                    displays.extend(d.frames.iter().map(|&(tick, ts)| (d, tick, ts)));
+                }
+                TimingRecord::Clock(c) => clocks.push(c),
+            }
+        }
+        self.inputs
+            .insert(conn, &inputs, |query, i| {
+                query
+                    .bind(i.participant_id)
+                    .bind(i.game_id)
+                    .bind(i.episode_id)
+                    .bind(int(i.seq))
+                    .bind(serde_json::to_string(&i.keys).unwrap_or_default())
+                    .bind(i.client_ts)
+                    .bind(i.client_frame.map(int))
+                    .bind(i.tick.map(int))
+                    .bind(i.server_us)
+            })
+            .await?;
+        self.displays
+            .insert(conn, &displays, |query, &(d, tick, client_ts)| {
+                query
+                    .bind(d.participant_id)
+                    .bind(d.game_id)
+                    .bind(int(tick))
+                    .bind(client_ts)
+                    .bind(d.server_us)
+            })
+            .await?;
+        self.clocks
+            .insert(conn, &clocks, |query, c| {
+                query
+                    .bind(c.participant_id)
+                    .bind(c.server_us)
+                    .bind(c.rtt_us)
+                    .bind(c.offset_us)
+            })
+            .await
+    }
 }

@@ -503,3 +503,98 @@ async fn episode_boundaries_are_batched_with_their_steps() {
     recorder.flush().await.unwrap();
     assert_eq!(store.count_episodes().await.unwrap(), 3);
 }
+
+/// Hundreds of timing reports of every kind in one batch (so in statements of
+/// many sizes) come back row for row, values intact, interleaved with events.
+#[tokio::test]
+async fn timing_reports_in_bulk_are_written_row_for_row() {
+    use sqlx::Row;
+    use tandem_store::{
+        ClockSample, DisplayRecord, InputRecord, NewParticipant, RecruitIds, TimingRecord,
+    };
+
+    let (dir, store) = temp_store().await;
+    let g = game(&store, 1).await;
+    let participant = store
+        .create_participant(&NewParticipant {
+            token: "timing-token".into(),
+            public_id: "T1".into(),
+            experiment_id: common::EXPERIMENT.into(),
+            recruit: RecruitIds::default(),
+            user_agent: None,
+        })
+        .await
+        .unwrap()
+        .id;
+    let (recorder, handle) = store.recorder(config(Duration::from_secs(3600)));
+    let inputs = 301u64;
+    for seq in 1..=inputs {
+        recorder.record_timing(TimingRecord::Input(InputRecord {
+            participant_id: participant,
+            game_id: Some(g),
+            episode_id: None,
+            seq,
+            keys: vec![format!("Key{seq}")],
+            client_ts: Some(seq as f64 / 4.0),
+            client_frame: Some(seq * 2),
+            tick: (seq % 3 != 0).then_some(seq + 7),
+            server_us: seq as i64 * 1000,
+        }));
+        if seq % 100 == 0 {
+            recorder.record_event(Some(participant), Some(g), "marker", json!({"seq": seq}));
+        }
+    }
+    for report in 0..13u64 {
+        recorder.record_timing(TimingRecord::Displays(DisplayRecord {
+            participant_id: participant,
+            game_id: Some(g),
+            frames: (0..report).map(|i| (report * 100 + i, i as f64)).collect(),
+            server_us: 5,
+        }));
+    }
+    for n in 0..3 {
+        recorder.record_timing(TimingRecord::Clock(ClockSample {
+            participant_id: participant,
+            server_us: n,
+            rtt_us: 900 + n,
+            offset_us: -n,
+        }));
+    }
+    recorder.flush().await.unwrap();
+
+    let mut conn = raw(&db_path(&dir)).await;
+    let rows = sqlx::query(
+        "SELECT seq, keys, client_ts, client_frame, tick, server_us FROM inputs ORDER BY seq",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(rows.len() as u64, inputs);
+    for (row, seq) in rows.iter().zip(1i64..) {
+        assert_eq!(row.get::<i64, _>("seq"), seq);
+        assert_eq!(row.get::<String, _>("keys"), format!("[\"Key{seq}\"]"));
+        assert_eq!(row.get::<f64, _>("client_ts"), seq as f64 / 4.0);
+        assert_eq!(row.get::<i64, _>("client_frame"), seq * 2);
+        let tick = row.get::<Option<i64>, _>("tick");
+        assert_eq!(tick, (seq % 3 != 0).then_some(seq + 7));
+        assert_eq!(row.get::<i64, _>("server_us"), seq * 1000);
+    }
+    let displays: Vec<(i64, f64)> =
+        sqlx::query_as("SELECT tick, client_ts FROM frame_displays ORDER BY tick")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let expected: Vec<(i64, f64)> = (0..13i64)
+        .flat_map(|r| (0..r).map(move |i| (r * 100 + i, i as f64)))
+        .collect();
+    assert_eq!(displays, expected);
+    let clocks: Vec<(i64, i64, i64)> =
+        sqlx::query_as("SELECT server_us, rtt_us, offset_us FROM clock_samples ORDER BY server_us")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(clocks, [(0, 900, 0), (1, 901, -1), (2, 902, -2)]);
+    let markers = store.events_for_game(g).await.unwrap().len();
+    assert_eq!(markers, 3);
+    handle.shutdown().await.unwrap();
+}

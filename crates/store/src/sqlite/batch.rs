@@ -1,45 +1,56 @@
 //! The recorder's batches as SQLite statements: episode starts, multi-row step
-//! INSERTs drawn from a fixed set of prepared statements, episode ends and
-//! events, all in one `BEGIN IMMEDIATE` transaction.
+//! and timing INSERTs (`multi_row`), episode ends and events, all in one
+//! `BEGIN IMMEDIATE` transaction.
 //!
 //! Only the statements live here; when to write and what to do after a failure
 //! is the writer's (`writer.rs`).
 
-use std::sync::Arc;
-
-use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool};
-use sqlx::{AssertSqlSafe, Connection, Sqlite};
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use tracing::warn;
 
 use crate::backend::{BatchSink, Rejected, WriteError};
 use crate::batch::{Batch, EncodedAgent, EncodedStep, Op, PendingStart};
 use crate::columns::u64_bits;
 use crate::events::insert_event;
+use crate::sqlite::multi_row::{MultiRowInsert, Query};
+use crate::timing::TimingInserts;
 
 /// Columns of one step row, in the order they are bound.
-const STEP_COLUMNS: &str = "episode_id, t, agent, action, actor, source, keys, reward, \
-     terminated, truncated, obs, input_seq, client_frame, client_ts, server_us, feedback, tick";
-const STEP_COLUMN_COUNT: usize = 17;
-
-/// Statements insert 2^k rows for k up to this: 256 rows × 17 columns = 4,352
-/// bound variables, well under SQLite's limit of 32,766. A batch of any size is
-/// written as full 256-row statements plus one statement per set bit of the
-/// remainder, so the sink only ever prepares nine statements and every one
-/// stays in the connection's statement cache.
-const MAX_ROWS_LOG2: u32 = 8;
+const STEP_COLUMNS: [&str; 17] = [
+    "episode_id",
+    "t",
+    "agent",
+    "action",
+    "actor",
+    "source",
+    "keys",
+    "reward",
+    "terminated",
+    "truncated",
+    "obs",
+    "input_seq",
+    "client_frame",
+    "client_ts",
+    "server_us",
+    "feedback",
+    "tick",
+];
 
 /// Writes batches to SQLite through the writer's own pool.
 pub(crate) struct SqliteBatchSink {
     /// One connection of the writer's own (see `Store::writer_pool`).
     pool: SqlitePool,
-    inserts: StepInserts,
+    steps: MultiRowInsert,
+    timing: TimingInserts,
 }
 
 impl SqliteBatchSink {
     pub(crate) fn new(pool: SqlitePool) -> Self {
         SqliteBatchSink {
             pool,
-            inserts: StepInserts::new(),
+            steps: MultiRowInsert::new("steps", &STEP_COLUMNS),
+            timing: TimingInserts::new(),
         }
     }
 }
@@ -84,13 +95,25 @@ impl SqliteBatchSink {
             insert_start(&mut tx, pending).await.map_err(classify)?;
         }
         let rows: Vec<Row<'_>> = batch.steps.iter().flat_map(rows_of).collect();
-        self.inserts
-            .insert(&mut tx, &rows)
+        self.steps
+            .insert(&mut tx, &rows, bind_row)
             .await
             .map_err(classify)?;
+        // Timing reports (thousands a second under load) go in multi-row
+        // INSERTs after the other ops; nothing else refers to their rows.
+        let mut timing = Vec::new();
         for op in &batch.ops {
-            apply_op(&mut tx, op).await.map_err(classify)?;
+            match op {
+                Op::Timing(record) => timing.push(record),
+                op => apply_op(&mut tx, op, &self.timing)
+                    .await
+                    .map_err(classify)?,
+            }
         }
+        self.timing
+            .insert(&mut tx, &timing)
+            .await
+            .map_err(classify)?;
         tx.commit().await.map_err(classify)
     }
 
@@ -116,7 +139,7 @@ impl SqliteBatchSink {
         for (i, step) in batch.steps.iter().enumerate() {
             let rows: Vec<Row<'_>> = rows_of(step).collect();
             sqlx::query("SAVEPOINT record").execute(&mut *tx).await?;
-            match self.inserts.insert(&mut tx, &rows).await {
+            match self.steps.insert(&mut tx, &rows, bind_row).await {
                 Ok(()) => {}
                 Err(e) if is_rejection(&e) => {
                     sqlx::query("ROLLBACK TO record").execute(&mut *tx).await?;
@@ -128,7 +151,7 @@ impl SqliteBatchSink {
         }
         for (i, op) in batch.ops.iter().enumerate() {
             sqlx::query("SAVEPOINT record").execute(&mut *tx).await?;
-            match apply_op(&mut tx, op).await {
+            match apply_op(&mut tx, op, &self.timing).await {
                 Ok(()) => {}
                 Err(e) if is_rejection(&e) => {
                     sqlx::query("ROLLBACK TO record").execute(&mut *tx).await?;
@@ -206,7 +229,11 @@ async fn insert_start(
     Ok(())
 }
 
-async fn apply_op(conn: &mut SqliteConnection, op: &Op) -> Result<(), sqlx::Error> {
+async fn apply_op(
+    conn: &mut SqliteConnection,
+    op: &Op,
+    timing: &TimingInserts,
+) -> Result<(), sqlx::Error> {
     match op {
         Op::Event(e) => {
             insert_event(
@@ -219,7 +246,7 @@ async fn apply_op(conn: &mut SqliteConnection, op: &Op) -> Result<(), sqlx::Erro
             )
             .await
         }
-        Op::Timing(record) => crate::timing::insert(conn, record).await,
+        Op::Timing(record) => timing.insert(conn, &[record]).await,
         Op::EndEpisode { episode_id, end } => {
             let done = sqlx::query(
                 "UPDATE episodes SET ended_us = ?, steps = ?, outcome = ?, reason = ?,
@@ -272,53 +299,9 @@ fn rows_of(step: &EncodedStep) -> impl Iterator<Item = Row<'_>> {
         .map(move |(agent, a)| (step, agent, a))
 }
 
-/// The prepared multi-row INSERTs for steps, by size (see [`MAX_ROWS_LOG2`]).
-struct StepInserts {
-    /// `by_log2[k]` inserts 2^k rows.
-    by_log2: Vec<Arc<str>>,
-}
-
-impl StepInserts {
-    fn new() -> Self {
-        let one_row = format!("({})", vec!["?"; STEP_COLUMN_COUNT].join(", "));
-        let by_log2 = (0..=MAX_ROWS_LOG2)
-            .map(|k| {
-                let values = vec![one_row.as_str(); 1 << k].join(", ");
-                Arc::from(format!(
-                    "INSERT INTO steps ({STEP_COLUMNS}) VALUES {values}"
-                ))
-            })
-            .collect();
-        StepInserts { by_log2 }
-    }
-
-    async fn insert(
-        &self,
-        conn: &mut SqliteConnection,
-        rows: &[Row<'_>],
-    ) -> Result<(), sqlx::Error> {
-        let mut rest = rows;
-        while !rest.is_empty() {
-            let log2 = rest.len().ilog2().min(MAX_ROWS_LOG2);
-            let (chunk, tail) = rest.split_at(1 << log2);
-            let sql = self.by_log2[log2 as usize].clone();
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for row in chunk {
-                query = bind_row(query, row);
-            }
-            query.execute(&mut *conn).await?;
-            rest = tail;
-        }
-        Ok(())
-    }
-}
-
 /// Binds one row's values in [`STEP_COLUMNS`] order. The values are cloned: the
 /// batch must survive a failed commit.
-fn bind_row<'q>(
-    query: sqlx::query::Query<'q, Sqlite, SqliteArguments>,
-    &(step, agent, a): &Row<'_>,
-) -> sqlx::query::Query<'q, Sqlite, SqliteArguments> {
+fn bind_row<'q>(query: Query<'q>, &(step, agent, a): &Row<'_>) -> Query<'q> {
     query
         .bind(step.episode_id)
         .bind(step.t)
