@@ -44,6 +44,9 @@ const FINAL_PAUSE: Duration = Duration::from_millis(200);
 /// rather than per step. Commands someone waits on do not wait for it.
 pub(crate) const GATHER: Duration = Duration::from_millis(20);
 
+/// Commands handled in a row before the writer yields to its runtime.
+const YIELD_EVERY: u32 = 1024;
+
 /// A caller waiting to hear that what it sent is committed.
 type Reply = oneshot::Sender<Result<(), StoreError>>;
 
@@ -134,6 +137,12 @@ impl<S: BatchSink> Writer<S> {
                     // interval honest.
                     if self.deadline().is_some_and(|d| Instant::now() >= d) {
                         let _ = self.commit().await;
+                    }
+                    // `try_recv` never yields: when the writer runs as a task on
+                    // the shared runtime (no thread could start), a flood of
+                    // commands must not hold a runtime thread.
+                    if taken % YIELD_EVERY == 0 {
+                        tokio::task::yield_now().await;
                     }
                 }
                 if taken == 0 || stopping {
