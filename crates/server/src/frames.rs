@@ -296,33 +296,7 @@ mod tests {
                     *tick, base,
                     "a delta applies to the frame this socket holds"
                 );
-                let mut runs = Vec::new();
-                std::io::Read::read_to_end(
-                    &mut flate2::read::DeflateDecoder::new(frame.payload),
-                    &mut runs,
-                )
-                .unwrap();
-                let mut rgb = previous.clone();
-                let (mut at, mut i) = (0usize, 0usize);
-                let varint = |i: &mut usize| {
-                    let (mut v, mut shift) = (0usize, 0);
-                    loop {
-                        let b = runs[*i];
-                        *i += 1;
-                        v |= usize::from(b & 0x7f) << shift;
-                        shift += 7;
-                        if b & 0x80 == 0 {
-                            return v;
-                        }
-                    }
-                };
-                while i < runs.len() {
-                    at += varint(&mut i);
-                    let n = varint(&mut i);
-                    rgb[at..at + n].copy_from_slice(&runs[i..i + n]);
-                    (at, i) = (at + n, i + n);
-                }
-                rgb
+                crate::pixel_delta::tests::apply(previous, frame.payload)
             }
         };
         *held = Some((frame.header.tick, rgb));

@@ -112,7 +112,7 @@ fn changed_run(a: &[u8], b: &[u8]) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::Read;
 
     use super::*;
@@ -126,7 +126,7 @@ mod tests {
     }
 
     /// Applies a delta the way the page does: inflate, then walk the runs.
-    fn apply(previous: &[u8], delta: &[u8]) -> Vec<u8> {
+    pub(crate) fn apply(previous: &[u8], delta: &[u8]) -> Vec<u8> {
         let mut runs = Vec::new();
         flate2::read::DeflateDecoder::new(delta)
             .read_to_end(&mut runs)
