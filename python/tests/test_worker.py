@@ -597,6 +597,42 @@ def test_breakout(fresh):
     assert resolve(got, got.header["frame"]).shape == (210, 160, 3)
 
 
+@pytest.mark.skipif(not has("ale_py"), reason="ale-py is not installed")
+def test_breakout_frames_are_its_screen_without_rendering_twice(fresh):
+    # The worker sends Atari's RGB observation as the frame without a second
+    # render: the frame must still be exactly what render() shows, step after
+    # step, as an environment driven directly here renders it.
+    import ale_py
+
+    gym.register_envs(ale_py)
+    w = fresh
+    kwargs = {"frameskip": 1, "repeat_action_probability": 0.0}
+    assert w.make("gymnasium", "ALE/Breakout-v5", **kwargs).kind == p.MADE
+    direct = gym.make("ALE/Breakout-v5", render_mode="rgb_array", **kwargs)
+    direct.reset(seed=11)
+    w.reset(11)
+    for action in [1, 0, 2, 2, 3, 1, 0, 0, 2, 3] * 3:
+        direct.step(action)
+        got = w.step(action)
+        assert got.header["frame"] == {"$array": 0}, "the frame refers to the observation"
+        assert len(got.arrays) == 1, "one screen per step on the wire"
+        assert np.array_equal(resolve(got, got.header["frame"]), direct.render())
+    direct.close()
+
+
+def test_a_frame_that_only_looks_like_the_observation_is_rendered(fresh):
+    # Claims to be ale-py's (module and _obs_type) but renders something else:
+    # the reset's check catches it, and every step then sends the real render.
+    w = fresh
+    assert w.make("python", "worker_envs:make_screen_impostor").kind == p.MADE
+    w.reset(1)
+    for _ in range(3):
+        got = w.step(0)
+        frame = resolve(got, got.header["frame"])
+        assert got.header["frame"] != {"$array": 0}
+        assert np.array_equal(frame, np.full((4, 4, 3), 200, np.uint8))
+
+
 # --- remote workers --------------------------------------------------------
 
 

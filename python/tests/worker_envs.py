@@ -245,3 +245,37 @@ class Mirror:
 
 def no_act(observation_space, action_space):
     return object()
+
+
+class ScreenImpostor(gym.Env):
+    """Looks like ale-py's Atari environment with RGB observations (its
+    module and ``_obs_type``), but its frame is not its observation: the
+    worker must notice at reset and go back to rendering every step."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 60}
+
+    def __init__(self, render_mode=None):
+        self.render_mode = render_mode
+        self._obs_type = "rgb"
+        self.observation_space = spaces.Box(0, 255, shape=(4, 4, 3), dtype=np.uint8)
+        self.action_space = spaces.Discrete(2)
+        self.count = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.count = 0
+        return np.zeros((4, 4, 3), np.uint8), {}
+
+    def step(self, action):
+        self.count += 1
+        return np.full((4, 4, 3), self.count, np.uint8), 0.0, False, False, {}
+
+    def render(self):
+        return np.full((4, 4, 3), 200, np.uint8)
+
+
+ScreenImpostor.__module__ = "ale_py.impostor"
+
+
+def make_screen_impostor(render_mode=None):
+    return ScreenImpostor(render_mode=render_mode)

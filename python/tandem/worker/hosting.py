@@ -81,6 +81,9 @@ class Host:
     agents: list[Agent]
     env: Any
     renders: bool
+    # Set when the frame is the first agent's observation (see
+    # ``_screen_is_observation``): steps then skip rendering.
+    frame_is_observation: bool = False
 
     def reset(self, seed: int) -> tuple[list[np.ndarray], list[dict]]:
         raise NotImplementedError
@@ -108,6 +111,7 @@ class GymHost(Host):
         self._encode = self.agents[0].observation.encode
         self._decode = self.agents[0].decode
         self.renders = getattr(env, "render_mode", None) == RENDER_MODE
+        self.frame_is_observation = self.renders and _screen_is_observation(env)
 
     def reset(self, seed: int) -> tuple[list[np.ndarray], list[dict]]:
         observation, info = self.env.reset(seed=seed)
@@ -130,6 +134,24 @@ class GymHost(Host):
             if callable(method):
                 return method()
         return None
+
+
+def _screen_is_observation(env: Any) -> bool:
+    """Whether every render of ``env`` is, by construction, its observation.
+
+    True for ale-py's Atari environments with RGB observations, seen through
+    wrappers that leave the observation space alone (``gymnasium.make``'s
+    own): both the observation and ``render()`` are the emulator's screen.
+    The worker then sends the observation as the frame without rendering it
+    again and comparing the two, which at 60 steps a second is a fifth of a
+    worker's CPU. It still compares them at every reset, to be sure.
+    """
+    unwrapped = getattr(env, "unwrapped", env)
+    return (
+        type(unwrapped).__module__.split(".")[0] == "ale_py"
+        and getattr(unwrapped, "_obs_type", None) == "rgb"
+        and env.observation_space == unwrapped.observation_space
+    )
 
 
 class ParallelHost(Host):

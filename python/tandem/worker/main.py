@@ -144,7 +144,15 @@ class Worker:
             last_line=last_line,
         )
 
-    def _frame(self, arrays: list) -> Any:
+    def _frame(self, arrays: list, checked: bool = True) -> Any:
+        """The frame, as a reference into ``arrays`` (appended if new).
+
+        With ``checked=False`` (steps), a host whose frame is by construction
+        its first observation is not rendered at all; resets render and
+        compare, and a mismatch ends that trust for good.
+        """
+        if not checked and self.host.frame_is_observation and arrays:
+            return {"$array": 0}
         frame = self.host.render() if self.host.renders else None
         if frame is None:
             return None
@@ -152,13 +160,21 @@ class Worker:
         # refer to it twice, which halves the bytes of a pixel step.
         import numpy as np
 
-        for index, array in enumerate(arrays):
-            if (
-                getattr(array, "shape", None) == getattr(frame, "shape", ())
+        same = next(
+            (
+                index
+                for index, array in enumerate(arrays)
+                if getattr(array, "shape", None) == getattr(frame, "shape", ())
                 and getattr(array, "dtype", None) == getattr(frame, "dtype", None)
                 and np.array_equal(array, frame)
-            ):
-                return {"$array": index}
+            ),
+            None,
+        )
+        if self.host.frame_is_observation and same != 0:
+            _log(f"{self.target}: its frame is not its observation after all; rendering every step")
+            self.host.frame_is_observation = False
+        if same is not None:
+            return {"$array": same}
         arrays.append(frame)
         return {"$array": len(arrays) - 1}
 
@@ -221,7 +237,7 @@ class Worker:
         observations, rewards, terminated, truncated, infos = host.step(message.header.get("actions"), message)
         arrays = list(observations)
         refs = [{"$array": i} for i in range(len(arrays))]
-        frame = self._frame(arrays)
+        frame = self._frame(arrays, checked=False)
         self.writer.send(
             self.p.STEP_DONE,
             {
