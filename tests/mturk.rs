@@ -11,7 +11,6 @@ mod common;
 use common::{Client, TestServer, WAIT, count};
 use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const STUDY: &str = r#"
 id = "hit"
@@ -56,16 +55,8 @@ fn meta(body: &str, name: &str) -> Option<String> {
 /// Opens the socket with no cookie, offering `KEY` in the handshake's
 /// subprotocols as the page does; a client for it, or how it closed.
 async fn with_key(server: &TestServer, key: &str) -> Result<Client, String> {
-    let mut request = format!("ws://{}/ws", server.addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        format!("tandem.v1, tandem.key.{key}").parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("opens");
+    let protocols = format!("tandem.v1, tandem.key.{key}");
+    let mut ws = common::open_socket_at(server.addr, "/ws", None, Some(&protocols)).await;
     // The server greets a participant with `hello`; it closes an unknown one.
     match tokio::time::timeout(WAIT, ws.next()).await {
         Ok(Some(Ok(Message::Close(frame)))) => {

@@ -168,7 +168,6 @@ async fn participant_plays_start_to_finish_and_everything_is_recorded() {
 async fn a_page_that_cannot_inflate_gets_whole_pixel_frames() {
     use futures::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     const PIXELS: &str = r#"
 id = "pixels"
@@ -199,20 +198,7 @@ markdown = "Thanks."
         let server = &server;
         async move {
             let cookie = common::visit(server, "", None).await;
-            let mut request = format!("ws://{}/ws", server.addr)
-                .into_client_request()
-                .unwrap();
-            request
-                .headers_mut()
-                .insert("cookie", cookie.parse().unwrap());
-            if let Some(protocols) = protocols {
-                request
-                    .headers_mut()
-                    .insert("sec-websocket-protocol", protocols.parse().unwrap());
-            }
-            let (mut ws, _) = tokio_tungstenite::connect_async(request)
-                .await
-                .expect("opens");
+            let mut ws = common::open_socket_at(server.addr, "/ws", Some(&cookie), protocols).await;
             let mut seen = Vec::new();
             while seen.len() < 12 {
                 match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await {

@@ -11,7 +11,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 fn study(id: &str, title: &str) -> tandem_server::Study {
     let text = format!(
@@ -122,13 +121,7 @@ async fn arrive(addr: SocketAddr, path: &str) -> (u16, Option<(String, String)>)
 
 /// The first message a socket at `path` with `cookie` gets, or how it closed.
 async fn first_message(addr: SocketAddr, path: &str, cookie: &str) -> String {
-    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("cookie", cookie.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("opens");
+    let mut ws = common::open_socket_at(addr, path, Some(cookie), None).await;
     loop {
         match tokio::time::timeout(common::WAIT, ws.next()).await {
             Ok(Some(Ok(Message::Text(text)))) if text.contains("\"scene\"") => {

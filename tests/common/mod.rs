@@ -280,13 +280,29 @@ pub async fn visit_addr(addr: SocketAddr, query: &str, cookie: Option<&str>) -> 
 
 /// Opens the participant socket with `cookie` (or none).
 pub async fn open_socket(addr: SocketAddr, cookie: Option<&str>) -> Socket {
-    let mut request = format!("ws://{addr}/ws")
+    open_socket_at(addr, "/ws", cookie, None).await
+}
+
+/// Opens the socket at `path` with `cookie` (or none), offering `protocols`
+/// (a `Sec-WebSocket-Protocol` value such as `tandem.v1, tandem.key.K`).
+pub async fn open_socket_at(
+    addr: SocketAddr,
+    path: &str,
+    cookie: Option<&str>,
+    protocols: Option<&str>,
+) -> Socket {
+    let mut request = format!("ws://{addr}{path}")
         .into_client_request()
         .expect("request");
+    let headers = request.headers_mut();
     if let Some(cookie) = cookie {
-        request
-            .headers_mut()
-            .insert("cookie", cookie.parse().expect("cookie header"));
+        headers.insert("cookie", cookie.parse().expect("cookie header"));
+    }
+    if let Some(protocols) = protocols {
+        headers.insert(
+            "sec-websocket-protocol",
+            protocols.parse().expect("protocol header"),
+        );
     }
     let (ws, _) = tokio_tungstenite::connect_async(request)
         .await
